@@ -1,0 +1,49 @@
+"""wafer_py: the Python server side of the Wafer WeChat mini-program login protocol.
+
+The core (this package's top level) knows nothing of web frameworks::
+
+    from wafer_py import WaferAuth, WaferConfig
+
+Adapters: :mod:`wafer_py.wsgi` (``WaferWSGIMiddleware``), :mod:`wafer_py.asgi`
+(``WaferMiddleware``), :mod:`wafer_py.flask` and :mod:`wafer_py.starlette`.
+"""
+
+from __future__ import annotations
+
+from .auth import Authenticated, Credentials, LoginResult, WaferAuth
+from .config import WaferConfig
+from .exceptions import (
+    DecryptError,
+    InvalidSession,
+    StoreUnavailable,
+    WaferError,
+    WeChatAPIError,
+    WeChatError,
+)
+from .models import Session, User
+from .stores import MemoryStore, SessionStore, SQLiteStore, open_store
+from .wechat import WeChatClient
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Authenticated",
+    "Credentials",
+    "DecryptError",
+    "InvalidSession",
+    "LoginResult",
+    "MemoryStore",
+    "Session",
+    "SessionStore",
+    "SQLiteStore",
+    "StoreUnavailable",
+    "User",
+    "WaferAuth",
+    "WaferConfig",
+    "WaferError",
+    "WeChatAPIError",
+    "WeChatClient",
+    "WeChatError",
+    "open_store",
+    "__version__",
+]

@@ -1,0 +1,176 @@
+"""Pure ASGI middleware: the Wafer protocol in front of any ASGI app (Starlette, FastAPI...).
+
+Like Starlette's own ``AuthenticationMiddleware`` it sets ``scope["user"]`` and
+``scope["auth"]``, so ``request.user`` and ``@requires("authenticated")`` work; the full
+:class:`~wafer_py.protocol.RequestState` is in ``scope["wafer"]``. Scopes other than HTTP
+pass straight through.
+
+The event loop never waits on WeChat or on a blocking store: those calls run in worker
+threads (at most ``max_threads`` at once). A store that does not block (the memory
+store) is called inline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import anyio.to_thread
+from anyio import CapacityLimiter
+from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .auth import WaferAuth
+from .config import WaferConfig
+from .protocol import (
+    ANONYMOUS,
+    WAFER_HEADERS,
+    PathMatcher,
+    RequestState,
+    WaferProtocol,
+    WaferResponse,
+    path_matcher,
+)
+from .auth import Authenticated
+from .models import User
+
+__all__ = ["WaferMiddleware", "WaferUser", "SCOPE_KEY", "get_state"]
+
+#: Where the middleware leaves the :class:`RequestState` in the ASGI scope.
+SCOPE_KEY = "wafer"
+
+_NAMES = {name.encode("latin-1"): name for name in WAFER_HEADERS}
+
+
+def get_state(scope: Scope) -> RequestState:
+    """The request's :class:`RequestState` (anonymous outside the middleware)."""
+    state = scope.get(SCOPE_KEY)
+    return state if isinstance(state, RequestState) else ANONYMOUS
+
+
+def wafer_headers(scope: Scope) -> dict[str, str]:
+    """The Wafer headers of an ASGI request, under their lower-case names."""
+    headers: dict[str, str] = {}
+    for key, value in scope.get("headers", ()):
+        name = _NAMES.get(key.lower())
+        if name is not None:
+            headers[name] = value.decode("utf-8", "replace")
+    return headers
+
+
+class WaferUser(BaseUser):
+    """``request.user`` for a request with a valid Wafer session (Starlette's BaseUser)."""
+
+    def __init__(self, authenticated: Authenticated) -> None:
+        self.authenticated = authenticated
+
+    def __repr__(self) -> str:
+        return f"WaferUser(openid={self.openid!r})"
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.authenticated.user.nickname
+
+    @property
+    def identity(self) -> str:
+        return self.authenticated.openid
+
+    @property
+    def openid(self) -> str:
+        return self.authenticated.openid
+
+    @property
+    def user(self) -> User:
+        return self.authenticated.user
+
+    def userinfo(self) -> dict[str, Any]:
+        """The user as the Wafer clients expect it (``{"openId", "nickName", ...}``)."""
+        return self.authenticated.user.userinfo()
+
+
+async def send_response(response: WaferResponse, send: Send) -> None:
+    await send({"type": "http.response.start", "status": response.status,
+                "headers": [(k.encode(), v.encode()) for k, v in response.headers]})
+    await send({"type": "http.response.body", "body": response.content})
+
+
+class WaferMiddleware:
+    """Wrap an ASGI app: ``app.add_middleware(WaferMiddleware, auth=auth)``.
+
+    ``auth`` is a :class:`~wafer_py.auth.WaferAuth` (or pass ``config``/keyword options to
+    build one). ``protect`` lists path prefixes (or a predicate) that need a valid
+    session; the app can also refuse with 401/403 itself (``challenge_statuses``), and an
+    unauthenticated request then gets the protocol's invalid-session answer.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        auth: WaferAuth | None = None,
+        *,
+        config: WaferConfig | None = None,
+        protect: Iterable[str] | PathMatcher | None = None,
+        challenge_statuses: Iterable[int] = (401, 403),
+        max_threads: int = 64,
+        **options: Any,
+    ) -> None:
+        self.app = app
+        self.auth = auth or WaferAuth(config, **options)
+        self.protocol = WaferProtocol(self.auth, path_matcher(protect))
+        self.challenge_statuses = frozenset(challenge_statuses)
+        self.max_threads = max_threads
+        self._limiter: CapacityLimiter | None = None
+
+    async def _handle(self, path: str, headers: dict[str, str]) -> WaferResponse | RequestState:
+        if not self.protocol.needs_io(path, headers) or (
+            path != self.protocol.login_path and not self.auth.store.blocking
+        ):
+            return self.protocol.handle(path, headers)
+        if self._limiter is None:
+            self._limiter = CapacityLimiter(self.max_threads)
+        return await anyio.to_thread.run_sync(self.protocol.handle, path, headers,
+                                              limiter=self._limiter)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        outcome = await self._handle(scope.get("path", "") or "/", wafer_headers(scope))
+        if isinstance(outcome, WaferResponse):
+            await send_response(outcome, send)
+            return
+        scope[SCOPE_KEY] = outcome
+        if outcome.identity is not None:
+            scope["user"] = WaferUser(outcome.identity)
+            scope["auth"] = AuthCredentials(["authenticated"])
+            await self.app(scope, receive, send)
+            return
+        scope["user"] = UnauthenticatedUser()
+        scope["auth"] = AuthCredentials()
+        if not self.challenge_statuses:
+            await self.app(scope, receive, send)
+            return
+        await self.app(scope, receive, _ChallengeSend(send, outcome, self.challenge_statuses))
+
+
+class _ChallengeSend:
+    """Replaces a 401/403 response with the protocol's invalid-session answer."""
+
+    def __init__(self, send: Send, state: RequestState, statuses: frozenset[int]) -> None:
+        self.send = send
+        self.state = state
+        self.statuses = statuses
+        self.replacing = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] in self.statuses:
+            self.replacing = True
+            return
+        if not self.replacing:
+            await self.send(message)
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            await send_response(self.state.challenge(), self.send)

@@ -1,0 +1,235 @@
+"""The framework-agnostic core: log in, validate, update the profile, revoke.
+
+:class:`WaferAuth` ties the configuration, a session store and the WeChat client
+together. It knows nothing of HTTP frameworks; the adapters call it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from .config import WaferConfig
+from .crypto import SecretBox, decrypt_data, new_session_id, new_skey
+from .exceptions import InvalidSession, StaleSessionKey, StoreUnavailable, WaferError
+from .models import Session, User, clean_profile
+from .stores import SessionStore, open_store
+from .wechat import WeChatClient
+
+__all__ = ["WaferAuth", "Credentials", "Authenticated", "LoginResult"]
+
+logger = logging.getLogger("wafer_py")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Session credentials read from a request: v1 sends ``id`` and ``skey``, v2 ``skey``."""
+
+    skey: str = field(repr=False)
+    session_id: str | None = None
+
+    @property
+    def generation(self) -> Literal["v1", "v2"]:
+        return "v1" if self.session_id is not None else "v2"
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """A validated request: who it is and which session it used."""
+
+    user: User
+    session: Session
+    generation: Literal["v1", "v2"] = "v2"
+
+    @property
+    def openid(self) -> str:
+        return self.user.openid
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """A new session. ``skey`` is shown to the client once and never stored in the clear."""
+
+    user: User
+    session: Session
+    skey: str = field(repr=False)
+    created: bool = False  # whether this login registered the user
+
+    @property
+    def session_id(self) -> str:
+        return self.session.id
+
+
+class WaferAuth:
+    """Wafer login and sessions for one mini-program.
+
+    ``store`` is a :class:`~wafer_py.stores.SessionStore` or a store URL (default:
+    ``config.store_url``); ``wechat`` defaults to a :class:`~wafer_py.wechat.WeChatClient`
+    for ``config.api_base``. ``clock`` returns the time in seconds (inject one in tests).
+
+    Example::
+
+        auth = WaferAuth(WaferConfig(appid="wx...", app_secret="...",
+                                     store_url="sqlite:///sessions.db"))
+        result = auth.login(code)                  # a new session
+        who = auth.validate(Credentials(skey=...))  # or raises InvalidSession
+    """
+
+    def __init__(
+        self,
+        config: WaferConfig | None = None,
+        *,
+        store: SessionStore | str | None = None,
+        wechat: WeChatClient | None = None,
+        clock: Callable[[], float] = time.time,
+        **options: Any,
+    ) -> None:
+        config = config or WaferConfig()
+        if options:
+            config = config.replace(**options)
+        self.config = config
+        self.store = open_store(config.store_url) if store is None else (
+            open_store(store) if isinstance(store, str) else store)
+        self.wechat = wechat or WeChatClient(
+            config.appid, config.app_secret, api_base=config.api_base,
+            timeout=config.wechat_timeout)
+        self.secrets = SecretBox(config.secret_keys)
+        self.clock = clock
+
+    def __repr__(self) -> str:
+        return f"WaferAuth(appid={self.config.appid!r}, store={self.store!r})"
+
+    def close(self) -> None:
+        self.store.close()
+        self.wechat.close()
+
+    def _store(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call the store; anything but a wafer_py error means it is unavailable."""
+        try:
+            return call(*args, **kwargs)
+        except WaferError:
+            raise
+        except Exception as exc:  # a driver's own error: the store is down or broken
+            logger.error("wafer_py: session store failed: %s: %s", type(exc).__name__, exc)
+            raise StoreUnavailable() from None
+
+    # -- login ------------------------------------------------------------------
+    def login(self, code: str, encrypted_data: str | None = None, iv: str | None = None,
+              *, legacy: bool = False) -> LoginResult:
+        """Exchange a ``wx.login`` code, register or update the user, open a session.
+
+        With ``encrypted_data`` and ``iv`` (or ``legacy=True`` and no IV: the 2016 format),
+        the profile inside is checked against this login's ``session_key`` and stored.
+        Without them a user never seen before is registered with the default nickname and
+        avatar.
+        """
+        wx = self.wechat.code2session(code)
+        profile: dict[str, Any] | None = None
+        unionid = wx.unionid
+        if encrypted_data and (iv or legacy):
+            data = decrypt_data(wx.session_key, encrypted_data, iv if iv else None,
+                                appid=self.config.appid, openid=wx.openid,
+                                max_age=self.config.watermark_max_age, now=self.clock())
+            profile = clean_profile(data)
+            found = data.get("unionId")
+            unionid = unionid or (found if isinstance(found, str) else None)
+
+        now = self.clock()
+        defaults = {"nickName": self.config.default_nickname,
+                    "avatarUrl": self.config.default_avatar}
+        user = self._store(self.store.ensure_user, wx.openid, unionid=unionid,
+                           profile=profile or defaults, now=now)
+        created = user.created_at == now
+        if profile and not created:
+            updated = self._store(self.store.update_profile, wx.openid, profile, now=now,
+                                  unionid=unionid)
+            user = updated or user
+
+        skey = new_skey()
+        session = Session(
+            id=new_session_id(),
+            openid=wx.openid,
+            skey_hash=self.secrets.hash_skey(skey),
+            sealed_session_key=self.secrets.seal(wx.session_key, context=wx.openid),
+            created_at=now,
+            last_seen=now,
+            expires_at=now + min(self.config.session_ttl, self.config.session_max_age),
+        )
+        self._store(self.store.create_session, session)
+        return LoginResult(user, session, skey, created)
+
+    # -- validation -------------------------------------------------------------
+    def validate(self, credentials: Credentials) -> Authenticated:
+        """Check session credentials; renew the sliding expiry. Raises ``InvalidSession``."""
+        if credentials.session_id is not None:
+            session = self._store(self.store.get_session, credentials.session_id)
+            if session is None or not self.secrets.check_skey(credentials.skey,
+                                                              session.skey_hash):
+                raise InvalidSession()
+        else:
+            session = None
+            for skey_hash in self.secrets.skey_hashes(credentials.skey):
+                session = self._store(self.store.find_session, skey_hash)
+                if session is not None:
+                    break
+            if session is None:
+                raise InvalidSession()
+
+        now = self.clock()
+        if session.is_expired(now):
+            raise InvalidSession("the session has expired; log in again")
+        user = self._store(self.store.get_user, session.openid)
+        if user is None:
+            raise InvalidSession()
+        if now - session.last_seen >= self.config.touch_interval:
+            expires_at = min(now + self.config.session_ttl,
+                             session.created_at + self.config.session_max_age)
+            self._store(self.store.touch_session, session.id, last_seen=now,
+                        expires_at=expires_at)
+            session = Session(session.id, session.openid, session.skey_hash,
+                              session.sealed_session_key, session.created_at, now, expires_at)
+        return Authenticated(user, session, credentials.generation)
+
+    # -- encrypted data ---------------------------------------------------------
+    def decrypt(self, who: Authenticated, encrypted_data: str, iv: str) -> dict[str, Any]:
+        """Decrypt ``encryptedData`` with the session's stored ``session_key`` and check it.
+
+        Checks the watermark's appid and that any ``openId`` inside is the session's user.
+        """
+        try:
+            session_key = self.secrets.unseal(who.session.sealed_session_key,
+                                              context=who.session.openid)
+        except ValueError:
+            # Sealed under a key no longer configured: the data cannot be opened.
+            raise StaleSessionKey("this session's key cannot be opened; log in again") from None
+        return decrypt_data(session_key, encrypted_data, iv, appid=self.config.appid,
+                            openid=who.openid, max_age=self.config.watermark_max_age,
+                            now=self.clock())
+
+    def update_profile(self, who: Authenticated, encrypted_data: str, iv: str) -> Authenticated:
+        """The seed flow: store the profile inside ``encryptedData``; return the new identity."""
+        data = self.decrypt(who, encrypted_data, iv)
+        found = data.get("unionId")
+        user = self._store(self.store.update_profile, who.openid, clean_profile(data),
+                           now=self.clock(), unionid=found if isinstance(found, str) else None)
+        if user is None:
+            raise InvalidSession()
+        return Authenticated(user, who.session, who.generation)
+
+    # -- revocation -------------------------------------------------------------
+    def revoke(self, session_id: str) -> bool:
+        """Revoke one session; ``True`` if it existed."""
+        return self._store(self.store.revoke_session, session_id)
+
+    def revoke_user(self, openid: str) -> int:
+        """Revoke every session of a user; return how many."""
+        return self._store(self.store.revoke_user, openid)
+
+    def purge_expired(self) -> int:
+        """Delete expired sessions; return how many."""
+        return self._store(self.store.purge_expired, self.clock())

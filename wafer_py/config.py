@@ -1,0 +1,106 @@
+"""Configuration: one frozen dataclass, and the one place that reads ``WAFER_*`` variables.
+
+Library code takes a :class:`WaferConfig` (or keyword arguments); only the command line
+and the examples call :meth:`WaferConfig.from_env`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = ["WaferConfig", "DEMO_APPID", "DEMO_APP_SECRET", "DEFAULT_API_BASE"]
+
+#: The AppID and AppSecret the fake WeChat knows out of the box (demo and tests).
+DEMO_APPID = "wx5fa4de0c0ffee000"
+DEMO_APP_SECRET = "fakesecret000000000000000000demo"
+DEFAULT_API_BASE = "https://api.weixin.qq.com"
+DEFAULT_OPEN_BASE = "https://open.weixin.qq.com"
+
+#: The nickname and avatar of a user who logged in with a code only (WeChat no longer
+#: hands out profiles at login; these are WeChat's own defaults).
+DEFAULT_NICKNAME = "微信用户"
+DEFAULT_AVATAR = (
+    "https://mmbiz.qpic.cn/mmbiz/icTdbqWNOwNRna42FI242Lcia07jQodd2FJGIYQfG0LAJGFxM4FbnQP6y"
+    "fMxBgJ0F3YRqJCJ1aPAK2dQagdusBZg/0"
+)
+
+
+@dataclass(frozen=True)
+class WaferConfig:
+    """Everything wafer_py needs to serve the Wafer protocol.
+
+    ``secret_keys`` are the server's secrets, newest first: skeys are stored under a keyed
+    hash and session_keys sealed with keys derived from them. Rotate by putting a new key
+    first; remove the old one once its sessions have expired.
+
+    ``session_ttl`` is the sliding lifetime of a session (renewed by each validated
+    request, at most every ``touch_interval`` seconds); ``session_max_age`` is the
+    absolute cap counted from login.
+    """
+
+    appid: str = DEMO_APPID
+    app_secret: str = field(default=DEMO_APP_SECRET, repr=False)
+    api_base: str = DEFAULT_API_BASE
+    open_base: str = DEFAULT_OPEN_BASE
+    store_url: str = "sqlite:///wafer_sessions.db"
+    secret_keys: tuple[str, ...] = field(default=(), repr=False)
+    session_ttl: int = 7 * 24 * 3600
+    session_max_age: int = 30 * 24 * 3600
+    touch_interval: int = 60
+    login_path: str = "/weapp/login"
+    default_nickname: str = DEFAULT_NICKNAME
+    default_avatar: str = DEFAULT_AVATAR
+    #: Seconds a watermark may be old; None accepts any age (WeChat gives no rule).
+    watermark_max_age: float | None = None
+    #: Seconds to wait for WeChat.
+    wechat_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.appid:
+            raise ValueError("appid is required")
+        if self.session_ttl <= 0 or self.session_max_age <= 0:
+            raise ValueError("session_ttl and session_max_age must be positive")
+        if not self.login_path.startswith("/"):
+            raise ValueError("login_path must start with '/'")
+
+    def replace(self, **changes: Any) -> WaferConfig:
+        """A copy with ``changes`` applied."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> WaferConfig:
+        """Read ``WAFER_*`` variables; ``overrides`` win over the environment.
+
+        ``WAFER_APPID``, ``WAFER_APP_SECRET``, ``WAFER_WECHAT_API_BASE``,
+        ``WAFER_WECHAT_OPEN_BASE``, ``WAFER_STORE_URL``, ``WAFER_SESSION_TTL``,
+        ``WAFER_SESSION_MAX_AGE``, ``WAFER_SECRET_KEY`` (several keys separated by
+        commas, newest first) and ``WAFER_LOGIN_PATH``.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        text = {
+            "WAFER_APPID": "appid",
+            "WAFER_APP_SECRET": "app_secret",
+            "WAFER_WECHAT_API_BASE": "api_base",
+            "WAFER_WECHAT_OPEN_BASE": "open_base",
+            "WAFER_STORE_URL": "store_url",
+            "WAFER_LOGIN_PATH": "login_path",
+        }
+        for name, attr in text.items():
+            if env.get(name):
+                values[attr] = env[name]
+        for name, attr in (("WAFER_SESSION_TTL", "session_ttl"),
+                           ("WAFER_SESSION_MAX_AGE", "session_max_age")):
+            if env.get(name):
+                try:
+                    values[attr] = int(env[name])
+                except ValueError:
+                    raise ValueError(f"{name} must be a whole number of seconds") from None
+        if env.get("WAFER_SECRET_KEY"):
+            keys = tuple(k.strip() for k in env["WAFER_SECRET_KEY"].split(",") if k.strip())
+            values["secret_keys"] = keys
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,387 @@
+"""The exception ladder of wafer_py.
+
+Every error a client can cause, or that a request can run into, is a :class:`WaferError`.
+Each class knows the Wafer protocol error type it is answered with (``error`` in the
+response body), a finer machine-readable ``reason``, the HTTP status, and whether the
+answer must make the client SDK log in again (``relogin``: the invalid-session answer).
+
+Messages never contain secrets: no ``session_key``, no skey, no AppSecret.
+
+WeChat's own errcodes map to :class:`WeChatAPIError` subclasses, looked up with
+:func:`wechat_error`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "WaferError",
+    "BadRequest",
+    "LoginFailed",
+    "MissingCode",
+    "InvalidSession",
+    "MissingCredentials",
+    "StoreUnavailable",
+    "DecryptError",
+    "MalformedEncryptedData",
+    "StaleSessionKey",
+    "WrongAppId",
+    "OpenIdMismatch",
+    "StaleWatermark",
+    "WeChatError",
+    "WeChatUnavailable",
+    "WeChatAPIError",
+    "WeChatBusy",
+    "InvalidCode",
+    "CodeAlreadyUsed",
+    "CodeExpired",
+    "CodeBlocked",
+    "RateLimited",
+    "DailyQuotaExceeded",
+    "InvalidAppId",
+    "InvalidAppSecret",
+    "MissingParameter",
+    "InvalidAccessToken",
+    "AccessTokenExpired",
+    "InvalidSignature",
+    "ScopeUnauthorized",
+    "InvalidRefreshToken",
+    "RefreshTokenExpired",
+    "InvalidOpenId",
+    "wechat_error",
+]
+
+# Protocol error types (the ``error`` field of a Wafer error body).
+ERR_LOGIN_FAILED = "ERR_LOGIN_FAILED"
+ERR_INVALID_SESSION = "ERR_INVALID_SESSION"
+ERR_CHECK_LOGIN_FAILED = "ERR_CHECK_LOGIN_FAILED"
+
+
+class WaferError(Exception):
+    """Base class of every wafer_py error.
+
+    ``message`` is safe to show to a client; it never holds a secret.
+    """
+
+    error: ClassVar[str] = ERR_CHECK_LOGIN_FAILED
+    reason: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
+    relogin: ClassVar[bool] = False
+    default_message: ClassVar[str] = "request failed"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class BadRequest(WaferError):
+    """A Wafer header is malformed: not ASCII, too long, or not of the expected form."""
+
+    reason = "bad_header"
+    default_message = "malformed Wafer header"
+
+
+class LoginFailed(WaferError):
+    """A login request could not be completed."""
+
+    error = ERR_LOGIN_FAILED
+    reason = "login_failed"
+    default_message = "login failed"
+
+
+class MissingCode(LoginFailed):
+    """A login request without ``X-WX-Code``."""
+
+    reason = "missing_code"
+    default_message = "the X-WX-Code header is required to log in"
+
+
+class InvalidSession(WaferError):
+    """The session is unknown, expired or revoked: the client must log in again."""
+
+    error = ERR_INVALID_SESSION
+    reason = "invalid_session"
+    status = 401
+    relogin = True
+    default_message = "the session is unknown, expired or revoked; log in again"
+
+
+class MissingCredentials(InvalidSession):
+    """A route that needs login was called without session headers."""
+
+    reason = "missing_session"
+    default_message = "this request needs a session; log in first"
+
+
+class StoreUnavailable(WaferError):
+    """The session store cannot be reached. Not a session problem: no re-login."""
+
+    reason = "store_unavailable"
+    status = 503
+    default_message = "the session store is unavailable; try again shortly"
+
+
+class DecryptError(WaferError):
+    """``encryptedData`` could not be decrypted or did not check out.
+
+    Never answered with the invalid-session error: a re-login cannot fix data that was
+    encrypted under another key.
+    """
+
+    reason = "decrypt_failed"
+    status = 400
+    default_message = "encryptedData could not be decrypted"
+
+
+class MalformedEncryptedData(DecryptError):
+    """Bad base64, a wrong IV or key length, or a ciphertext that is not whole blocks."""
+
+    reason = "malformed_encrypted_data"
+    default_message = "encryptedData or iv is malformed"
+
+
+class StaleSessionKey(DecryptError):
+    """The ciphertext does not decrypt under the stored ``session_key``.
+
+    Almost always the data was encrypted under a newer ``session_key``: WeChat may
+    rotate it on every ``wx.login``. Send data that came from the same login.
+    """
+
+    reason = "stale_session_key"
+    status = 422
+    default_message = (
+        "encryptedData does not decrypt with this session's key; the session_key was "
+        "probably rotated by a later wx.login: log in again and send fresh data"
+    )
+
+
+class WrongAppId(DecryptError):
+    """The watermark's ``appid`` is not this mini-program's."""
+
+    reason = "wrong_appid"
+    status = 403
+    default_message = "encryptedData was issued for another appid"
+
+
+class OpenIdMismatch(DecryptError):
+    """The decrypted ``openId`` is not the session's user."""
+
+    reason = "openid_mismatch"
+    status = 403
+    default_message = "encryptedData belongs to another user"
+
+
+class StaleWatermark(DecryptError):
+    """The watermark's timestamp is older than the configured maximum age."""
+
+    reason = "stale_watermark"
+    status = 422
+    default_message = "encryptedData is too old"
+
+
+# --------------------------------------------------------------------------- WeChat
+
+
+class WeChatError(WaferError):
+    """Talking to WeChat failed."""
+
+    error = ERR_LOGIN_FAILED
+    reason = "wechat_error"
+    status = 502
+    default_message = "WeChat could not be asked"
+
+
+class WeChatUnavailable(WeChatError):
+    """Network error, timeout, or a body that is not JSON."""
+
+    reason = "wechat_unavailable"
+    status = 503
+    default_message = "WeChat is unreachable; try again shortly"
+
+
+class WeChatAPIError(WeChatError):
+    """WeChat answered with a non-zero ``errcode``.
+
+    ``errcode`` and ``errmsg`` are WeChat's (``errmsg`` still carries its ``rid:``
+    suffix, useful when asking WeChat support). Branch on the class or ``errcode``,
+    never on ``errmsg``.
+    """
+
+    errcodes: ClassVar[tuple[int, ...]] = ()
+    reason = "wechat_api_error"
+    default_message = "WeChat refused the request"
+
+    def __init__(self, errcode: int, errmsg: str = "", message: str | None = None) -> None:
+        self.errcode = errcode
+        self.errmsg = errmsg
+        super().__init__(message or f"{self.default_message} (errcode {errcode})")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(errcode={self.errcode!r}, errmsg={self.errmsg!r})"
+
+
+class WeChatBusy(WeChatAPIError):
+    """-1: WeChat is busy; retry later."""
+
+    errcodes = (-1,)
+    reason = "wechat_busy"
+    status = 503
+    default_message = "WeChat is busy; try again shortly"
+
+
+class InvalidCode(WeChatAPIError):
+    """40029: the code is wrong, expired or was issued for another appid."""
+
+    errcodes = (40029,)
+    reason = "invalid_code"
+    status = 400
+    default_message = "the login code is invalid or expired; call wx.login again"
+
+
+class CodeAlreadyUsed(InvalidCode):
+    """40163: the code was already exchanged (codes are single-use)."""
+
+    errcodes = (40163,)
+    reason = "code_used"
+    default_message = "the login code was already used; call wx.login again"
+
+
+class CodeExpired(InvalidCode):
+    """42003: an OAuth code expired."""
+
+    errcodes = (42003,)
+    reason = "code_expired"
+    default_message = "the code has expired"
+
+
+class CodeBlocked(WeChatAPIError):
+    """40226: WeChat blocked the login of a high-risk user."""
+
+    errcodes = (40226,)
+    reason = "code_blocked"
+    status = 403
+    default_message = "WeChat refused this user's login"
+
+
+class RateLimited(WeChatAPIError):
+    """45011: a per-minute quota is used up; retry in the next minute."""
+
+    errcodes = (45011,)
+    reason = "rate_limited"
+    status = 429
+    default_message = "too many logins; try again in a minute"
+
+
+class DailyQuotaExceeded(RateLimited):
+    """45009: the daily quota of this API is used up."""
+
+    errcodes = (45009,)
+    reason = "daily_quota"
+    default_message = "WeChat's daily quota for this API is used up"
+
+
+class InvalidAppId(WeChatAPIError):
+    """40013: the configured AppID is wrong (an operator error)."""
+
+    errcodes = (40013,)
+    reason = "invalid_appid"
+    default_message = "the server's AppID is not accepted by WeChat"
+
+
+class InvalidAppSecret(WeChatAPIError):
+    """40125: the configured AppSecret is wrong or was reset (an operator error)."""
+
+    errcodes = (40125,)
+    reason = "invalid_appsecret"
+    default_message = "the server's AppSecret is not accepted by WeChat"
+
+
+class MissingParameter(WeChatAPIError):
+    """41002/41004/41008/40002/43002: the request to WeChat was malformed."""
+
+    errcodes = (41002, 41004, 41008, 40002, 43002)
+    reason = "wechat_bad_request"
+    default_message = "the request to WeChat was malformed"
+
+
+class InvalidAccessToken(WeChatAPIError):
+    """40001/40014: the access_token is invalid or not the latest."""
+
+    errcodes = (40001, 40014)
+    reason = "invalid_access_token"
+    default_message = "the access_token was rejected"
+
+
+class AccessTokenExpired(InvalidAccessToken):
+    """42001: the access_token has expired."""
+
+    errcodes = (42001,)
+    reason = "access_token_expired"
+    default_message = "the access_token has expired"
+
+
+class InvalidSignature(WeChatAPIError):
+    """87009: a session_key signature did not check out (the key is stale)."""
+
+    errcodes = (87009, 87008)
+    reason = "invalid_signature"
+    default_message = "WeChat says the session_key is no longer valid"
+
+
+class ScopeUnauthorized(WeChatAPIError):
+    """48001: the API or OAuth scope is not authorized."""
+
+    errcodes = (48001,)
+    reason = "scope_unauthorized"
+    status = 403
+    default_message = "this API or scope is not authorized"
+
+
+class InvalidRefreshToken(WeChatAPIError):
+    """40030: the OAuth refresh_token is invalid."""
+
+    errcodes = (40030,)
+    reason = "invalid_refresh_token"
+    status = 401
+    default_message = "the refresh_token is invalid; authorize again"
+
+
+class RefreshTokenExpired(InvalidRefreshToken):
+    """42002: the OAuth refresh_token has expired."""
+
+    errcodes = (42002,)
+    reason = "refresh_token_expired"
+    default_message = "the refresh_token has expired; authorize again"
+
+
+class InvalidOpenId(WeChatAPIError):
+    """40003: the openid is not valid for this token or app."""
+
+    errcodes = (40003,)
+    reason = "invalid_openid"
+    default_message = "the openid is not valid"
+
+
+def _errcode_table() -> dict[int, type[WeChatAPIError]]:
+    table: dict[int, type[WeChatAPIError]] = {}
+    pending: list[type[WeChatAPIError]] = [WeChatAPIError]
+    while pending:
+        cls = pending.pop()
+        for code in cls.errcodes:
+            table[code] = cls
+        pending.extend(cls.__subclasses__())
+    return table
+
+
+_ERRCODES = _errcode_table()
+
+
+def wechat_error(errcode: Any, errmsg: Any = "") -> WeChatAPIError:
+    """Build the named exception for a WeChat ``errcode`` (an int, or a numeric string)."""
+    try:
+        code = int(errcode)
+    except (TypeError, ValueError):
+        code = -1
+    cls = _ERRCODES.get(code, WeChatAPIError)
+    return cls(code, str(errmsg)[:300])

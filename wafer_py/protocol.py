@@ -1,0 +1,261 @@
+"""The Wafer wire protocol, free of I/O: headers in, decisions and response bodies out.
+
+Both client generations are served by one set of answers (see ``wafer-protocol.md``):
+
+* a login answer that carries the v1 ``session`` and the v2 ``data`` side by side;
+* an invalid-session answer with the v1 magic key, ``ERR_INVALID_SESSION``, the v2
+  ``code: -1`` and HTTP 401, so that both clients log in again and retry;
+* other errors with the magic key, another ``error`` type, a ``reason``, and a ``code``
+  that is never ``-1`` (which would send a v2 client into a pointless re-login).
+
+:class:`WaferProtocol` runs one request through a :class:`~wafer_py.auth.WaferAuth`; the
+WSGI and ASGI middlewares are thin shells around it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .auth import Authenticated, Credentials, LoginResult, WaferAuth
+from .exceptions import (
+    ERR_LOGIN_FAILED,
+    BadRequest,
+    InvalidSession,
+    MissingCode,
+    MissingCredentials,
+    WaferError,
+)
+
+__all__ = [
+    "MAGIC_ID",
+    "HEADER_CODE",
+    "HEADER_ENCRYPTED_DATA",
+    "HEADER_LEGACY_ENCRYPTED_DATA",
+    "HEADER_IV",
+    "HEADER_ID",
+    "HEADER_SKEY",
+    "WaferResponse",
+    "RequestState",
+    "WaferProtocol",
+    "login_body",
+    "error_response",
+]
+
+MAGIC_ID = "F2C224D4-2BCE-4C64-AF9F-A6D872000D1A"
+
+# Lower-case, as ASGI gives them and as the WSGI adapter normalises them.
+HEADER_CODE = "x-wx-code"
+HEADER_ENCRYPTED_DATA = "x-wx-encrypted-data"
+HEADER_LEGACY_ENCRYPTED_DATA = "x-wx-encrypt-data"  # qcloud-weapp-client-sdk 0.7.x
+HEADER_IV = "x-wx-iv"
+HEADER_ID = "x-wx-id"
+HEADER_SKEY = "x-wx-skey"
+WAFER_HEADERS = frozenset({HEADER_CODE, HEADER_ENCRYPTED_DATA, HEADER_LEGACY_ENCRYPTED_DATA,
+                           HEADER_IV, HEADER_ID, HEADER_SKEY})
+
+# Limits well above anything WeChat or our own tokens produce.
+_MAX_TOKEN = 256
+_MAX_ENCRYPTED = 32 * 1024
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]+")
+_BASE64 = re.compile(r"[A-Za-z0-9+/= ]+")
+
+
+class HeaderTooLarge(BadRequest):
+    """A Wafer header is larger than any legitimate value."""
+
+    status = 431
+    reason = "header_too_large"
+    default_message = "a Wafer header is too large"
+
+
+@dataclass(frozen=True)
+class WaferResponse:
+    """An answer the middleware sends itself (a login, or an error)."""
+
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def content(self) -> bytes:
+        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        return [("content-type", "application/json; charset=utf-8"),
+                ("cache-control", "no-store"),
+                ("content-length", str(len(self.content)))]
+
+
+@dataclass(frozen=True)
+class RequestState:
+    """What the middleware learned about a request it passes on to the app.
+
+    ``identity`` is set when the session headers checked out. ``error`` says why a
+    request that sent session headers is not authenticated (unknown, expired...).
+    """
+
+    identity: Authenticated | None = None
+    error: WaferError | None = None
+    generation: Literal["v1", "v2"] | None = None
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.identity is not None
+
+    def challenge(self) -> WaferResponse:
+        """The answer for a route that needs login and did not get it."""
+        return error_response(self.error or MissingCredentials())
+
+
+ANONYMOUS = RequestState()
+
+
+def login_body(result: LoginResult, now: float) -> dict[str, Any]:
+    """The login answer both client generations accept.
+
+    v1 stores ``session`` (kept to ``{id, skey}``, as it stores that object whole); v2
+    requires ``code == 0`` and stores ``data`` (``skey`` and a truthy ``userinfo``).
+    """
+    userinfo = result.user.userinfo()
+    return {
+        MAGIC_ID: 1,
+        "session": {"id": result.session.id, "skey": result.skey},
+        "code": 0,
+        "data": {"skey": result.skey, "userinfo": userinfo, "time": int(now)},
+    }
+
+
+def error_response(exc: WaferError, *, login: bool = False) -> WaferResponse:
+    """The protocol's error answer for ``exc``. During login, the type is ERR_LOGIN_FAILED."""
+    relogin = exc.relogin or login
+    body: dict[str, Any] = {
+        MAGIC_ID: 1,
+        "error": ERR_LOGIN_FAILED if login else exc.error,
+        "reason": exc.reason,
+        "message": exc.message,
+        "code": -1 if relogin else exc.status,
+    }
+    return WaferResponse(exc.status, body)
+
+
+def _header(headers: Mapping[str, str], name: str, limit: int = _MAX_TOKEN,
+            pattern: re.Pattern[str] = _TOKEN) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > limit:
+        raise HeaderTooLarge(f"the {name} header is too large")
+    if not value.isascii() or not pattern.fullmatch(value):
+        raise BadRequest(f"the {name} header is malformed")
+    return value
+
+
+def read_credentials(headers: Mapping[str, str]) -> Credentials | None:
+    """Session credentials from lower-cased headers; ``None`` if there are none.
+
+    Malformed credentials raise :class:`~wafer_py.exceptions.InvalidSession`: they can
+    never be valid, and logging in again gives the client good ones.
+    """
+    try:
+        skey = _header(headers, HEADER_SKEY)
+        session_id = _header(headers, HEADER_ID)
+    except BadRequest:
+        raise InvalidSession("the session headers are malformed; log in again") from None
+    if skey is None:
+        if session_id is not None:
+            raise InvalidSession("X-WX-Id came without X-WX-Skey; log in again")
+        return None
+    return Credentials(skey=skey, session_id=session_id)
+
+
+def read_encrypted(headers: Mapping[str, str]) -> tuple[str | None, str | None, bool]:
+    """``(encrypted_data, iv, legacy)`` from the headers.
+
+    ``legacy`` is the 0.7.x client's ``X-WX-Encrypt-Data`` without an IV (IV = key).
+    """
+    data = _header(headers, HEADER_ENCRYPTED_DATA, _MAX_ENCRYPTED, _BASE64)
+    iv = _header(headers, HEADER_IV, _MAX_TOKEN, _BASE64)
+    if data is None:
+        legacy = _header(headers, HEADER_LEGACY_ENCRYPTED_DATA, _MAX_ENCRYPTED, _BASE64)
+        if legacy is not None:
+            return legacy, iv, iv is None
+    return data, iv, False
+
+
+PathMatcher = Callable[[str], bool]
+
+
+def path_matcher(protect: Iterable[str] | PathMatcher | None) -> PathMatcher:
+    """A predicate from path prefixes (``"/api/"``) or a callable; ``None`` matches none."""
+    if protect is None:
+        return lambda path: False
+    if callable(protect):
+        return protect
+    prefixes = tuple(protect)
+    return lambda path: path.startswith(prefixes)
+
+
+@dataclass
+class WaferProtocol:
+    """Runs one request through the Wafer protocol.
+
+    :meth:`handle` answers the login path itself and returns a :class:`WaferResponse`;
+    for any other request it validates the session headers, runs the seed flow (a
+    validated request that also carries encrypted data updates the stored profile) and
+    returns a :class:`RequestState` for the app, or a response for a request that must
+    not reach the app (a failed seed flow, a ``protect``-ed path without login).
+    """
+
+    auth: WaferAuth
+    protect: PathMatcher = field(default_factory=lambda: path_matcher(None))
+
+    @property
+    def login_path(self) -> str:
+        return self.auth.config.login_path
+
+    def needs_io(self, path: str, headers: Mapping[str, str]) -> bool:
+        """Whether handling this request talks to the store or WeChat."""
+        return path == self.login_path or HEADER_SKEY in headers
+
+    def handle(self, path: str, headers: Mapping[str, str]) -> WaferResponse | RequestState:
+        if path == self.login_path:
+            return self._login(headers)
+        try:
+            state = self._validate(headers)
+        except WaferError as exc:
+            return error_response(exc)
+        if not state.is_authenticated and self.protect(path):
+            return state.challenge()
+        return state
+
+    def _login(self, headers: Mapping[str, str]) -> WaferResponse:
+        try:
+            code = _header(headers, HEADER_CODE)
+            if code is None:
+                raise MissingCode()
+            data, iv, legacy = read_encrypted(headers)
+            result = self.auth.login(code, data, iv, legacy=legacy)
+        except WaferError as exc:
+            return error_response(exc, login=True)
+        return WaferResponse(200, login_body(result, self.auth.clock()))
+
+    def _validate(self, headers: Mapping[str, str]) -> RequestState:
+        try:
+            credentials = read_credentials(headers)
+            if credentials is None:
+                return ANONYMOUS
+            identity = self.auth.validate(credentials)
+        except InvalidSession as exc:
+            generation: Literal["v1", "v2"] = "v1" if headers.get(HEADER_ID) else "v2"
+            return RequestState(error=exc, generation=generation)
+        data, iv, legacy = read_encrypted(headers)
+        if data is not None and iv is not None and not legacy:
+            identity = self.auth.update_profile(identity, data, iv)
+        return RequestState(identity=identity, generation=identity.generation)

@@ -1,0 +1,98 @@
+"""The session store interface every backend implements.
+
+A store keeps :class:`~wafer_py.models.User` and :class:`~wafer_py.models.Session` records.
+It is told the time (``now``) by its caller, so tests drive expiry with a clock instead of
+sleeping. It never sees a secret in the clear: skeys arrive hashed and session_keys sealed.
+
+Every method is synchronous. ``blocking`` tells the ASGI side whether a call may wait on
+I/O (it then runs in a worker thread) or returns at once (the memory store).
+
+A backend that cannot reach its server raises
+:class:`~wafer_py.exceptions.StoreUnavailable`; the middleware answers 503 then.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from ..models import Session, User
+
+__all__ = ["SessionStore"]
+
+
+class SessionStore(ABC):
+    """Where users and sessions live. Subclass it to add a backend.
+
+    The contract (tested for every backend by :mod:`wafer_py.testing`):
+
+    * :meth:`ensure_user` is atomic: concurrent first logins of one openid all get the
+      same user, and an existing user's profile is kept.
+    * A user may have any number of live sessions.
+    * Lookups return expired sessions too; the caller decides (it knows the time).
+    """
+
+    #: URL schemes this backend opens (``open_store`` dispatches on them).
+    schemes: ClassVar[tuple[str, ...]] = ()
+    #: Whether a call may block on I/O.
+    blocking: ClassVar[bool] = True
+
+    # -- users ------------------------------------------------------------------
+    @abstractmethod
+    def ensure_user(self, openid: str, *, unionid: str | None, profile: dict[str, Any],
+                    now: float) -> User:
+        """Return the user ``openid``, creating it with ``profile`` if it does not exist.
+
+        An existing user keeps its profile; its ``unionid`` is filled in if it had none.
+        """
+
+    @abstractmethod
+    def update_profile(self, openid: str, profile: dict[str, Any], *, now: float,
+                       unionid: str | None = None) -> User | None:
+        """Merge ``profile`` into the user's profile; ``None`` if there is no such user."""
+
+    @abstractmethod
+    def get_user(self, openid: str) -> User | None:
+        """The user ``openid``, or ``None``."""
+
+    # -- sessions ---------------------------------------------------------------
+    @abstractmethod
+    def create_session(self, session: Session) -> None:
+        """Store a new session (its id and skey hash are fresh and unique)."""
+
+    @abstractmethod
+    def get_session(self, session_id: str) -> Session | None:
+        """The session with this id, or ``None``."""
+
+    @abstractmethod
+    def find_session(self, skey_hash: str) -> Session | None:
+        """The session whose skey hashes to ``skey_hash``, or ``None``."""
+
+    @abstractmethod
+    def touch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
+        """Record a use of the session and move its sliding expiry."""
+
+    @abstractmethod
+    def revoke_session(self, session_id: str) -> bool:
+        """Delete one session; ``True`` if it existed."""
+
+    @abstractmethod
+    def revoke_user(self, openid: str) -> int:
+        """Delete every session of ``openid``; return how many there were."""
+
+    @abstractmethod
+    def list_sessions(self, openid: str) -> list[Session]:
+        """The sessions of ``openid``, oldest first (expired ones included)."""
+
+    @abstractmethod
+    def purge_expired(self, now: float) -> int:
+        """Delete the sessions that expired by ``now``; return how many."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. The store is not used afterwards."""
+
+    def __enter__(self) -> SessionStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,108 @@
+"""An in-memory store: one process, nothing kept across restarts. For tests and demos."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from ..models import Session, User
+from .base import SessionStore
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore(SessionStore):
+    """Users and sessions in dictionaries, guarded by one lock. Never blocks on I/O."""
+
+    schemes: ClassVar[tuple[str, ...]] = ("memory",)
+    blocking: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users: dict[str, User] = {}
+        self._sessions: dict[str, Session] = {}
+        self._by_skey: dict[str, str] = {}
+        self._by_user: dict[str, dict[str, None]] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(users={len(self._users)}, sessions={len(self._sessions)})"
+
+    def ensure_user(self, openid: str, *, unionid: str | None, profile: dict[str, Any],
+                    now: float) -> User:
+        with self._lock:
+            user = self._users.get(openid)
+            if user is None:
+                user = User(openid, unionid, dict(profile), now, now)
+            elif unionid and not user.unionid:
+                user = replace(user, unionid=unionid, updated_at=now)
+            else:
+                return user
+            self._users[openid] = user
+            return user
+
+    def update_profile(self, openid: str, profile: dict[str, Any], *, now: float,
+                       unionid: str | None = None) -> User | None:
+        with self._lock:
+            user = self._users.get(openid)
+            if user is None:
+                return None
+            user = user.with_profile(profile, now=now, unionid=unionid)
+            self._users[openid] = user
+            return user
+
+    def get_user(self, openid: str) -> User | None:
+        return self._users.get(openid)
+
+    def create_session(self, session: Session) -> None:
+        with self._lock:
+            self._sessions[session.id] = session
+            self._by_skey[session.skey_hash] = session.id
+            self._by_user.setdefault(session.openid, {})[session.id] = None
+
+    def get_session(self, session_id: str) -> Session | None:
+        return self._sessions.get(session_id)
+
+    def find_session(self, skey_hash: str) -> Session | None:
+        session_id = self._by_skey.get(skey_hash)
+        return None if session_id is None else self._sessions.get(session_id)
+
+    def touch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is not None:
+                self._sessions[session_id] = replace(
+                    session, last_seen=last_seen, expires_at=expires_at
+                )
+
+    def _drop(self, session_id: str) -> bool:
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return False
+        self._by_skey.pop(session.skey_hash, None)
+        owned = self._by_user.get(session.openid)
+        if owned is not None:
+            owned.pop(session_id, None)
+            if not owned:
+                del self._by_user[session.openid]
+        return True
+
+    def revoke_session(self, session_id: str) -> bool:
+        with self._lock:
+            return self._drop(session_id)
+
+    def revoke_user(self, openid: str) -> int:
+        with self._lock:
+            ids = list(self._by_user.get(openid, ()))
+            return sum(self._drop(i) for i in ids)
+
+    def list_sessions(self, openid: str) -> list[Session]:
+        with self._lock:
+            ids = list(self._by_user.get(openid, ()))
+            found = [self._sessions[i] for i in ids if i in self._sessions]
+        return sorted(found, key=lambda s: s.created_at)
+
+    def purge_expired(self, now: float) -> int:
+        with self._lock:
+            expired = [s.id for s in self._sessions.values() if s.is_expired(now)]
+            return sum(self._drop(i) for i in expired)

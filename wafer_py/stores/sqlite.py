@@ -1,0 +1,244 @@
+"""The embedded default: SQLite through the standard library, in WAL mode.
+
+One connection per thread (SQLite connections are not shared across threads), all on
+the same file; WAL lets readers go on while one writer writes. ``busy_timeout`` makes a
+writer wait for another instead of failing at once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from ..exceptions import StoreUnavailable
+from ..models import Session, User
+from .base import SessionStore
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS wafer_users (
+    openid      TEXT PRIMARY KEY,
+    unionid     TEXT,
+    profile     TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS wafer_sessions (
+    id                  TEXT PRIMARY KEY,
+    openid              TEXT NOT NULL,
+    skey_hash           TEXT NOT NULL UNIQUE,
+    sealed_session_key  TEXT NOT NULL,
+    created_at          REAL NOT NULL,
+    last_seen           REAL NOT NULL,
+    expires_at          REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS wafer_sessions_openid ON wafer_sessions (openid);
+CREATE INDEX IF NOT EXISTS wafer_sessions_expires ON wafer_sessions (expires_at);
+"""
+
+_SESSION_COLUMNS = "id, openid, skey_hash, sealed_session_key, created_at, last_seen, expires_at"
+
+
+def _user(row: tuple[Any, ...] | None) -> User | None:
+    if row is None:
+        return None
+    return User(row[0], row[1], json.loads(row[2]), row[3], row[4])
+
+
+def _session(row: tuple[Any, ...] | None) -> Session | None:
+    return None if row is None else Session(*row)
+
+
+class SQLiteStore(SessionStore):
+    """Sessions in one SQLite file (``sqlite:///path/to.db``, or ``sqlite:///:memory:``).
+
+    The file and its tables are created when missing.
+    """
+
+    schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
+
+    def __init__(self, path: str | Path = "wafer_sessions.db", *, timeout: float = 10.0) -> None:
+        self.path = str(path)
+        self._timeout = timeout
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._scratch: str | None = None
+        if self.path == ":memory:":
+            # Every thread needs its own connection to one database, and SQLite's shared
+            # in-memory cache fails at once on lock conflicts: use a throwaway file.
+            self._scratch = tempfile.mkdtemp(prefix="wafer-sqlite-")
+            file = Path(self._scratch) / "sessions.db"
+        else:
+            file = Path(self.path)
+            file.parent.mkdir(parents=True, exist_ok=True)
+        self._target = file.absolute().as_uri()
+        self._keepalive = self._conn()
+        try:
+            self._keepalive.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot create the SQLite store's tables: {exc}") from None
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite:///:memory:``."""
+        parts = urlsplit(url)
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if not path:
+            raise ValueError("a SQLite store URL needs a path: sqlite:///path/to.db")
+        return cls(path)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self._target, uri=True, timeout=self._timeout,
+                                       isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout = %d" % int(self._timeout * 1000))
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot open the SQLite store: {exc}") from None
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    def _read(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        try:
+            row: tuple[Any, ...] | None = self._conn().execute(sql, args).fetchone()
+            return row
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite store error: {exc}") from None
+
+    def _write(self) -> _Transaction:
+        return _Transaction(self._conn())
+
+    # -- users ------------------------------------------------------------------
+    def ensure_user(self, openid: str, *, unionid: str | None, profile: dict[str, Any],
+                    now: float) -> User:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO wafer_users (openid, unionid, profile, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (openid) DO NOTHING",
+                (openid, unionid, json.dumps(profile, ensure_ascii=False), now, now),
+            )
+            if unionid:
+                db.execute(
+                    "UPDATE wafer_users SET unionid = ?, updated_at = ? "
+                    "WHERE openid = ? AND unionid IS NULL",
+                    (unionid, now, openid),
+                )
+            row = db.execute("SELECT * FROM wafer_users WHERE openid = ?", (openid,)).fetchone()
+        user = _user(row)
+        assert user is not None
+        return user
+
+    def update_profile(self, openid: str, profile: dict[str, Any], *, now: float,
+                       unionid: str | None = None) -> User | None:
+        with self._write() as db:
+            user = _user(db.execute("SELECT * FROM wafer_users WHERE openid = ?",
+                                    (openid,)).fetchone())
+            if user is None:
+                return None
+            user = user.with_profile(profile, now=now, unionid=unionid)
+            db.execute(
+                "UPDATE wafer_users SET unionid = ?, profile = ?, updated_at = ? "
+                "WHERE openid = ?",
+                (user.unionid, json.dumps(user.profile, ensure_ascii=False), now, openid),
+            )
+        return user
+
+    def get_user(self, openid: str) -> User | None:
+        return _user(self._read("SELECT * FROM wafer_users WHERE openid = ?", (openid,)))
+
+    # -- sessions ---------------------------------------------------------------
+    def create_session(self, session: Session) -> None:
+        with self._write() as db:
+            db.execute(
+                f"INSERT INTO wafer_sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (session.id, session.openid, session.skey_hash, session.sealed_session_key,
+                 session.created_at, session.last_seen, session.expires_at),
+            )
+
+    def get_session(self, session_id: str) -> Session | None:
+        return _session(self._read(
+            f"SELECT {_SESSION_COLUMNS} FROM wafer_sessions WHERE id = ?", (session_id,)))
+
+    def find_session(self, skey_hash: str) -> Session | None:
+        return _session(self._read(
+            f"SELECT {_SESSION_COLUMNS} FROM wafer_sessions WHERE skey_hash = ?", (skey_hash,)))
+
+    def touch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
+        with self._write() as db:
+            db.execute("UPDATE wafer_sessions SET last_seen = ?, expires_at = ? WHERE id = ?",
+                       (last_seen, expires_at, session_id))
+
+    def revoke_session(self, session_id: str) -> bool:
+        with self._write() as db:
+            return db.execute("DELETE FROM wafer_sessions WHERE id = ?",
+                              (session_id,)).rowcount > 0
+
+    def revoke_user(self, openid: str) -> int:
+        with self._write() as db:
+            return db.execute("DELETE FROM wafer_sessions WHERE openid = ?", (openid,)).rowcount
+
+    def list_sessions(self, openid: str) -> list[Session]:
+        try:
+            rows = self._conn().execute(
+                f"SELECT {_SESSION_COLUMNS} FROM wafer_sessions WHERE openid = ? "
+                "ORDER BY created_at", (openid,)).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite store error: {exc}") from None
+        return [Session(*row) for row in rows]
+
+    def purge_expired(self, now: float) -> int:
+        with self._write() as db:
+            return db.execute("DELETE FROM wafer_sessions WHERE expires_at <= ?",
+                              (now,)).rowcount
+
+    def close(self) -> None:
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; a rollback on error; SQLite errors → 503."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite store error: {exc}") from None
+        return self.conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as err:
+                self.conn.execute("ROLLBACK")
+                raise StoreUnavailable(f"SQLite store error: {err}") from None
+        self.conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError):
+            raise StoreUnavailable(f"SQLite store error: {exc}") from None

@@ -1,0 +1,175 @@
+"""Test helpers for wafer_py and for third-party stores.
+
+:class:`SessionStoreContract` is the store contract suite: every backend's tests
+subclass it and provide ``make_store``. A third party writing its own store can do the
+same::
+
+    from wafer_py.testing import SessionStoreContract
+
+    class TestMyStore(SessionStoreContract):
+        def make_store(self):
+            return MyStore(...)
+
+Needs pytest.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from .crypto import SecretBox, new_session_id, new_skey
+from .models import Session, User
+from .stores.base import SessionStore
+
+__all__ = ["SessionStoreContract", "make_session"]
+
+_BOX = SecretBox(["wafer_py contract suite"])
+
+
+def make_session(openid: str, *, now: float = 1000.0, ttl: float = 3600.0,
+                 skey: str | None = None) -> tuple[Session, str]:
+    """A fresh session for ``openid`` and its skey (for store tests)."""
+    skey = skey or new_skey()
+    session = Session(
+        id=new_session_id(), openid=openid, skey_hash=_BOX.hash_skey(skey),
+        sealed_session_key=_BOX.seal("c2Vzc2lvbmtleTEyMzQ1Ng==", context=openid),
+        created_at=now, last_seen=now, expires_at=now + ttl,
+    )
+    return session, skey
+
+
+class SessionStoreContract:
+    """The behaviour every :class:`~wafer_py.stores.SessionStore` must have."""
+
+    def make_store(self) -> SessionStore:
+        """A store to test. Each test uses fresh openids, so a store shared between tests
+        (a real server) may keep what other tests left."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self) -> Iterator[SessionStore]:
+        store = self.make_store()
+        try:
+            yield store
+        finally:
+            store.close()
+
+    @pytest.fixture
+    def openid(self) -> str:
+        return "o" + new_session_id()[:27]
+
+    # -- users ------------------------------------------------------------------
+    def test_ensure_user_creates_once(self, store: SessionStore, openid: str) -> None:
+        first = store.ensure_user(openid, unionid=None, profile={"nickName": "A"}, now=10.0)
+        assert isinstance(first, User)
+        assert first.openid == openid and first.profile == {"nickName": "A"}
+        again = store.ensure_user(openid, unionid=None, profile={"nickName": "B"}, now=20.0)
+        assert again.profile == {"nickName": "A"}
+        assert again.created_at == 10.0
+
+    def test_ensure_user_fills_missing_unionid(self, store: SessionStore, openid: str) -> None:
+        store.ensure_user(openid, unionid=None, profile={}, now=1.0)
+        user = store.ensure_user(openid, unionid="u1", profile={}, now=2.0)
+        assert user.unionid == "u1"
+        user = store.ensure_user(openid, unionid="u2", profile={}, now=3.0)
+        assert user.unionid == "u1"
+
+    def test_update_profile_merges(self, store: SessionStore, openid: str) -> None:
+        assert store.update_profile(openid, {"nickName": "x"}, now=1.0) is None
+        store.ensure_user(openid, unionid=None, profile={"nickName": "A", "gender": 0}, now=1.0)
+        user = store.update_profile(openid, {"nickName": "Bé", "city": "广州"}, now=5.0)
+        assert user is not None
+        assert user.profile == {"nickName": "Bé", "gender": 0, "city": "广州"}
+        assert user.updated_at == 5.0
+        stored = store.get_user(openid)
+        assert stored is not None and stored.profile == user.profile
+
+    def test_get_unknown_user(self, store: SessionStore) -> None:
+        assert store.get_user("o-nobody-" + new_session_id()) is None
+
+    def test_concurrent_first_logins_agree(self, store: SessionStore, openid: str) -> None:
+        users: list[User] = []
+        errors: list[BaseException] = []
+
+        def login(i: int) -> None:
+            try:
+                users.append(store.ensure_user(openid, unionid=None,
+                                               profile={"nickName": str(i)}, now=float(i)))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=login, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert len(users) == 16
+        assert len({(u.openid, u.created_at, str(u.profile)) for u in users}) == 1
+
+    # -- sessions ---------------------------------------------------------------
+    def test_session_round_trip(self, store: SessionStore, openid: str) -> None:
+        session, _ = make_session(openid)
+        store.create_session(session)
+        assert store.get_session(session.id) == session
+        assert store.find_session(session.skey_hash) == session
+        assert store.get_session("nope" + new_session_id()) is None
+        assert store.find_session("0" * 64) is None
+
+    def test_many_sessions_per_user(self, store: SessionStore, openid: str) -> None:
+        sessions = [make_session(openid, now=100.0 + i)[0] for i in range(3)]
+        for s in sessions:
+            store.create_session(s)
+        assert [s.id for s in store.list_sessions(openid)] == [s.id for s in sessions]
+
+    def test_touch_moves_expiry(self, store: SessionStore, openid: str) -> None:
+        session, _ = make_session(openid, now=100.0)
+        store.create_session(session)
+        store.touch_session(session.id, last_seen=200.0, expires_at=5000.0)
+        found = store.get_session(session.id)
+        assert found is not None
+        assert (found.last_seen, found.expires_at) == (200.0, 5000.0)
+        assert found.created_at == 100.0
+
+    def test_revoke_session(self, store: SessionStore, openid: str) -> None:
+        a, _ = make_session(openid)
+        b, _ = make_session(openid)
+        store.create_session(a)
+        store.create_session(b)
+        assert store.revoke_session(a.id) is True
+        assert store.revoke_session(a.id) is False
+        assert store.get_session(a.id) is None
+        assert store.find_session(a.skey_hash) is None
+        assert store.get_session(b.id) == b
+
+    def test_revoke_user(self, store: SessionStore, openid: str) -> None:
+        other = openid + "x"
+        mine = [make_session(openid)[0] for _ in range(3)]
+        theirs, _ = make_session(other)
+        for s in [*mine, theirs]:
+            store.create_session(s)
+        assert store.revoke_user(openid) == 3
+        assert store.list_sessions(openid) == []
+        assert all(store.get_session(s.id) is None for s in mine)
+        assert store.get_session(theirs.id) == theirs
+        assert store.revoke_user(openid) == 0
+
+    def test_purge_expired(self, store: SessionStore, openid: str) -> None:
+        old, _ = make_session(openid, now=0.0, ttl=10.0)
+        live, _ = make_session(openid, now=0.0, ttl=10_000_000_000.0)
+        store.create_session(old)
+        store.create_session(live)
+        assert store.purge_expired(now=100.0) >= 1
+        assert store.get_session(old.id) is None
+        assert store.get_session(live.id) == live
+
+    def test_secrets_are_stored_as_given(self, store: SessionStore, openid: str) -> None:
+        session, skey = make_session(openid)
+        store.create_session(session)
+        found = store.get_session(session.id)
+        assert found is not None
+        assert skey not in (found.skey_hash, found.sealed_session_key)
+        assert found.sealed_session_key == session.sealed_session_key
