@@ -1,0 +1,169 @@
+"""The ``wafer-py`` command.
+
+* ``wafer-py demo`` serves an example app over HTTP on the embedded defaults (SQLite store,
+  a fake WeChat started in the same process unless ``WAFER_WECHAT_API_BASE`` is set).
+* ``wafer-py sandbox`` runs the fake WeChat alone, for testing your own server.
+
+Configuration comes from ``WAFER_*`` environment variables (see the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .config import DEMO_APP_SECRET, DEMO_APPID, WaferConfig
+
+__all__ = ["main"]
+
+logger = logging.getLogger("wafer_py")
+
+
+def _examples_module(framework: str) -> Any:
+    """Import an example app: the checkout's ``examples/`` package."""
+    import importlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if (root / "examples" / f"{framework}_app" / "app.py").exists() and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        return importlib.import_module(f"examples.{framework}_app.app")
+    except ImportError as exc:
+        raise SystemExit(
+            f"wafer-py demo: cannot load the {framework} example ({exc}). Run it from a "
+            "checkout of wafer_py installed with: pip install -e '.[demo]'"
+        ) from None
+
+
+def _try_it(base: str, fake_url: str | None, appid: str) -> str:
+    if fake_url is None:
+        return (f"  Log in with a real mini-program pointed at {base}/weapp/login, "
+                "then call /weapp/user with its session.")
+    return "\n".join([
+        "  Try it without a phone (bash):",
+        f"    CODE=$(curl -s -X POST {fake_url}/_fake/login -d '{{\"appid\": \"{appid}\", "
+        "\"user\": \"alice\"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"code\"])')",
+        f"    SKEY=$(curl -s -H \"X-WX-Code: $CODE\" {base}/weapp/login | python3 -c "
+        "'import json,sys; print(json.load(sys.stdin)[\"data\"][\"skey\"])')",
+        f"    curl -s -H \"X-WX-Skey: $SKEY\" {base}/weapp/user",
+    ])
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .auth import WaferAuth
+
+    config = WaferConfig.from_env()
+    fake_server = None
+    if not os.environ.get("WAFER_WECHAT_API_BASE"):
+        from .fakewechat import FakeWeChat
+
+        fake = FakeWeChat(apps={config.appid: config.app_secret})
+        fake_server = fake.serve(host=args.host, port=args.fake_port)
+        config = config.replace(api_base=fake_server.url)
+    if not config.secret_keys:
+        logger.warning("wafer_py demo: set WAFER_SECRET_KEY to keep sessions across restarts")
+    auth = WaferAuth(config)
+    module = _examples_module(args.framework)
+    app = module.create_app(auth)
+    base = f"http://{args.host}:{args.port}"
+    fake_url = fake_server.url if fake_server is not None else None
+    lines = [
+        f"wafer_py demo ({args.framework}) on {base}",
+        f"  login:          {base}{config.login_path}   (X-WX-Code header)",
+        f"  protected:      {base}/weapp/user   (X-WX-Skey, or X-WX-Id + X-WX-Skey)",
+        f"  session store:  {config.store_url}",
+        f"  WeChat API:     {config.api_base}" + ("   (the fake WeChat)" if fake_url else ""),
+        f"  AppID:          {config.appid}",
+        _try_it(base, fake_url, config.appid),
+        "  Ctrl-C stops it.",
+    ]
+    print("\n".join(lines), flush=True)
+    try:
+        if args.framework == "flask":
+            from werkzeug.serving import run_simple
+
+            run_simple(args.host, args.port, app, threaded=True)
+        else:
+            try:
+                import uvicorn
+            except ImportError:
+                raise SystemExit("wafer-py demo: uvicorn is needed: pip install "
+                                 "'wafer-session[demo]'") from None
+            uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        auth.close()
+        if fake_server is not None:
+            fake_server.close()
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    import threading
+
+    from .fakewechat import FakeWeChat
+
+    appid = args.appid or os.environ.get("WAFER_APPID") or DEMO_APPID
+    secret = args.secret or os.environ.get("WAFER_APP_SECRET") or DEMO_APP_SECRET
+    fake = FakeWeChat(apps={appid: secret})
+    server = fake.serve(host=args.host, port=args.port)
+    print("\n".join([
+        f"fake WeChat on {server.url}",
+        f"  AppID {appid} (secret from WAFER_APP_SECRET, or the demo secret)",
+        f"  point your server at it: WAFER_WECHAT_API_BASE={server.url}",
+        f"  mint a login code:   curl -s -X POST {server.url}/_fake/login "
+        f"-d '{{\"appid\": \"{appid}\", \"user\": \"alice\"}}'",
+        f"  encrypted user info: curl -s -X POST {server.url}/_fake/userinfo "
+        f"-d '{{\"appid\": \"{appid}\", \"user\": \"alice\"}}'",
+        f"  the control API:     curl -s {server.url}/_fake/",
+        "  Ctrl-C stops it.",
+    ]), flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wafer-py", description="Wafer mini-program login for Python servers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="serve an example app with the fake WeChat")
+    demo.add_argument("--framework", choices=("starlette", "flask"), default="starlette")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--fake-port", type=int, default=0,
+                      help="port of the fake WeChat (default: any free port)")
+    demo.set_defaults(func=cmd_demo)
+
+    sandbox = sub.add_parser("sandbox", help="run the fake WeChat alone")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8900)
+    sandbox.add_argument("--appid", default=None)
+    sandbox.add_argument("--secret", default=None)
+    sandbox.set_defaults(func=cmd_sandbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ValueError as exc:  # configuration errors: say what is wrong, no traceback
+        print(f"wafer-py: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
