@@ -25,6 +25,7 @@ from .exceptions import (
     ERR_LOGIN_FAILED,
     BadRequest,
     InvalidSession,
+    MalformedEncryptedData,
     MissingCode,
     MissingCredentials,
     WaferError,
@@ -143,7 +144,8 @@ def error_response(exc: WaferError, *, login: bool = False) -> WaferResponse:
 
 
 def _header(headers: Mapping[str, str], name: str, limit: int = _MAX_TOKEN,
-            pattern: re.Pattern[str] = _TOKEN) -> str | None:
+            pattern: re.Pattern[str] = _TOKEN,
+            malformed: type[WaferError] = BadRequest) -> str | None:
     value = headers.get(name)
     if value is None:
         return None
@@ -153,7 +155,7 @@ def _header(headers: Mapping[str, str], name: str, limit: int = _MAX_TOKEN,
     if len(value) > limit:
         raise HeaderTooLarge(f"the {name} header is too large")
     if not value.isascii() or not pattern.fullmatch(value):
-        raise BadRequest(f"the {name} header is malformed")
+        raise malformed(f"the {name} header is malformed")
     return value
 
 
@@ -180,10 +182,11 @@ def read_encrypted(headers: Mapping[str, str]) -> tuple[str | None, str | None, 
 
     ``legacy`` is the 0.7.x client's ``X-WX-Encrypt-Data`` without an IV (IV = key).
     """
-    data = _header(headers, HEADER_ENCRYPTED_DATA, _MAX_ENCRYPTED, _BASE64)
-    iv = _header(headers, HEADER_IV, _MAX_TOKEN, _BASE64)
+    bad = MalformedEncryptedData
+    data = _header(headers, HEADER_ENCRYPTED_DATA, _MAX_ENCRYPTED, _BASE64, bad)
+    iv = _header(headers, HEADER_IV, _MAX_TOKEN, _BASE64, bad)
     if data is None:
-        legacy = _header(headers, HEADER_LEGACY_ENCRYPTED_DATA, _MAX_ENCRYPTED, _BASE64)
+        legacy = _header(headers, HEADER_LEGACY_ENCRYPTED_DATA, _MAX_ENCRYPTED, _BASE64, bad)
         if legacy is not None:
             return legacy, iv, iv is None
     return data, iv, False
