@@ -17,6 +17,7 @@ from requests.adapters import HTTPAdapter
 
 from .config import DEFAULT_API_BASE
 from .exceptions import WeChatError, WeChatUnavailable, wechat_error
+from .logsafe import install_redaction
 
 __all__ = ["WeChatClient", "Code2Session", "parse_wechat_body"]
 
@@ -73,6 +74,7 @@ class WeChatClient:
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         self.http = session
+        install_redaction("urllib3.connectionpool")
 
     def __repr__(self) -> str:
         return f"WeChatClient(appid={self.appid!r}, api_base={self.api_base!r})"

@@ -1,0 +1,146 @@
+"""The core without HTTP: expiry, revocation, key rotation, secrets in reprs."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import Clock
+from wafer_py import Credentials, InvalidSession, WaferAuth, WaferConfig
+from wafer_py.config import DEMO_APPID
+from wafer_py.exceptions import StaleSessionKey
+from wafer_py.fakewechat import FakeWeChat
+
+
+def test_sliding_expiry_and_absolute_cap(make_auth: Callable[..., WaferAuth],
+                                         fake: FakeWeChat) -> None:
+    clock = Clock()
+    auth = make_auth(clock=clock, session_ttl=100, session_max_age=250, touch_interval=0)
+    result = auth.login(fake.login(DEMO_APPID, "slider")["code"])
+    creds = Credentials(skey=result.skey)
+    for _ in range(2):  # each use within the TTL renews it
+        clock.advance(90)
+        auth.validate(creds)
+    clock.advance(60)  # 240 s after login: still inside the cap
+    assert auth.validate(creds).session.expires_at == result.session.created_at + 250
+    clock.advance(11)  # past the absolute cap, although used 11 s ago
+    with pytest.raises(InvalidSession):
+        auth.validate(creds)
+
+
+def test_idle_session_expires(make_auth: Callable[..., WaferAuth], fake: FakeWeChat) -> None:
+    clock = Clock()
+    auth = make_auth(clock=clock, session_ttl=100)
+    result = auth.login(fake.login(DEMO_APPID, "idle")["code"])
+    clock.advance(100)
+    with pytest.raises(InvalidSession, match="expired"):
+        auth.validate(Credentials(skey=result.skey, session_id=result.session_id))
+    assert auth.purge_expired() == 1
+
+
+def test_touch_interval_limits_writes(make_auth: Callable[..., WaferAuth],
+                                      fake: FakeWeChat) -> None:
+    clock = Clock()
+    auth = make_auth(clock=clock, touch_interval=60)
+    result = auth.login(fake.login(DEMO_APPID, "toucher")["code"])
+    clock.advance(30)
+    assert auth.validate(Credentials(skey=result.skey)).session.last_seen == clock.now - 30
+    clock.advance(31)
+    assert auth.validate(Credentials(skey=result.skey)).session.last_seen == clock.now
+
+
+def test_revoke_one_and_all(make_auth: Callable[..., WaferAuth], fake: FakeWeChat) -> None:
+    auth = make_auth()
+    a = auth.login(fake.login(DEMO_APPID, "rev")["code"])
+    b = auth.login(fake.login(DEMO_APPID, "rev")["code"])
+    c = auth.login(fake.login(DEMO_APPID, "rev")["code"])
+    assert auth.revoke(a.session_id) is True
+    with pytest.raises(InvalidSession):
+        auth.validate(Credentials(skey=a.skey))
+    auth.validate(Credentials(skey=b.skey))
+    assert auth.revoke_user(b.user.openid) == 2
+    for result in (b, c):
+        with pytest.raises(InvalidSession):
+            auth.validate(Credentials(skey=result.skey, session_id=result.session_id))
+
+
+def test_v1_credentials_need_the_matching_id(make_auth: Callable[..., WaferAuth],
+                                             fake: FakeWeChat) -> None:
+    auth = make_auth()
+    a = auth.login(fake.login(DEMO_APPID, "pair")["code"])
+    b = auth.login(fake.login(DEMO_APPID, "pair")["code"])
+    assert auth.validate(Credentials(skey=a.skey, session_id=a.session_id)).generation == "v1"
+    with pytest.raises(InvalidSession):
+        auth.validate(Credentials(skey=a.skey, session_id=b.session_id))
+
+
+def test_secret_rotation_keeps_sessions(make_auth: Callable[..., WaferAuth],
+                                        fake: FakeWeChat, tmp_path: object) -> None:
+    old = make_auth(secret_keys=("old",), store_url="sqlite:///" + f"{tmp_path}/rot.db")
+    result = old.login(fake.login(DEMO_APPID, "rot")["code"])
+    rotated = make_auth(secret_keys=("new", "old"), store_url=old.config.store_url)
+    who = rotated.validate(Credentials(skey=result.skey))
+    info = fake.user_info(DEMO_APPID, "rot", nickName="Rotated")
+    assert rotated.update_profile(who, info["encryptedData"], info["iv"]).user.nickname == (
+        "Rotated")
+    dropped = make_auth(secret_keys=("new",), store_url=old.config.store_url)
+    with pytest.raises(InvalidSession):
+        dropped.validate(Credentials(skey=result.skey))
+
+
+def test_unsealable_key_is_a_stale_session_key(make_auth: Callable[..., WaferAuth],
+                                               fake: FakeWeChat) -> None:
+    auth = make_auth()
+    result = auth.login(fake.login(DEMO_APPID, "seal")["code"])
+    who = auth.validate(Credentials(skey=result.skey))
+    broken = who.session.__class__(**{**who.session.__dict__,
+                                      "sealed_session_key": "g1.deadbeef.AAAA"})
+    info = fake.user_info(DEMO_APPID, "seal")
+    with pytest.raises(StaleSessionKey):
+        auth.update_profile(type(who)(who.user, broken), info["encryptedData"], info["iv"])
+
+
+def test_no_secret_in_reprs_or_logs(make_auth: Callable[..., WaferAuth], fake: FakeWeChat,
+                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    auth = make_auth(secret_keys=("top-secret-key",))
+    code = fake.login(DEMO_APPID, "quiet")
+    result = auth.login(code["code"])
+    session_key = fake.session_key_of(DEMO_APPID, code["openid"])
+    who = auth.validate(Credentials(skey=result.skey))
+    texts = [repr(result), repr(who), repr(result.session), repr(auth), repr(auth.config),
+             repr(auth.secrets), repr(auth.wechat), str(result), caplog.text]
+    for text in texts:
+        for secret in (session_key, result.skey, "top-secret-key", auth.config.app_secret,
+                       result.session.skey_hash, result.session.sealed_session_key):
+            assert secret not in text
+
+
+def test_config_from_env() -> None:
+    config = WaferConfig.from_env({
+        "WAFER_APPID": "wxabc", "WAFER_APP_SECRET": "s", "WAFER_STORE_URL": "memory://",
+        "WAFER_SESSION_TTL": "60", "WAFER_SECRET_KEY": "new, old",
+        "WAFER_WECHAT_API_BASE": "http://127.0.0.1:1"})
+    assert (config.appid, config.store_url, config.session_ttl) == ("wxabc", "memory://", 60)
+    assert config.secret_keys == ("new", "old")
+    with pytest.raises(ValueError, match="WAFER_SESSION_TTL"):
+        WaferConfig.from_env({"WAFER_SESSION_TTL": "soon"})
+
+
+def test_core_imports_no_framework() -> None:
+    code = (
+        "import sys, wafer_py, wafer_py.protocol, wafer_py.testing;"
+        "bad = [m for m in ('starlette', 'werkzeug', 'flask', 'uvicorn') if m in sys.modules];"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == ""
+    code = "import sys, wafer_py.wsgi; print('starlette' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"
