@@ -20,8 +20,9 @@ from anyio import CapacityLimiter
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import WaferAuth
+from .auth import Authenticated, WaferAuth
 from .config import WaferConfig
+from .models import User
 from .protocol import (
     ANONYMOUS,
     WAFER_HEADERS,
@@ -31,8 +32,6 @@ from .protocol import (
     WaferResponse,
     path_matcher,
 )
-from .auth import Authenticated
-from .models import User
 
 __all__ = ["WaferMiddleware", "WaferUser", "SCOPE_KEY", "get_state"]
 
@@ -101,8 +100,8 @@ async def send_response(response: WaferResponse, send: Send) -> None:
 class WaferMiddleware:
     """Wrap an ASGI app: ``app.add_middleware(WaferMiddleware, auth=auth)``.
 
-    ``auth`` is a :class:`~wafer_py.auth.WaferAuth` (or pass ``config``/keyword options to
-    build one). ``protect`` lists path prefixes (or a predicate) that need a valid
+    ``auth`` is a :class:`~wafer_py.auth.WaferAuth` (or give a ``config`` to build one
+    from). ``protect`` lists path prefixes (or a predicate) that need a valid
     session; the app can also refuse with 401/403 itself (``challenge_statuses``), and an
     unauthenticated request then gets the protocol's invalid-session answer.
     """
@@ -116,10 +115,9 @@ class WaferMiddleware:
         protect: Iterable[str] | PathMatcher | None = None,
         challenge_statuses: Iterable[int] = (401, 403),
         max_threads: int = 64,
-        **options: Any,
     ) -> None:
         self.app = app
-        self.auth = auth or WaferAuth(config, **options)
+        self.auth = auth or WaferAuth(config)
         self.protocol = WaferProtocol(self.auth, path_matcher(protect))
         self.challenge_statuses = frozenset(challenge_statuses)
         self.max_threads = max_threads

@@ -47,7 +47,8 @@ def _try_it(base: str, fake_url: str | None, appid: str) -> str:
     return "\n".join([
         "  Try it without a phone (bash):",
         f"    CODE=$(curl -s -X POST {fake_url}/_fake/login -d '{{\"appid\": \"{appid}\", "
-        "\"user\": \"alice\"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"code\"])')",
+        "\"user\": \"alice\"}' | python3 -c "
+        "'import json,sys; print(json.load(sys.stdin)[\"code\"])')",
         f"    SKEY=$(curl -s -H \"X-WX-Code: $CODE\" {base}/weapp/login | python3 -c "
         "'import json,sys; print(json.load(sys.stdin)[\"data\"][\"skey\"])')",
         f"    curl -s -H \"X-WX-Skey: $SKEY\" {base}/weapp/user",

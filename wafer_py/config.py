@@ -15,7 +15,7 @@ __all__ = ["WaferConfig", "DEMO_APPID", "DEMO_APP_SECRET", "DEFAULT_API_BASE"]
 
 #: The AppID and AppSecret the fake WeChat knows out of the box (demo and tests).
 DEMO_APPID = "wx5fa4de0c0ffee000"
-DEMO_APP_SECRET = "fakesecret000000000000000000demo"
+DEMO_APP_SECRET = "fakesecret000000000000000000demo"  # noqa: S105 - the fake's, public
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
 DEFAULT_OPEN_BASE = "https://open.weixin.qq.com"
 

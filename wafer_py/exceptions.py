@@ -308,7 +308,7 @@ class MissingParameter(WeChatAPIError):
 class InvalidAccessToken(WeChatAPIError):
     """40001/40014: the access_token is invalid or not the latest."""
 
-    errcodes = (40001, 40014)
+    errcodes: ClassVar[tuple[int, ...]] = (40001, 40014)
     reason = "invalid_access_token"
     default_message = "the access_token was rejected"
 

@@ -67,8 +67,8 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"
 class WaferWSGIMiddleware:
     """Wrap a WSGI app: ``app.wsgi_app = WaferWSGIMiddleware(app.wsgi_app, auth)``.
 
-    ``auth`` is a :class:`~wafer_py.auth.WaferAuth` (or pass ``config``/keyword options to
-    build one). ``protect`` lists path prefixes (or a predicate) that need a valid
+    ``auth`` is a :class:`~wafer_py.auth.WaferAuth` (or give a ``config`` to build one
+    from). ``protect`` lists path prefixes (or a predicate) that need a valid
     session; the app can also refuse with 401/403 itself (``challenge_statuses``).
     """
 
@@ -80,10 +80,9 @@ class WaferWSGIMiddleware:
         config: WaferConfig | None = None,
         protect: Iterable[str] | PathMatcher | None = None,
         challenge_statuses: Iterable[int] = (401, 403),
-        **options: Any,
     ) -> None:
         self.app = app
-        self.auth = auth or WaferAuth(config, **options)
+        self.auth = auth or WaferAuth(config)
         self.protocol = WaferProtocol(self.auth, path_matcher(protect))
         self.challenge_statuses = frozenset(challenge_statuses)
 

@@ -104,7 +104,7 @@ class SQLiteStore(SessionStore):
             try:
                 conn = sqlite3.connect(self._target, uri=True, timeout=self._timeout,
                                        isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA busy_timeout = %d" % int(self._timeout * 1000))
+                conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.Error as exc:
