@@ -1,0 +1,164 @@
+'use strict';
+/*
+ * Run one step of a login scenario with a real Wafer client SDK and print ONE line of JSON.
+ *
+ *   node run.js <v1|v2> <step> <server-url> [--profile JSON] [--path /weapp/user]
+ *
+ * Steps:
+ *   login            qcloud.login(): wx.login + wx.getUserInfo, login with encrypted data
+ *                    (v1 skips the server when a session is stored and wx.checkSession passes)
+ *   login_code_only  v2 qcloud.loginWithCode() (v1 has no code-only login: "skipped")
+ *   request_login    qcloud.request({login: true, url: <server>/weapp/user})
+ *   request          qcloud.request({login: false, url: <server>/weapp/user}) with the stored session
+ *   seed             wx.getUserInfo (no new wx.login) with --profile overrides, then
+ *                    qcloud.request({login: false}) carrying X-WX-Encrypted-Data and X-WX-IV
+ *
+ * The wx shim is configured by WAFER_E2E_* variables (see wx-shim.js). The output has:
+ *   outcome   "success" | "fail" | "skipped" | "timeout" | "error"
+ *   result    what the success callback got (login: the userInfo; request: {statusCode, data})
+ *   error     what the fail callback got ({name, type, message, errMsg})
+ *   storage   the wx storage afterwards; session: the SDK's stored session (or null)
+ *   wx        the shim's journal: logins, getUserInfo calls, every wx.request on the wire
+ */
+
+const wx = require('./wx-shim');
+
+const SESSION_STORAGE_KEY = 'weapp_session_F2C224D4-2BCE-4C64-AF9F-A6D872000D1A';
+const STEP_TIMEOUT_MS = Number(process.env.WAFER_E2E_STEP_TIMEOUT_MS || 20000);
+const SDK_PACKAGES = { v1: 'wafer-client-sdk', v2: 'wafer2-client-sdk' };
+
+function parseArgs(argv) {
+    const positional = [];
+    const options = { profile: null, path: '/weapp/user' };
+    for (let i = 0; i < argv.length; i += 1) {
+        const arg = argv[i];
+        if (arg === '--profile') {
+            options.profile = JSON.parse(argv[++i]);
+        } else if (arg === '--path') {
+            options.path = argv[++i];
+        } else {
+            positional.push(arg);
+        }
+    }
+    if (positional.length !== 3) {
+        throw new Error('usage: node run.js <v1|v2> <step> <server-url> [--profile JSON] [--path P]');
+    }
+    const [sdk, step, server] = positional;
+    if (!SDK_PACKAGES[sdk]) throw new Error('unknown sdk ' + JSON.stringify(sdk));
+    return Object.assign(options, { sdk, step, server: server.replace(/\/+$/, '') });
+}
+
+function describeError(error) {
+    if (error === undefined || error === null) return { value: error === null ? null : 'undefined' };
+    if (typeof error !== 'object') return { value: String(error) };
+    return {
+        name: error.constructor && error.constructor.name,
+        type: error.type === undefined ? null : error.type,
+        message: error.message === undefined ? null : error.message,
+        errMsg: error.errMsg === undefined ? null : error.errMsg,
+    };
+}
+
+function describeResponse(response) {
+    if (!response || typeof response !== 'object') return response;
+    return { statusCode: response.statusCode, data: response.data, header: response.header };
+}
+
+/** The step as a promise of {outcome, result?, error?, note?}. */
+function runStep(qcloud, args) {
+    const url = args.server + args.path;
+    return new Promise((resolve) => {
+        const success = (kind) => (value) => resolve({
+            outcome: 'success',
+            result: kind === 'response' ? describeResponse(value) : value,
+        });
+        const fail = (error) => resolve({ outcome: 'fail', error: describeError(error) });
+
+        switch (args.step) {
+        case 'login':
+            qcloud.login({ success: success('userInfo'), fail });
+            break;
+        case 'login_code_only':
+            if (typeof qcloud.loginWithCode !== 'function') {
+                resolve({ outcome: 'skipped', note: `${args.sdk} has no code-only login` });
+                break;
+            }
+            qcloud.loginWithCode({ success: success('userInfo'), fail });
+            break;
+        case 'request_login':
+            qcloud.request({ url, login: true, success: success('response'), fail });
+            break;
+        case 'request':
+            qcloud.request({ url, login: false, success: success('response'), fail });
+            break;
+        case 'seed':
+            // Fresh encrypted user info under the CURRENT session_key: no wx.login here.
+            wx.getUserInfo({
+                success(info) {
+                    qcloud.request({
+                        url,
+                        login: false,
+                        header: { 'X-WX-Encrypted-Data': info.encryptedData, 'X-WX-IV': info.iv },
+                        success: success('response'),
+                        fail,
+                    });
+                },
+                fail(error) {
+                    resolve({ outcome: 'fail', error: describeError(error), note: 'wx.getUserInfo failed' });
+                },
+            });
+            break;
+        default:
+            resolve({ outcome: 'error', error: { message: 'unknown step ' + JSON.stringify(args.step) } });
+        }
+    });
+}
+
+function emit(report, code) {
+    process.stdout.write(JSON.stringify(report) + '\n', () => process.exit(code));
+}
+
+async function main() {
+    let args;
+    try {
+        args = parseArgs(process.argv.slice(2));
+    } catch (error) {
+        emit({ outcome: 'error', error: { message: error.message } }, 2);
+        return;
+    }
+    if (args.profile) wx.__config.profile = args.profile;
+
+    const qcloud = require(SDK_PACKAGES[args.sdk]);
+    qcloud.setLoginUrl(args.server + '/weapp/login');
+
+    let timer;
+    const timeout = new Promise((resolve) => {
+        timer = setTimeout(() => resolve({
+            outcome: 'timeout',
+            error: { message: `no callback within ${STEP_TIMEOUT_MS} ms` },
+        }), STEP_TIMEOUT_MS);
+    });
+    let result;
+    try {
+        result = await Promise.race([runStep(qcloud, args), timeout]);
+    } catch (error) {
+        result = { outcome: 'error', error: Object.assign(describeError(error), { stack: error.stack }) };
+    }
+    clearTimeout(timer);
+
+    const storage = wx.__storage;
+    emit(Object.assign({ sdk: args.sdk, step: args.step }, result, {
+        storage,
+        session: storage[SESSION_STORAGE_KEY] || null,
+        wx: wx.__journal,
+    }), 0);
+}
+
+process.on('unhandledRejection', (error) => {
+    emit({ outcome: 'error', error: Object.assign(describeError(error), { stack: error && error.stack }) }, 1);
+});
+process.on('uncaughtException', (error) => {
+    emit({ outcome: 'error', error: Object.assign(describeError(error), { stack: error && error.stack }) }, 1);
+});
+
+main();
