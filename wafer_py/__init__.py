@@ -10,6 +10,8 @@ Adapters: :mod:`wafer_py.wsgi` (``WaferWSGIMiddleware``), :mod:`wafer_py.asgi`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .auth import Authenticated, Credentials, LoginResult, WaferAuth
 from .config import WaferConfig
 from .exceptions import (
@@ -22,7 +24,9 @@ from .exceptions import (
 )
 from .models import Session, User
 from .stores import MemoryStore, SessionStore, SQLiteStore, open_store
-from .wechat import WeChatClient
+
+if TYPE_CHECKING:
+    from .wechat import WeChatClient
 
 __version__ = "0.1.0"
 
@@ -47,3 +51,12 @@ __all__ = [
     "open_store",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # WeChatClient needs requests; import it only when asked for.
+    if name == "WeChatClient":
+        from .wechat import WeChatClient
+
+        return WeChatClient
+    raise AttributeError(f"module 'wafer_py' has no attribute {name!r}")

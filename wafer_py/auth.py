@@ -10,14 +10,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .config import WaferConfig
 from .crypto import SecretBox, decrypt_data, new_session_id, new_skey
 from .exceptions import InvalidSession, StaleSessionKey, StoreUnavailable, WaferError
 from .models import Session, User, clean_profile
 from .stores import SessionStore, open_store
-from .wechat import WeChatClient
+
+if TYPE_CHECKING:
+    from .wechat import WeChatClient
 
 __all__ = ["WaferAuth", "Credentials", "Authenticated", "LoginResult"]
 
@@ -95,9 +97,12 @@ class WaferAuth:
         self.config = config
         self.store = open_store(config.store_url) if store is None else (
             open_store(store) if isinstance(store, str) else store)
-        self.wechat = wechat or WeChatClient(
-            config.appid, config.app_secret, api_base=config.api_base,
-            timeout=config.wechat_timeout)
+        if wechat is None:
+            from .wechat import WeChatClient  # requests is imported only when needed
+
+            wechat = WeChatClient(config.appid, config.app_secret, api_base=config.api_base,
+                                  timeout=config.wechat_timeout)
+        self.wechat = wechat
         self.secrets = SecretBox(config.secret_keys)
         self.clock = clock
 

@@ -98,7 +98,7 @@ class SessionStoreContract:
             try:
                 users.append(store.ensure_user(openid, unionid=None,
                                                profile={"nickName": str(i)}, now=float(i)))
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=login, args=(i,)) for i in range(16)]
