@@ -173,3 +173,47 @@ class SessionStoreContract:
         assert found is not None
         assert skey not in (found.skey_hash, found.sealed_session_key)
         assert found.sealed_session_key == session.sealed_session_key
+
+    # -- entries ----------------------------------------------------------------
+    def test_entries(self, store: SessionStore, openid: str) -> None:
+        key = "entry:" + openid
+        assert store.get_entry(key, now=0.0) is None
+        store.set_entry(key, "v1 ☃", expires_at=100.0)
+        assert store.get_entry(key, now=99.0) == "v1 ☃"
+        assert store.get_entry(key, now=100.0) is None  # expired
+        store.set_entry(key, "v2", expires_at=200.0)
+        assert store.get_entry(key, now=150.0) == "v2"
+        assert store.delete_entry(key) is True
+        assert store.delete_entry(key) is False
+        assert store.get_entry(key, now=150.0) is None
+
+    # -- locks ------------------------------------------------------------------
+    def test_lock_has_one_holder(self, store: SessionStore, openid: str) -> None:
+        name = "lock:" + openid
+        assert store.acquire_lock(name, "a", ttl=10.0, now=100.0) is True
+        assert store.acquire_lock(name, "b", ttl=10.0, now=105.0) is False
+        assert store.acquire_lock(name, "a", ttl=10.0, now=105.0) is True  # re-entrant
+        assert store.release_lock(name, "b") is False
+        assert store.release_lock(name, "a") is True
+        assert store.acquire_lock(name, "b", ttl=10.0, now=106.0) is True
+
+    def test_lock_lapses(self, store: SessionStore, openid: str) -> None:
+        name = "lock:" + openid
+        assert store.acquire_lock(name, "dead", ttl=10.0, now=100.0) is True
+        assert store.acquire_lock(name, "b", ttl=10.0, now=110.0) is True
+        assert store.release_lock(name, "dead") is False
+
+    def test_lock_under_contention(self, store: SessionStore, openid: str) -> None:
+        name = "lock:" + openid
+        winners: list[int] = []
+
+        def take(i: int) -> None:
+            if store.acquire_lock(name, f"owner-{i}", ttl=60.0, now=1000.0):
+                winners.append(i)
+
+        threads = [threading.Thread(target=take, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(winners) == 1

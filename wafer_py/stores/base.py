@@ -88,6 +88,32 @@ class SessionStore(ABC):
     def purge_expired(self, now: float) -> int:
         """Delete the sessions that expired by ``now``; return how many."""
 
+    # -- entries: small shared values with an expiry (tokens, web sessions) -------
+    @abstractmethod
+    def get_entry(self, key: str, *, now: float) -> str | None:
+        """The value stored under ``key``, or ``None`` if there is none or it expired."""
+
+    @abstractmethod
+    def set_entry(self, key: str, value: str, *, expires_at: float) -> None:
+        """Store ``value`` under ``key`` (replacing any), until ``expires_at``."""
+
+    @abstractmethod
+    def delete_entry(self, key: str) -> bool:
+        """Delete the entry; ``True`` if it existed."""
+
+    # -- locks: one holder at a time, across threads and processes ----------------
+    @abstractmethod
+    def acquire_lock(self, name: str, owner: str, *, ttl: float, now: float) -> bool:
+        """Take the lock ``name`` for ``owner`` unless another owner holds it unexpired.
+
+        Returns at once. The lock lapses ``ttl`` seconds after ``now``, so a holder that
+        died does not block the others forever.
+        """
+
+    @abstractmethod
+    def release_lock(self, name: str, owner: str) -> bool:
+        """Release the lock if ``owner`` holds it; ``True`` if it did."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store is not used afterwards."""
 

@@ -24,6 +24,8 @@ class MemoryStore(SessionStore):
         self._sessions: dict[str, Session] = {}
         self._by_skey: dict[str, str] = {}
         self._by_user: dict[str, dict[str, None]] = {}
+        self._entries: dict[str, tuple[str, float]] = {}
+        self._locks: dict[str, tuple[str, float]] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore(users={len(self._users)}, sessions={len(self._sessions)})"
@@ -106,3 +108,33 @@ class MemoryStore(SessionStore):
         with self._lock:
             expired = [s.id for s in self._sessions.values() if s.is_expired(now)]
             return sum(self._drop(i) for i in expired)
+
+    def get_entry(self, key: str, *, now: float) -> str | None:
+        found = self._entries.get(key)
+        if found is None or found[1] <= now:
+            return None
+        return found[0]
+
+    def set_entry(self, key: str, value: str, *, expires_at: float) -> None:
+        with self._lock:
+            self._entries[key] = (value, expires_at)
+
+    def delete_entry(self, key: str) -> bool:
+        with self._lock:
+            return self._entries.pop(key, None) is not None
+
+    def acquire_lock(self, name: str, owner: str, *, ttl: float, now: float) -> bool:
+        with self._lock:
+            held = self._locks.get(name)
+            if held is not None and held[0] != owner and held[1] > now:
+                return False
+            self._locks[name] = (owner, now + ttl)
+            return True
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        with self._lock:
+            held = self._locks.get(name)
+            if held is None or held[0] != owner:
+                return False
+            del self._locks[name]
+            return True

@@ -41,6 +41,16 @@ CREATE TABLE IF NOT EXISTS wafer_sessions (
 );
 CREATE INDEX IF NOT EXISTS wafer_sessions_openid ON wafer_sessions (openid);
 CREATE INDEX IF NOT EXISTS wafer_sessions_expires ON wafer_sessions (expires_at);
+CREATE TABLE IF NOT EXISTS wafer_entries (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL,
+    expires_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS wafer_locks (
+    name        TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    expires_at  REAL NOT NULL
+);
 """
 
 _SESSION_COLUMNS = "id, openid, skey_hash, sealed_session_key, created_at, last_seen, expires_at"
@@ -206,6 +216,44 @@ class SQLiteStore(SessionStore):
         with self._write() as db:
             return db.execute("DELETE FROM wafer_sessions WHERE expires_at <= ?",
                               (now,)).rowcount
+
+    # -- entries ----------------------------------------------------------------
+    def get_entry(self, key: str, *, now: float) -> str | None:
+        row = self._read("SELECT value FROM wafer_entries WHERE key = ? AND expires_at > ?",
+                         (key, now))
+        return None if row is None else str(row[0])
+
+    def set_entry(self, key: str, value: str, *, expires_at: float) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO wafer_entries (key, value, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+                "expires_at = excluded.expires_at",
+                (key, value, expires_at),
+            )
+
+    def delete_entry(self, key: str) -> bool:
+        with self._write() as db:
+            return db.execute("DELETE FROM wafer_entries WHERE key = ?", (key,)).rowcount > 0
+
+    # -- locks ------------------------------------------------------------------
+    def acquire_lock(self, name: str, owner: str, *, ttl: float, now: float) -> bool:
+        # BEGIN IMMEDIATE serialises writers across processes: the check and the take
+        # are one step.
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO wafer_locks (name, owner, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+                "expires_at = excluded.expires_at "
+                "WHERE wafer_locks.owner = excluded.owner OR wafer_locks.expires_at <= ?",
+                (name, owner, now + ttl, now),
+            )
+            return cursor.rowcount > 0
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        with self._write() as db:
+            return db.execute("DELETE FROM wafer_locks WHERE name = ? AND owner = ?",
+                              (name, owner)).rowcount > 0
 
     def close(self) -> None:
         with self._all_lock:
