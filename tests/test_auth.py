@@ -144,3 +144,39 @@ def test_core_imports_no_framework() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"
+
+
+def test_sessions_per_user_are_capped_and_pruned(make_auth: Callable[..., WaferAuth],
+                                                 fake: FakeWeChat) -> None:
+    clock = Clock()
+    auth = make_auth(clock=clock, max_sessions_per_user=3, session_ttl=100)
+    first = auth.login(fake.login(DEMO_APPID, "heavy")["code"])
+    clock.advance(101)  # the first session expires
+    results = []
+    for _ in range(4):
+        clock.advance(1)
+        results.append(auth.login(fake.login(DEMO_APPID, "heavy")["code"]))
+    kept = auth.store.list_sessions(first.user.openid)
+    assert [s.id for s in kept] == [r.session_id for r in results[1:]]
+    with pytest.raises(InvalidSession):  # the oldest live one gave way
+        auth.validate(Credentials(skey=results[0].skey))
+
+
+def test_processes_without_a_secret_share_the_sqlite_key(fake_server: object,
+                                                         fake: FakeWeChat,
+                                                         tmp_path: object) -> None:
+    import os
+    import stat
+
+    url = f"sqlite:///{tmp_path}/shared.db"
+    base = getattr(fake_server, "url")
+    one = WaferAuth(WaferConfig(api_base=base, store_url=url))
+    two = WaferAuth(WaferConfig(api_base=base, store_url=url))
+    try:
+        result = one.login(fake.login(DEMO_APPID, "shared")["code"])
+        assert two.validate(Credentials(skey=result.skey)).openid == result.user.openid
+        key_file = f"{tmp_path}/shared.db.key"
+        assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    finally:
+        one.close()
+        two.close()

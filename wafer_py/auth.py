@@ -103,8 +103,21 @@ class WaferAuth:
             wechat = WeChatClient(config.appid, config.app_secret, api_base=config.api_base,
                                   timeout=config.wechat_timeout)
         self.wechat = wechat
-        self.secrets = SecretBox(config.secret_keys)
+        keys = config.secret_keys or self._local_secret_keys()
+        self.secrets = SecretBox(keys)
         self.clock = clock
+
+    def _local_secret_keys(self) -> tuple[str, ...]:
+        """Without configured keys: a key kept beside a SQLite file, shared by the
+        processes that use that file (none for other stores: SecretBox makes one)."""
+        local = getattr(self.store, "local_secret", None)
+        key = local() if callable(local) else None
+        if isinstance(key, str) and key:
+            logger.warning(
+                "wafer_py: no secret key configured (WAFER_SECRET_KEY); using the key "
+                "generated beside the SQLite store. Set WAFER_SECRET_KEY in production.")
+            return (key,)
+        return ()
 
     def __repr__(self) -> str:
         return f"WaferAuth(appid={self.config.appid!r}, store={self.store!r})"
@@ -166,7 +179,23 @@ class WaferAuth:
             expires_at=now + min(self.config.session_ttl, self.config.session_max_age),
         )
         self._store(self.store.create_session, session)
+        self._prune(wx.openid, now)
         return LoginResult(user, session, skey, created)
+
+    def _prune(self, openid: str, now: float) -> None:
+        """Drop the user's expired sessions, and the oldest beyond the per-user cap.
+
+        v2 clients log in before every ``login: true`` request, so sessions pile up;
+        this keeps each user's count bounded without a cron job.
+        """
+        sessions = self._store(self.store.list_sessions, openid)
+        live = [s for s in sessions if not s.is_expired(now)]
+        doomed = [s for s in sessions if s.is_expired(now)]
+        excess = len(live) - self.config.max_sessions_per_user
+        if excess > 0:
+            doomed.extend(live[:excess])  # oldest first
+        for session in doomed:
+            self._store(self.store.revoke_session, session.id)
 
     # -- validation -------------------------------------------------------------
     def validate(self, credentials: Credentials) -> Authenticated:

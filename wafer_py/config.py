@@ -50,6 +50,8 @@ class WaferConfig:
     session_ttl: int = 7 * 24 * 3600
     session_max_age: int = 30 * 24 * 3600
     touch_interval: int = 60
+    #: Live sessions kept per user; a login beyond it ends the oldest.
+    max_sessions_per_user: int = 50
     login_path: str = "/weapp/login"
     default_nickname: str = DEFAULT_NICKNAME
     default_avatar: str = DEFAULT_AVATAR
@@ -63,6 +65,8 @@ class WaferConfig:
             raise ValueError("appid is required")
         if self.session_ttl <= 0 or self.session_max_age <= 0:
             raise ValueError("session_ttl and session_max_age must be positive")
+        if self.max_sessions_per_user < 1:
+            raise ValueError("max_sessions_per_user must be at least 1")
         if not self.login_path.startswith("/"):
             raise ValueError("login_path must start with '/'")
 

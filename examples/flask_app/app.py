@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from wafer_py import WaferAuth
+from wafer_py import WaferAuth, WaferConfig
 from wafer_py.flask import Wafer, current_user, login_required
 
 
@@ -27,7 +27,7 @@ def create_app(auth: WaferAuth | None = None) -> Flask:
         return {"ok": True}
 
     # --- wafer_py: the login path, and a route that needs a session ---------------
-    Wafer(app, auth)  # reads WAFER_* from app.config / the environment when auth is None
+    Wafer(app, auth or WaferAuth(WaferConfig.from_env()))  # answers /weapp/login
 
     @app.get("/weapp/user")
     @login_required

@@ -8,9 +8,12 @@ writer wait for another instead of failing at once.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
 import sqlite3
 import tempfile
+import time
 import threading
 from pathlib import Path
 from typing import Any, ClassVar
@@ -107,6 +110,29 @@ class SQLiteStore(SessionStore):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
+
+    def local_secret(self) -> str | None:
+        """A secret kept in ``<file>.key`` (mode 0600) beside the database, made once.
+
+        For deployments without ``WAFER_SECRET_KEY``: every process using this file then
+        shares sessions. ``None`` for ``:memory:``.
+        """
+        if self._scratch is not None:
+            return None
+        key_path = Path(self.path + ".key")
+        for _ in range(100):
+            try:
+                fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                text = key_path.read_text().strip()
+                if text:
+                    return text
+                time.sleep(0.01)  # another process is writing it right now
+                continue
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_hex(32) + "\n")
+            return key_path.read_text().strip()
+        raise StoreUnavailable(f"cannot read the key file {key_path}")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -1,0 +1,162 @@
+"""The adapters beyond the examples: FastAPI, plain WSGI/ASGI apps, several worker
+processes, the 0.7.x client's legacy header."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import serve_asgi, serve_wsgi, skip_or_fail
+from wafer_py import WaferAuth
+from wafer_py.asgi import WaferMiddleware
+from wafer_py.config import DEMO_APPID
+from wafer_py.crypto import encrypt_data
+from wafer_py.fakewechat import FakeWeChat
+from wafer_py.protocol import MAGIC_ID
+from wafer_py.wsgi import WaferWSGIMiddleware, get_state
+
+
+def _skey(base: str, fake: FakeWeChat, user: str) -> str:
+    code = fake.login(DEMO_APPID, user)["code"]
+    response = requests.get(f"{base}/weapp/login", headers={"X-WX-Code": code}, timeout=10)
+    assert response.status_code == 200, response.text
+    return str(response.json()["data"]["skey"])
+
+
+def test_fastapi_dependency(make_auth: Callable[..., WaferAuth], fake: FakeWeChat) -> None:
+    fastapi = pytest.importorskip("fastapi")
+    from wafer_py.asgi import WaferUser
+    from wafer_py.starlette import require_user
+
+    app = fastapi.FastAPI()
+    app.add_middleware(WaferMiddleware, auth=make_auth())
+
+    @app.get("/weapp/user")
+    def weapp_user(user: WaferUser = fastapi.Depends(require_user)) -> dict[str, Any]:
+        return {"code": 0, "data": {"userInfo": user.userinfo()}}
+
+    @app.get("/public")
+    def public() -> dict[str, Any]:
+        return {"code": 0}
+
+    with serve_asgi(app) as base:
+        skey = _skey(base, fake, "fastapi")
+        ok = requests.get(f"{base}/weapp/user", headers={"X-WX-Skey": skey}, timeout=10)
+        assert ok.status_code == 200
+        assert ok.json()["data"]["userInfo"]["nickName"]
+        refused = requests.get(f"{base}/weapp/user", timeout=10)
+        assert refused.status_code == 401
+        assert refused.json()[MAGIC_ID] == 1
+        assert refused.json()["error"] == "ERR_INVALID_SESSION"
+        assert requests.get(f"{base}/public", timeout=10).json() == {"code": 0}
+
+
+def test_plain_wsgi_app_with_protect_and_a_lazy_body(make_auth: Callable[..., WaferAuth],
+                                                     fake: FakeWeChat) -> None:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        state = get_state(environ)
+        if environ["PATH_INFO"] == "/mine" and not state.is_authenticated:
+            start_response("401 Unauthorized", [("Content-Type", "text/plain")])
+            yield b"no"
+            return
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        who = state.identity.openid if state.identity else "anonymous"
+        yield who.encode()
+
+    wrapped = WaferWSGIMiddleware(app, make_auth(), protect=["/api/"])
+    with serve_wsgi(wrapped) as base:
+        skey = _skey(base, fake, "plain")
+        # protect: refused by the middleware before the app runs
+        refused = requests.get(f"{base}/api/things", timeout=10)
+        assert refused.status_code == 401 and refused.json()["reason"] == "missing_session"
+        assert requests.get(f"{base}/api/things", headers={"X-WX-Skey": skey},
+                            timeout=10).text.startswith("o")
+        # a lazy (generator) app's own 401 becomes the protocol's answer
+        lazy = requests.get(f"{base}/mine", timeout=10)
+        assert lazy.status_code == 401 and lazy.json()["error"] == "ERR_INVALID_SESSION"
+        assert requests.get(f"{base}/", timeout=10).text == "anonymous"
+
+
+def test_plain_asgi_app_other_scopes_pass_through(make_auth: Callable[..., WaferAuth]) -> None:
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    import asyncio
+
+    middleware = WaferMiddleware(app, auth=make_auth())
+    asyncio.run(middleware({"type": "lifespan"}, None, None))
+    asyncio.run(middleware({"type": "websocket", "path": "/ws", "headers": []}, None, None))
+    assert seen == ["lifespan", "websocket"]
+
+
+def test_legacy_encrypt_data_header_without_iv(make_auth: Callable[..., WaferAuth],
+                                               fake: FakeWeChat) -> None:
+    from examples.flask_app.app import create_app
+
+    auth = make_auth()
+    login = fake.login(DEMO_APPID, "legacy")
+    key = fake.session_key_of(DEMO_APPID, login["openid"])
+    data, _ = encrypt_data(key, {"openId": login["openid"], "nickName": "Old Client"},
+                           appid=DEMO_APPID, iv=base64.b64decode(key))
+    with serve_wsgi(create_app(auth)) as base:
+        response = requests.get(f"{base}/weapp/login", timeout=10, headers={
+            "X-WX-Code": login["code"], "X-WX-Encrypt-Data": data})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["userinfo"]["nickName"] == "Old Client"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_gunicorn_workers_share_sqlite_sessions(tmp_path: Path, fake_server: Any,
+                                                fake: FakeWeChat) -> None:
+    """Several worker processes, no WAFER_SECRET_KEY: sessions still work in every one."""
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        skip_or_fail("gunicorn is not installed (pip install -e '.[dev]')")
+    port = _free_port()
+    env = {**os.environ, "WAFER_WECHAT_API_BASE": fake_server.url,
+           "WAFER_STORE_URL": f"sqlite:///{tmp_path}/workers.db"}
+    env.pop("WAFER_SECRET_KEY", None)
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "3", "-b", f"127.0.0.1:{port}",
+         "examples.flask_app.app:create_app()"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{base}/health", timeout=1)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError("gunicorn did not start") from None
+                time.sleep(0.1)
+        skeys = [_skey(base, fake, f"worker-user-{i}") for i in range(6)]
+        statuses = [
+            requests.get(f"{base}/weapp/user", headers={"X-WX-Skey": skey}, timeout=10)
+            .status_code
+            for skey in skeys for _ in range(5)
+        ]
+        assert statuses == [200] * 30
+    finally:
+        proc.terminate()
+        proc.wait(15)
