@@ -169,7 +169,7 @@ def test_processes_without_a_secret_share_the_sqlite_key(fake_server: object,
     import stat
 
     url = f"sqlite:///{tmp_path}/shared.db"
-    base = getattr(fake_server, "url")
+    base = fake_server.url
     one = WaferAuth(WaferConfig(api_base=base, store_url=url))
     two = WaferAuth(WaferConfig(api_base=base, store_url=url))
     try:

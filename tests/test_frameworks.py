@@ -42,7 +42,7 @@ def test_fastapi_dependency(make_auth: Callable[..., WaferAuth], fake: FakeWeCha
     app.add_middleware(WaferMiddleware, auth=make_auth())
 
     @app.get("/weapp/user")
-    def weapp_user(user: WaferUser = fastapi.Depends(require_user)) -> dict[str, Any]:
+    def weapp_user(user: WaferUser = fastapi.Depends(require_user)) -> dict[str, Any]:  # noqa: B008
         return {"code": 0, "data": {"userInfo": user.userinfo()}}
 
     @app.get("/public")

@@ -13,8 +13,8 @@ import secrets
 import shutil
 import sqlite3
 import tempfile
-import time
 import threading
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
