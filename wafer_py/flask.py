@@ -28,7 +28,8 @@ from .models import User
 from .protocol import PathMatcher, RequestState
 from .wsgi import WaferWSGIMiddleware, get_state
 
-__all__ = ["Wafer", "current_user", "current_identity", "login_required", "wafer_state"]
+__all__ = ["Wafer", "current_user", "current_identity", "get_current_user", "login_required",
+           "wafer_state"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,10 +68,18 @@ def _user() -> User | None:
     return None if identity is None else identity.user
 
 
-#: The current request's :class:`~wafer_py.models.User`, or ``None`` without a valid session.
-current_user: User | None = cast("User | None", LocalProxy(_user))
-#: The current request's :class:`~wafer_py.auth.Authenticated` (user and session), or None.
-current_identity: Authenticated | None = cast("Authenticated | None", LocalProxy(_identity))
+def get_current_user() -> User | None:
+    """The current request's :class:`~wafer_py.models.User`, or ``None``."""
+    return _user()
+
+
+#: The current request's :class:`~wafer_py.models.User`, for views behind
+#: :func:`login_required`. Without a valid session it stands for ``None``: it is falsy,
+#: but being a proxy it is never ``is None``; use :func:`get_current_user` to test.
+current_user: User = cast("User", LocalProxy(_user))
+#: The current request's :class:`~wafer_py.auth.Authenticated` (user and session); the same
+#: caveat as ``current_user``.
+current_identity: Authenticated = cast("Authenticated", LocalProxy(_identity))
 
 
 def login_required(view: F) -> F:

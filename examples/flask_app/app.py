@@ -32,7 +32,6 @@ def create_app(auth: WaferAuth | None = None) -> Flask:
     @app.get("/weapp/user")
     @login_required
     def weapp_user() -> dict[str, object]:
-        assert current_user is not None
         return {"code": 0, "data": {"userInfo": current_user.userinfo()}}
 
     return app
