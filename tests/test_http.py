@@ -301,6 +301,7 @@ SEED_CASES: dict[str, tuple[int, str]] = {
     "stale_session_key": (422, "stale_session_key"),
     "other_appid_watermark": (403, "wrong_appid"),
     "oversized_data": (431, "header_too_large"),
+    "missing_iv": (400, "malformed_encrypted_data"),
 }
 
 
@@ -318,6 +319,7 @@ def test_bad_seed_flow(case: str, base: str, fake: FakeWeChat, auth: WaferAuth) 
                                "X-WX-IV": fresh["iv"]},
         "other_appid_watermark": _other_app_data(fake, "gina"),
         "oversized_data": {"X-WX-Encrypted-Data": "A" * 40_000, "X-WX-IV": fresh["iv"]},
+        "missing_iv": {"X-WX-Encrypted-Data": fresh["encryptedData"]},
     }.get(case)
     if case == "stale_session_key":
         fake.login(DEMO_APPID, "gina")  # a later wx.login rotates the session_key

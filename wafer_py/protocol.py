@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from .auth import Authenticated, Credentials, LoginResult, WaferAuth
@@ -80,7 +81,7 @@ class WaferResponse:
     status: int
     body: dict[str, Any]
 
-    @property
+    @cached_property
     def content(self) -> bytes:
         return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -259,6 +260,8 @@ class WaferProtocol:
             generation: Literal["v1", "v2"] = "v1" if headers.get(HEADER_ID) else "v2"
             return RequestState(error=exc, generation=generation)
         data, iv, legacy = read_encrypted(headers)
-        if data is not None and iv is not None and not legacy:
+        if data is not None and not legacy:
+            if iv is None:
+                raise MalformedEncryptedData("X-WX-IV must come with X-WX-Encrypted-Data")
             identity = self.auth.update_profile(identity, data, iv)
         return RequestState(identity=identity, generation=identity.generation)
