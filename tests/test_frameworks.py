@@ -160,3 +160,37 @@ def test_gunicorn_workers_share_sqlite_sessions(tmp_path: Path, fake_server: Any
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def test_asgi_logins_do_not_block_the_event_loop(make_auth: Callable[..., WaferAuth],
+                                                 fake: FakeWeChat) -> None:
+    """While logins wait on a slow WeChat, the same process still answers other requests."""
+    import threading
+
+    from examples.starlette_app.app import create_app
+
+    fake.latency = 1.0
+    finished: list[tuple[str, float]] = []
+    lock = threading.Lock()
+
+    def call(kind: str, url: str, headers: dict[str, str]) -> None:
+        response = requests.get(url, headers=headers, timeout=30)
+        assert response.status_code == 200, response.text
+        with lock:
+            finished.append((kind, time.monotonic()))
+
+    with serve_asgi(create_app(make_auth())) as base:
+        codes = [fake.login(DEMO_APPID, f"slow-{i}")["code"] for i in range(8)]
+        logins = [threading.Thread(target=call, args=("login", f"{base}/weapp/login",
+                                                      {"X-WX-Code": c})) for c in codes]
+        for t in logins:
+            t.start()
+        deadline = time.monotonic() + 10
+        while fake.calls["/sns/jscode2session"] < 8:  # all eight are now waiting on WeChat
+            assert time.monotonic() < deadline, "the logins did not reach WeChat together"
+            time.sleep(0.01)
+        call("health", f"{base}/health", {})
+        for t in logins:
+            t.join()
+    kinds = [kind for kind, _ in sorted(finished, key=lambda item: item[1])]
+    assert kinds[0] == "health" and kinds.count("login") == 8

@@ -9,6 +9,7 @@ by default, as the real API is reported to send); control answers are JSON.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,6 +30,7 @@ class FakeWeChat:
 
     ``apps`` maps AppID to AppSecret (default: the demo app of :mod:`wafer_py.config`).
     ``clock`` returns seconds (default :func:`time.time`); :meth:`advance` moves it on.
+    ``latency`` delays every WeChat answer by that many seconds.
 
     Example::
 
@@ -43,7 +45,11 @@ class FakeWeChat:
         apps: Mapping[str, str] | None = None,
         clock: Callable[[], float] | None = None,
         content_type: str = "text/plain",
+        latency: float = 0.0,
     ) -> None:
+        #: Seconds every WeChat answer waits, like a real round trip (the control API is
+        #: not delayed). May be changed while serving.
+        self.latency = latency
         self.state = WeChatState(apps or {DEMO_APPID: DEMO_APP_SECRET}, clock)
         self.content_type = content_type
         self.router = Router()
@@ -66,6 +72,8 @@ class FakeWeChat:
 
     def _wechat(self, request: Request) -> Response:
         self.state.count(request.path)
+        if self.latency > 0:
+            time.sleep(self.latency)
         now = self.state.now()
         injected = self.state.take_injected(request.path)
         if injected is not None:
