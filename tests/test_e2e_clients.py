@@ -23,10 +23,7 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +31,8 @@ from typing import Any
 
 import pytest
 
-from wafer_py import WaferAuth, WaferConfig
+from tests.conftest import serve_example, skip_or_fail
+from wafer_py import WaferAuth
 from wafer_py.config import DEFAULT_NICKNAME, DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat
 
@@ -46,18 +44,9 @@ SDK_PACKAGES = {"v1": "wafer-client-sdk", "v2": "wafer2-client-sdk"}
 MAGIC = "F2C224D4-2BCE-4C64-AF9F-A6D872000D1A"
 JSCODE2SESSION = "/sns/jscode2session"
 NODE_TIMEOUT = 30.0
-START_TIMEOUT = 10.0
-LOOPBACK = "127.0.0.1"
 
 
 # ------------------------------------------------------------------ environment checks
-
-
-def _unavailable(reason: str) -> None:
-    """Skip, or fail when running in CI (where the e2e tests must run)."""
-    if os.environ.get("CI", "").strip().lower() == "true":
-        pytest.fail(f"{reason} (CI=true, so this is an error, not a skip)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -65,109 +54,12 @@ def node() -> str:
     """The node executable, with the two SDKs installed under tests/e2e/node_modules."""
     executable = shutil.which("node")
     if executable is None:
-        _unavailable("node is not installed; the e2e tests run the client SDKs in Node")
+        skip_or_fail("node is not installed; the e2e tests run the client SDKs in Node")
     assert executable is not None
     for package in SDK_PACKAGES.values():
         if not (E2E_DIR / "node_modules" / package / "package.json").is_file():
-            _unavailable(f"{package} is not installed: run `npm ci --prefix tests/e2e`")
+            skip_or_fail(f"{package} is not installed: run `npm ci --prefix tests/e2e`")
     return executable
-
-
-def _import_or_unavailable(name: str) -> Any:
-    try:
-        return __import__(name)
-    except ImportError:
-        _unavailable(f"the Python package {name!r} is not installed")
-
-
-# ------------------------------------------------------------------ servers
-
-
-def _wait_until_accepting(port: int, alive: Callable[[], bool], what: str) -> None:
-    """Return once ``port`` accepts TCP connections; fail if ``what`` dies or never does."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if not alive():
-            pytest.fail(f"{what} stopped before it accepted connections")
-        try:
-            with socket.create_connection((LOOPBACK, port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"{what} did not accept connections on port {port} within "
-                            f"{START_TIMEOUT} s")
-            time.sleep(0.02)
-
-
-@dataclass
-class RunningServer:
-    url: str
-    stop: Callable[[], None]
-
-
-def _serve_starlette(app: Any) -> RunningServer:
-    uvicorn = _import_or_unavailable("uvicorn")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((LOOPBACK, 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                              name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not shut down"
-
-    try:
-        # started: uvicorn has its listener up (the port alone could accept into the backlog)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if not server.started:
-            pytest.fail(f"uvicorn did not start within {START_TIMEOUT} s")
-        _wait_until_accepting(port, thread.is_alive, "uvicorn")
-    except BaseException:
-        stop()
-        raise
-    return RunningServer(f"http://{LOOPBACK}:{port}", stop)
-
-
-def _serve_flask(app: Any) -> RunningServer:
-    from werkzeug.serving import make_server
-
-    server = make_server(LOOPBACK, 0, app, threaded=True)
-    port = server.server_port
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              name=f"werkzeug-{port}", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "the WSGI server did not shut down"
-
-    try:
-        _wait_until_accepting(port, thread.is_alive, "the WSGI server")
-    except BaseException:
-        stop()
-        raise
-    return RunningServer(f"http://{LOOPBACK}:{port}", stop)
-
-
-def _create_app(framework: str, auth: WaferAuth) -> Any:
-    if framework == "starlette":
-        _import_or_unavailable("starlette")
-        from examples.starlette_app.app import create_app
-    else:
-        _import_or_unavailable("flask")
-        from examples.flask_app.app import create_app
-    return create_app(auth)
 
 
 # ------------------------------------------------------------------ the world of one test
@@ -301,36 +193,14 @@ def sdk(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def fake_wechat() -> Iterator[tuple[FakeWeChat, str]]:
-    fake = FakeWeChat()
-    server = fake.serve(host=LOOPBACK, port=0)
-    try:
-        yield fake, server.url
-    finally:
-        server.close()
-
-
-@pytest.fixture
 def world(request: pytest.FixtureRequest, node: str, framework: str, sdk: str,
-          fake_wechat: tuple[FakeWeChat, str], tmp_path: Path) -> Iterator[World]:
-    fake, fake_url = fake_wechat
-    auth = WaferAuth(WaferConfig(api_base=fake_url, store_url=f"sqlite:///{tmp_path}/s.db",
-                                 secret_keys=("test-secret",)))
-    try:
-        app = _create_app(framework, auth)
-        server = _serve_starlette(app) if framework == "starlette" else _serve_flask(app)
-    except BaseException:
-        auth.close()
-        raise
+          fake: FakeWeChat, fake_server: Any, make_auth: Callable[..., WaferAuth],
+          tmp_path: Path) -> Iterator[World]:
+    auth = make_auth()
     user = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
-    try:
-        yield World(framework, sdk, node, fake, fake_url, auth, server.url, user,
+    with serve_example(framework, auth) as url:
+        yield World(framework, sdk, node, fake, fake_server.url, auth, url, user,
                     tmp_path / "wx-storage.json")
-    finally:
-        try:
-            server.stop()
-        finally:
-            auth.close()
 
 
 # ------------------------------------------------------------------ shared checks
