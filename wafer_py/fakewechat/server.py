@@ -98,6 +98,9 @@ def parse_request(method: str, target: str, headers: Mapping[str, str], body: by
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm and the client's
+    # delayed ACK each keep-alive answer would stall for ~40 ms.
+    disable_nagle_algorithm = True
     timeout = 60  # seconds an idle keep-alive connection may hold its thread
     server_version = "FakeWeChat/1.0"
 
