@@ -16,7 +16,7 @@ Needs pytest.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -24,7 +24,7 @@ from .crypto import SecretBox, new_session_id, new_skey
 from .models import Session, User
 from .stores.base import SessionStore
 
-__all__ = ["SessionStoreContract", "make_session"]
+__all__ = ["SessionStoreContract", "make_session", "run_threads"]
 
 _BOX = SecretBox(["wafer_py contract suite"])
 
@@ -39,6 +39,21 @@ def make_session(openid: str, *, now: float = 1000.0, ttl: float = 3600.0,
         created_at=now, last_seen=now, expires_at=now + ttl,
     )
     return session, skey
+
+
+def run_threads(target: Callable[[int], object], count: int) -> None:
+    """Run ``target(0) ... target(count - 1)`` in threads started together; wait for all."""
+    barrier = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        target(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 class SessionStoreContract:
@@ -101,11 +116,7 @@ class SessionStoreContract:
             except BaseException as exc:
                 errors.append(exc)
 
-        threads = [threading.Thread(target=login, args=(i,)) for i in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_threads(login, 16)
         assert not errors
         assert len(users) == 16
         assert len({(u.openid, u.created_at, str(u.profile)) for u in users}) == 1
@@ -211,9 +222,5 @@ class SessionStoreContract:
             if store.acquire_lock(name, f"owner-{i}", ttl=60.0, now=1000.0):
                 winners.append(i)
 
-        threads = [threading.Thread(target=take, args=(i,)) for i in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_threads(take, 16)
         assert len(winners) == 1
