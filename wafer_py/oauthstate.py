@@ -1,0 +1,168 @@
+"""OAuth ``state`` values that are signed, timed and single-use, checked without a cookie.
+
+WeChat's in-app browser may drop cookies between the page and the callback, and a load
+balancer may send the callback to another instance; so the state carries its own proof:
+
+* a random 96-bit nonce, and a digest binding it to one value (the page to return to);
+* signed with itsdangerous' :class:`~itsdangerous.TimestampSigner` (HMAC-SHA256, keyed by
+  the server's secret keys, several for rotation), which adds the time of issue;
+* the signed ASCII token re-encoded in base62, because WeChat accepts only
+  ``[A-Za-z0-9]{1,128}`` (about 103 characters here).
+
+:meth:`OAuthStateSigner.verify` refuses a garbled, tampered or expired state and one bound
+to another value; :meth:`OAuthStateSigner.spend` refuses one seen before, by claiming its
+nonce in the shared session store until the state would have expired anyway.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import string
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadData, SignatureExpired, TimestampSigner
+
+from .exceptions import InvalidState, StateExpired, StateReplayed
+from .stores import SessionStore
+
+__all__ = ["ClockedSigner", "OAuthStateSigner", "StateClaims", "b62encode", "b62decode"]
+
+_B62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+_B62_INDEX = {c: i for i, c in enumerate(_B62)}
+_MAX_STATE = 128
+_NONCE_BYTES = 12
+_BINDING_BYTES = 8
+
+
+def b62encode(data: bytes) -> str:
+    """``data`` in base62 (``[0-9A-Za-z]``); a marker byte keeps leading zero bytes."""
+    number = int.from_bytes(b"\x01" + data, "big")
+    digits: list[str] = []
+    while number:
+        number, rest = divmod(number, 62)
+        digits.append(_B62[rest])
+    return "".join(reversed(digits))
+
+
+def b62decode(text: str) -> bytes:
+    """The inverse of :func:`b62encode`. Raises ``ValueError`` for anything else."""
+    number = 0
+    for char in text:
+        index = _B62_INDEX.get(char)
+        if index is None:
+            raise ValueError("not base62")
+        number = number * 62 + index
+    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    if not raw or raw[0] != 1:
+        raise ValueError("not made by b62encode")
+    return raw[1:]
+
+
+class ClockedSigner(TimestampSigner):
+    """itsdangerous' timestamp signer, telling the time by an injected ``clock``."""
+
+    def __init__(self, *args: Any, clock: Callable[[], float] = time.time, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self.clock())
+
+
+@dataclass(frozen=True)
+class StateClaims:
+    """What a verified state says: its nonce (hex) and when it was issued."""
+
+    nonce: str
+    issued_at: int
+
+
+def _binding(bound: str) -> bytes:
+    return hashlib.sha256(b"wafer_py state binding\x00" + bound.encode()).digest()[
+        :_BINDING_BYTES]
+
+
+class OAuthStateSigner:
+    """Issue and check OAuth ``state`` values.
+
+    ``secret_keys`` are newest first (as in :class:`~wafer_py.config.WaferConfig`): the
+    newest signs, all verify. ``max_age`` is how long a state stays good (seconds: long
+    enough to read a consent page). ``clock`` returns seconds.
+
+    Example::
+
+        signer = OAuthStateSigner(["server secret"])
+        state = signer.issue(bound="/web/profile")
+        claims = signer.verify(state, bound="/web/profile")   # or InvalidState...
+        signer.spend(claims, store)                          # or StateReplayed
+    """
+
+    def __init__(self, secret_keys: Sequence[str | bytes], *, max_age: int = 600,
+                 clock: Callable[[], float] = time.time,
+                 salt: str = "wafer_py.oauth-state") -> None:
+        keys = [k for k in secret_keys if k]
+        if not keys:
+            raise ValueError("at least one secret key is needed to sign OAuth states")
+        if max_age <= 0:
+            raise ValueError("max_age must be positive")
+        self.max_age = max_age
+        self.clock = clock
+        # itsdangerous takes keys oldest first and signs with the last.
+        self._signer = ClockedSigner(list(reversed(keys)), salt=salt,
+                                     digest_method=hashlib.sha256, clock=clock)
+
+    def __repr__(self) -> str:
+        return f"OAuthStateSigner(keys={len(self._signer.secret_keys)}, max_age={self.max_age})"
+
+    def issue(self, bound: str = "") -> str:
+        """A fresh state, bound to ``bound`` (e.g. the path to return to)."""
+        payload = secrets.token_bytes(_NONCE_BYTES) + _binding(bound)
+        value = base64.urlsafe_b64encode(payload).rstrip(b"=")
+        state = b62encode(self._signer.sign(value))
+        assert len(state) <= _MAX_STATE
+        return state
+
+    def verify(self, state: str | None, bound: str = "") -> StateClaims:
+        """Check ``state``'s signature, age and binding; return its claims.
+
+        Raises :class:`~wafer_py.exceptions.InvalidState` (missing, garbled, tampered,
+        bound to something else) or :class:`~wafer_py.exceptions.StateExpired`.
+        """
+        if not state:
+            raise InvalidState("the login link has no state; please start again")
+        if len(state) > _MAX_STATE:
+            raise InvalidState()
+        try:
+            signed = b62decode(state)
+            value, issued_at = self._signer.unsign(signed, max_age=int(self.max_age),
+                                                   return_timestamp=True)
+            payload = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
+        except SignatureExpired:
+            raise StateExpired() from None
+        except (BadData, ValueError, binascii.Error):
+            raise InvalidState() from None
+        if len(payload) != _NONCE_BYTES + _BINDING_BYTES or not hmac.compare_digest(
+                payload[_NONCE_BYTES:], _binding(bound)):
+            raise InvalidState()
+        return StateClaims(payload[:_NONCE_BYTES].hex(), int(issued_at.timestamp()))
+
+    def spend(self, claims: StateClaims, store: SessionStore) -> None:
+        """Use the state once: a second call for the same nonce raises StateReplayed.
+
+        The nonce is claimed with the store's lock (an atomic set-if-absent shared by every
+        instance); the claim lapses when the state would have expired anyway. Each attempt
+        claims under a fresh owner, since a lock's owner may take it again.
+        """
+        now = self.clock()
+        remaining = self.max_age - (now - claims.issued_at)
+        taken = store.acquire_lock(f"oauth-state:{claims.nonce}", secrets.token_hex(8),
+                                   ttl=max(remaining, 0) + 1, now=now)
+        if not taken:
+            raise StateReplayed()
