@@ -7,6 +7,7 @@ together. It knows nothing of HTTP frameworks; the adapters call it.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,12 +15,22 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .config import WaferConfig
 from .crypto import SecretBox, decrypt_data, new_session_id, new_skey
-from .exceptions import InvalidSession, StaleSessionKey, StoreUnavailable, WaferError
+from .exceptions import (
+    InvalidSession,
+    MalformedEncryptedData,
+    StaleSessionKey,
+    StoreUnavailable,
+    WaferError,
+    WeChatError,
+)
 from .models import Session, User, clean_profile
+from .phone import PhoneNumber
 from .stores import SessionStore, open_store
 
 if TYPE_CHECKING:
+    from .tokens import AccessTokenCache
     from .wechat import WeChatClient
+    from .wechat_api import WeChatAPI
 
 __all__ = ["WaferAuth", "Credentials", "Authenticated", "LoginResult"]
 
@@ -73,6 +84,8 @@ class WaferAuth:
     ``store`` is a :class:`~wafer_py.stores.SessionStore` or a store URL (default:
     ``config.store_url``); ``wechat`` defaults to a :class:`~wafer_py.wechat.WeChatClient`
     for ``config.api_base``. ``clock`` returns the time in seconds (inject one in tests).
+    ``tokens`` is the :class:`~wafer_py.tokens.AccessTokenCache` for WeChat's server APIs
+    (default: one in ``store``, refreshed 5 minutes early through ``stable_token``).
 
     Example::
 
@@ -89,6 +102,7 @@ class WaferAuth:
         store: SessionStore | str | None = None,
         wechat: WeChatClient | None = None,
         clock: Callable[[], float] = time.time,
+        tokens: AccessTokenCache | None = None,
         **options: Any,
     ) -> None:
         config = config or WaferConfig()
@@ -106,6 +120,9 @@ class WaferAuth:
         keys = config.secret_keys or self._local_secret_keys()
         self.secrets = SecretBox(keys)
         self.clock = clock
+        self._tokens = tokens
+        self._wechat_api: WeChatAPI | None = None
+        self._lazy = threading.Lock()
 
     def _local_secret_keys(self) -> tuple[str, ...]:
         """Without configured keys: a key kept beside a SQLite file, shared by the
@@ -235,13 +252,7 @@ class WaferAuth:
 
         Checks the watermark's appid and that any ``openId`` inside is the session's user.
         """
-        try:
-            session_key = self.secrets.unseal(who.session.sealed_session_key,
-                                              context=who.session.openid)
-        except ValueError:
-            # Sealed under a key no longer configured: the data cannot be opened.
-            raise StaleSessionKey("this session's key cannot be opened; log in again") from None
-        return decrypt_data(session_key, encrypted_data, iv, appid=self.config.appid,
+        return decrypt_data(self._session_key(who), encrypted_data, iv, appid=self.config.appid,
                             openid=who.openid, max_age=self.config.watermark_max_age,
                             now=self.clock())
 
@@ -254,6 +265,69 @@ class WaferAuth:
         if user is None:
             raise InvalidSession()
         return Authenticated(user, who.session, who.generation)
+
+    # -- WeChat's server APIs: access_token, phone numbers, session keys ----------
+    @property
+    def tokens(self) -> AccessTokenCache:
+        """The shared ``access_token`` cache (made on first use, in this auth's store)."""
+        with self._lazy:
+            if self._tokens is None:
+                from .tokens import AccessTokenCache
+
+                self._tokens = AccessTokenCache(self.store, self.wechat, clock=self.clock)
+            return self._tokens
+
+    @property
+    def wechat_api(self) -> WeChatAPI:
+        """WeChat's token-taking APIs, with tokens from :attr:`tokens`."""
+        tokens = self.tokens
+        with self._lazy:
+            if self._wechat_api is None:
+                from .wechat_api import WeChatAPI
+
+                self._wechat_api = WeChatAPI(self.wechat, tokens)
+            return self._wechat_api
+
+    def fetch_phone_number(self, who: Authenticated, code: str) -> PhoneNumber:
+        """Exchange a ``getPhoneNumber`` code for the user's number and store it on the user.
+
+        The code goes to WeChat with the session's openid; raises
+        :class:`~wafer_py.exceptions.InvalidCode` for a bad, used or expired code.
+        """
+        phone = self.wechat_api.get_phone_number(code, openid=who.openid)
+        self.set_phone_number(who, phone)
+        return phone
+
+    def decrypt_phone_number(self, who: Authenticated, encrypted_data: str,
+                             iv: str) -> PhoneNumber:
+        """The legacy flow: the phone number inside ``encryptedData`` (not stored)."""
+        data = self.decrypt(who, encrypted_data, iv)
+        try:
+            return PhoneNumber.from_wechat(data)
+        except WeChatError:
+            raise MalformedEncryptedData("encryptedData holds no phone number") from None
+
+    def set_phone_number(self, who: Authenticated, phone: PhoneNumber | None) -> Authenticated:
+        """Store (or with ``None`` clear) the user's phone number; return the new identity."""
+        user = self._store(self.store.update_phone, who.openid,
+                           None if phone is None else phone.e164, now=self.clock())
+        if user is None:
+            raise InvalidSession()
+        return Authenticated(user, who.session, who.generation)
+
+    def check_session_key(self, who: Authenticated) -> bool:
+        """Ask WeChat whether the session's stored ``session_key`` is still valid.
+
+        ``False`` means encrypted data from the client will not decrypt: log in again.
+        """
+        return self.wechat_api.check_session_key(who.openid, self._session_key(who))
+
+    def _session_key(self, who: Authenticated) -> str:
+        try:
+            return self.secrets.unseal(who.session.sealed_session_key, context=who.session.openid)
+        except ValueError:
+            # Sealed under a key no longer configured: the data cannot be opened.
+            raise StaleSessionKey("this session's key cannot be opened; log in again") from None
 
     # -- revocation -------------------------------------------------------------
     def revoke(self, session_id: str) -> bool:

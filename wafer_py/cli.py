@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from . import cli_token
 from .config import DEMO_APP_SECRET, DEMO_APPID, WaferConfig
 
 __all__ = ["main"]
@@ -63,9 +64,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not os.environ.get("WAFER_WECHAT_API_BASE"):
         from .fakewechat import FakeWeChat
 
-        fake = FakeWeChat(apps={config.appid: config.app_secret})
+        oauth_appid, oauth_secret = config.oauth_app()  # the official account, if another
+        fake = FakeWeChat(apps={config.appid: config.app_secret, oauth_appid: oauth_secret})
         fake_server = fake.serve(host=args.host, port=args.fake_port)
-        config = config.replace(api_base=fake_server.url)
+        config = config.replace(api_base=fake_server.url, open_base=fake_server.url)
     if not config.secret_keys:
         logger.warning("wafer_py demo: set WAFER_SECRET_KEY to keep sessions across restarts")
     auth = WaferAuth(config)
@@ -77,6 +79,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"wafer_py demo ({args.framework}) on {base}",
         f"  login:          {base}{config.login_path}   (X-WX-Code header)",
         f"  protected:      {base}/weapp/user   (X-WX-Skey, or X-WX-Id + X-WX-Skey)",
+        f"  web page:       {base}/web/profile   (open in a browser: WeChat web OAuth)",
         f"  session store:  {config.store_url}",
         f"  WeChat API:     {config.api_base}" + ("   (the fake WeChat)" if fake_url else ""),
         f"  AppID:          {config.appid}",
@@ -153,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--appid", default=None)
     sandbox.add_argument("--secret", default=None)
     sandbox.set_defaults(func=cmd_sandbox)
+
+    cli_token.add_parser(sub)  # wafer-py token get | refresh
     return parser
 
 

@@ -59,6 +59,9 @@ class WaferConfig:
     watermark_max_age: float | None = None
     #: Seconds to wait for WeChat.
     wechat_timeout: float = 5.0
+    #: The official account used for web OAuth (网页授权); None means the mini-program's.
+    oauth_appid: str | None = None
+    oauth_app_secret: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.appid:
@@ -69,6 +72,10 @@ class WaferConfig:
             raise ValueError("max_sessions_per_user must be at least 1")
         if not self.login_path.startswith("/"):
             raise ValueError("login_path must start with '/'")
+
+    def oauth_app(self) -> tuple[str, str]:
+        """The AppID and AppSecret for web OAuth: ``oauth_*``, else the mini-program's."""
+        return (self.oauth_appid or self.appid, self.oauth_app_secret or self.app_secret)
 
     def replace(self, **changes: Any) -> WaferConfig:
         """A copy with ``changes`` applied."""
@@ -81,7 +88,8 @@ class WaferConfig:
         ``WAFER_APPID``, ``WAFER_APP_SECRET``, ``WAFER_WECHAT_API_BASE``,
         ``WAFER_WECHAT_OPEN_BASE``, ``WAFER_STORE_URL``, ``WAFER_SESSION_TTL``,
         ``WAFER_SESSION_MAX_AGE``, ``WAFER_SECRET_KEY`` (several keys separated by
-        commas, newest first) and ``WAFER_LOGIN_PATH``.
+        commas, newest first), ``WAFER_LOGIN_PATH``, ``WAFER_OAUTH_APPID`` and
+        ``WAFER_OAUTH_APP_SECRET``.
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -92,6 +100,8 @@ class WaferConfig:
             "WAFER_WECHAT_OPEN_BASE": "open_base",
             "WAFER_STORE_URL": "store_url",
             "WAFER_LOGIN_PATH": "login_path",
+            "WAFER_OAUTH_APPID": "oauth_appid",
+            "WAFER_OAUTH_APP_SECRET": "oauth_app_secret",
         }
         for name, attr in text.items():
             if env.get(name):

@@ -23,6 +23,7 @@ __all__ = [
     "InvalidSession",
     "MissingCredentials",
     "StoreUnavailable",
+    "BadBody",
     "DecryptError",
     "MalformedEncryptedData",
     "StaleSessionKey",
@@ -31,6 +32,7 @@ __all__ = [
     "StaleWatermark",
     "WeChatError",
     "WeChatUnavailable",
+    "AccessTokenUnavailable",
     "WeChatAPIError",
     "WeChatBusy",
     "InvalidCode",
@@ -49,6 +51,11 @@ __all__ = [
     "InvalidRefreshToken",
     "RefreshTokenExpired",
     "InvalidOpenId",
+    "WebLoginError",
+    "InvalidState",
+    "StateExpired",
+    "StateReplayed",
+    "ConsentDenied",
     "wechat_error",
 ]
 
@@ -80,6 +87,13 @@ class BadRequest(WaferError):
 
     reason = "bad_header"
     default_message = "malformed Wafer header"
+
+
+class BadBody(BadRequest):
+    """A route's request body is not what it expects (not JSON, a field missing...)."""
+
+    reason = "bad_body"
+    default_message = "the request body is malformed"
 
 
 class LoginFailed(WaferError):
@@ -200,6 +214,13 @@ class WeChatUnavailable(WeChatError):
     default_message = "WeChat is unreachable; try again shortly"
 
 
+class AccessTokenUnavailable(WeChatUnavailable):
+    """No ``access_token`` in time: another caller held the refresh lock too long."""
+
+    reason = "access_token_unavailable"
+    default_message = "no WeChat access_token could be had in time; try again shortly"
+
+
 class WeChatAPIError(WeChatError):
     """WeChat answered with a non-zero ``errcode``.
 
@@ -298,9 +319,9 @@ class InvalidAppSecret(WeChatAPIError):
 
 
 class MissingParameter(WeChatAPIError):
-    """41002/41004/41008/40002/43002: the request to WeChat was malformed."""
+    """41001/41002/41004/41008/40002/43002/47001: the request to WeChat was malformed."""
 
-    errcodes = (41002, 41004, 41008, 40002, 43002)
+    errcodes = (41001, 41002, 41004, 41008, 40002, 43002, 47001)
     reason = "wechat_bad_request"
     default_message = "the request to WeChat was malformed"
 
@@ -361,6 +382,45 @@ class InvalidOpenId(WeChatAPIError):
     errcodes = (40003,)
     reason = "invalid_openid"
     default_message = "the openid is not valid"
+
+
+# ---------------------------------------------------------------- web OAuth (网页授权)
+
+
+class WebLoginError(WaferError):
+    """The browser's return from WeChat's authorize page cannot be accepted."""
+
+    error = ERR_LOGIN_FAILED
+    reason = "web_login_failed"
+    default_message = "the WeChat login could not be completed; please try again"
+
+
+class InvalidState(WebLoginError):
+    """The OAuth ``state`` is missing, garbled, tampered with, or not for this callback."""
+
+    reason = "invalid_state"
+    default_message = "this login link is invalid; please start again"
+
+
+class StateExpired(InvalidState):
+    """The OAuth ``state`` is older than its maximum age."""
+
+    reason = "state_expired"
+    default_message = "this login link has expired; please start again"
+
+
+class StateReplayed(InvalidState):
+    """The OAuth ``state`` was already used: each authorize round trip is single-use."""
+
+    reason = "state_replayed"
+    default_message = "this login link was already used; please start again"
+
+
+class ConsentDenied(WebLoginError):
+    """WeChat sent the browser back without a code: the user declined, or the URL lost it."""
+
+    reason = "consent_denied"
+    default_message = "WeChat did not authorize this login (the request was declined)"
 
 
 def _errcode_table() -> dict[int, type[WeChatAPIError]]:

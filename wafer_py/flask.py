@@ -11,25 +11,43 @@ Configuration comes from ``app.config`` keys named like the environment variable
     @login_required
     def user():
         return {"code": 0, "data": {"userInfo": current_user.userinfo()}}
+
+Web pages opened in WeChat log in through official-account OAuth (see
+:mod:`wafer_py.weblogin`)::
+
+    WaferWeb(app)                 # mounts the OAuth callback; uses Wafer(app)'s auth
+
+    @app.get("/web/profile")
+    @web_login_required(scope="snsapi_userinfo")
+    def profile():
+        return f"Hello {escape(current_web_user.nickname)}"
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, g, make_response, request
 from werkzeug.local import LocalProxy
 
 from .auth import Authenticated, WaferAuth
 from .config import WaferConfig
+from .exceptions import MissingCredentials, WaferError
 from .models import User
+from .phone import PhoneNumber, phone_code_from_body
 from .protocol import PathMatcher, RequestState
+from .protocol import error_response as _protocol_error
+from .weblogin import WebAnswer, WebLogin, WebUser
 from .wsgi import WaferWSGIMiddleware, get_state
 
+if TYPE_CHECKING:
+    from .oauth import Scope
+
 __all__ = ["Wafer", "current_user", "current_identity", "get_current_user", "login_required",
-           "wafer_state"]
+           "wafer_state", "fetch_phone_number", "error_response", "WaferWeb",
+           "web_login_required", "current_web_user", "get_web_user"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,3 +113,145 @@ def login_required(view: F) -> F:
 
     return cast(F, wrapper)
 
+
+def error_response(exc: WaferError) -> Response:
+    """The protocol's error answer for ``exc``, as a Flask response (4xx/5xx)."""
+    answer = _protocol_error(exc)
+    return Response(answer.content, answer.status, headers=answer.headers)
+
+
+def fetch_phone_number(code: str | None = None, auth: WaferAuth | None = None) -> PhoneNumber:
+    """Exchange a ``getPhoneNumber`` code for the current user's number; store it on the user.
+
+    ``code`` defaults to the ``code`` of the request's JSON body; ``auth`` to the app's
+    :class:`Wafer` extension's. Raises a :class:`~wafer_py.exceptions.WaferError` (bad
+    body, bad code, no session...): answer it with :func:`error_response`.
+    """
+    identity = wafer_state().identity
+    if identity is None:
+        raise MissingCredentials()
+    if code is None:
+        code = phone_code_from_body(request.get_data(cache=True))
+    if auth is None:
+        wafer = current_app.extensions.get("wafer")
+        if not isinstance(wafer, Wafer) or wafer.auth is None:
+            raise RuntimeError("fetch_phone_number needs Wafer(app) or an auth")
+        auth = wafer.auth
+    return auth.fetch_phone_number(identity, code)
+
+
+# ------------------------------------------------------------- web pages (网页授权)
+
+
+def _answer(answer: WebAnswer) -> Response:
+    response = Response(answer.body, answer.status)
+    response.headers.clear()
+    for name, value in answer.headers:
+        response.headers.add(name, value)
+    return response
+
+
+def _origin() -> str:
+    return request.host_url.rstrip("/") + request.script_root
+
+
+def _next_path() -> str:
+    query = request.query_string.decode("latin-1")
+    return request.script_root + request.path + (f"?{query}" if query else "")
+
+
+class WaferWeb:
+    """Web login for Flask pages: mounts the OAuth callback route on the app.
+
+    ``auth`` defaults to the one of the app's :class:`Wafer` extension (or one built from
+    ``app.config``); ``login`` is a ready :class:`~wafer_py.weblogin.WebLogin`; other
+    keyword arguments go to :class:`~wafer_py.weblogin.WebLogin` (``callback_path``,
+    ``public_url``, ``cookie_secure``...).
+    """
+
+    def __init__(self, app: Flask | None = None, auth: WaferAuth | None = None, *,
+                 login: WebLogin | None = None, **options: Any) -> None:
+        self.auth = auth
+        self.options = options
+        self._login = login
+        if app is not None:
+            self.init_app(app)
+
+    @property
+    def login(self) -> WebLogin:
+        if self._login is None:
+            raise RuntimeError("WaferWeb is not bound to an app yet: call init_app(app)")
+        return self._login
+
+    def init_app(self, app: Flask) -> None:
+        if self._login is None:
+            auth = self.auth
+            if auth is None:
+                wafer = app.extensions.get("wafer")
+                auth = wafer.auth if isinstance(wafer, Wafer) else None
+            if auth is None:
+                env = {k: str(v) for k, v in app.config.items()
+                       if k.startswith("WAFER_") and v is not None}
+                auth = WaferAuth(WaferConfig.from_env(env))
+            self._login = WebLogin.from_auth(auth, **self.options)
+        app.add_url_rule(self.login.callback_path, endpoint="wafer_web_callback",
+                         view_func=self.callback)
+        app.extensions["wafer_web"] = self
+
+    def callback(self) -> Response:
+        """The view WeChat sends the browser back to."""
+        answer = self.login.finish(request.args.to_dict(),
+                                   cookie=request.cookies.get(self.login.cookie_name),
+                                   secure=request.is_secure)
+        return _answer(answer)
+
+    def logout(self, redirect_to: str = "/") -> Response:
+        """A response that ends the current web session and goes to ``redirect_to``."""
+        return _answer(self.login.logout(request.cookies.get(self.login.cookie_name),
+                                         redirect_to=redirect_to, secure=request.is_secure))
+
+
+def _web() -> WaferWeb:
+    web = current_app.extensions.get("wafer_web")
+    if not isinstance(web, WaferWeb):
+        raise RuntimeError("web_login_required needs WaferWeb(app)")
+    return web
+
+
+def get_web_user() -> WebUser | None:
+    """The current request's :class:`~wafer_py.weblogin.WebUser`, or ``None``."""
+    user = g.get("wafer_web_user")
+    return user if isinstance(user, WebUser) else None
+
+
+#: The current request's :class:`~wafer_py.weblogin.WebUser`, for views behind
+#: :func:`web_login_required` (the same caveat as ``current_user``).
+current_web_user: WebUser = cast("WebUser", LocalProxy(get_web_user))
+
+
+def web_login_required(view: F | None = None, *,
+                       scope: Scope = "snsapi_base") -> Any:
+    """Send a browser without a web session of ``scope`` through WeChat's OAuth first.
+
+    ``@web_login_required`` (silent ``snsapi_base``: openid only) or
+    ``@web_login_required(scope="snsapi_userinfo")`` (a consent page: nickname, avatar).
+    """
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            login = _web().login
+            access = login.guard(request.cookies.get(login.cookie_name), scope=scope,
+                                 next_path=_next_path(), base_url=_origin(),
+                                 secure=request.is_secure)
+            if access.answer is not None:
+                return _answer(access.answer)
+            g.wafer_web_user = access.user
+            response = make_response(view(*args, **kwargs))
+            for name, value in access.headers:
+                response.headers.add(name, value)
+            return response
+
+        return cast(F, wrapper)
+
+    return decorate if view is None else decorate(view)

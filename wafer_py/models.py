@@ -17,13 +17,19 @@ PROFILE_FIELDS = ("nickName", "avatarUrl", "gender", "language", "city", "provin
 
 @dataclass(frozen=True)
 class User:
-    """A mini-program user, keyed by ``openid``."""
+    """A mini-program user, keyed by ``openid``.
+
+    ``phone`` is the phone number the user shared (E.164, ``+8613800138000``), or
+    ``None``. It is personal data: not part of :meth:`userinfo` (so not of the login
+    answer), nor of ``repr``.
+    """
 
     openid: str
     unionid: str | None = None
     profile: dict[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
+    phone: str | None = field(default=None, repr=False)
 
     @property
     def nickname(self) -> str:

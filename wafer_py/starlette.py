@@ -5,6 +5,18 @@ The middleware already sets ``request.user`` (a :class:`~wafer_py.asgi.WaferUser
 403 it raises for a request without a valid session is turned into the protocol's
 invalid-session answer. :func:`login_required` answers that directly, and
 :func:`require_user` is the same as a FastAPI dependency.
+
+Web pages opened in WeChat log in through official-account OAuth (see
+:mod:`wafer_py.weblogin`); the same names as in :mod:`wafer_py.flask`::
+
+    app = Starlette(routes=[Route("/web/profile", profile)], middleware=[...])
+    WaferWeb(app, auth)           # adds the OAuth callback route
+
+    @web_login_required(scope="snsapi_userinfo")
+    async def profile(request):
+        return HTMLResponse(f"Hello {escape(get_web_user(request).nickname)}")
+
+Its calls to WeChat and to a blocking store run in worker threads, never on the loop.
 """
 
 from __future__ import annotations
@@ -12,18 +24,30 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from .asgi import SCOPE_KEY, WaferMiddleware, WaferUser, get_state
+from .auth import WaferAuth
+from .exceptions import MissingCredentials, WaferError
+from .phone import PhoneNumber, phone_code_from_body
 from .protocol import RequestState
+from .protocol import error_response as _protocol_error
+from .weblogin import WebAnswer, WebLogin, WebUser
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from .oauth import Scope
 
 __all__ = ["WaferMiddleware", "WaferUser", "login_required", "require_user", "wafer_state",
-           "SCOPE_KEY"]
+           "SCOPE_KEY", "fetch_phone_number", "error_response", "WaferWeb",
+           "web_login_required", "get_web_user", "WEB_USER_KEY"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,3 +87,137 @@ def require_user(request: Request) -> WaferUser:
     if not isinstance(user, WaferUser):
         raise HTTPException(status_code=401)
     return user
+
+
+def error_response(exc: WaferError) -> Response:
+    """The protocol's error answer for ``exc``, as a Starlette response (4xx/5xx)."""
+    answer = _protocol_error(exc)
+    return Response(answer.content, answer.status, headers=dict(answer.headers))
+
+
+async def fetch_phone_number(request: Request, auth: WaferAuth,
+                             code: str | None = None) -> PhoneNumber:
+    """Exchange a ``getPhoneNumber`` code for the request's user; store it on the user.
+
+    ``code`` defaults to the ``code`` of the request's JSON body. WeChat and the store
+    are called in a worker thread. Raises a :class:`~wafer_py.exceptions.WaferError`
+    (bad body, bad code, no session...): answer it with :func:`error_response`.
+    """
+    identity = wafer_state(request).identity
+    if identity is None:
+        raise MissingCredentials()
+    if code is None:
+        code = phone_code_from_body(await request.body())
+    return await run_in_threadpool(auth.fetch_phone_number, identity, code)
+
+
+# ------------------------------------------------------------- web pages (网页授权)
+
+#: Where :func:`web_login_required` leaves the :class:`~wafer_py.weblogin.WebUser`.
+WEB_USER_KEY = "wafer.web_user"
+
+
+def _answer(answer: WebAnswer) -> Response:
+    response = Response(answer.body, answer.status)
+    for name, value in answer.headers:
+        response.raw_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    return response
+
+
+def _is_secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def _origin(request: Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}"
+
+
+def _next_path(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+class WaferWeb:
+    """Web login for Starlette pages: adds the OAuth callback route to the app.
+
+    ``auth`` gives the configuration, store and keys (a ``config`` keyword builds one);
+    ``login`` is a ready :class:`~wafer_py.weblogin.WebLogin`; other keyword arguments
+    go to :class:`~wafer_py.weblogin.WebLogin` (``callback_path``, ``public_url``...).
+    """
+
+    def __init__(self, app: Starlette | None = None, auth: WaferAuth | None = None, *,
+                 login: WebLogin | None = None, **options: Any) -> None:
+        if login is None:
+            auth = auth or WaferAuth(options.pop("config", None))
+            login = WebLogin.from_auth(auth, **options)
+        self.login = login
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Starlette) -> None:
+        app.router.routes.append(Route(self.login.callback_path, self.callback,
+                                       methods=["GET"], name="wafer_web_callback"))
+        app.state.wafer_web = self
+
+    async def callback(self, request: Request) -> Response:
+        """The endpoint WeChat sends the browser back to."""
+        answer = await run_in_threadpool(
+            self.login.finish, dict(request.query_params),
+            cookie=request.cookies.get(self.login.cookie_name), secure=_is_secure(request))
+        return _answer(answer)
+
+    async def logout(self, request: Request, redirect_to: str = "/") -> Response:
+        """A response that ends the request's web session and goes to ``redirect_to``."""
+        answer = await run_in_threadpool(
+            self.login.logout, request.cookies.get(self.login.cookie_name),
+            redirect_to=redirect_to, secure=_is_secure(request))
+        return _answer(answer)
+
+
+def _web(request: Request) -> WaferWeb:
+    web = getattr(request.app.state, "wafer_web", None)
+    if not isinstance(web, WaferWeb):
+        raise RuntimeError("web_login_required needs WaferWeb(app)")
+    return web
+
+
+def get_web_user(conn: HTTPConnection) -> WebUser | None:
+    """The request's :class:`~wafer_py.weblogin.WebUser`, or ``None``."""
+    user = conn.scope.get(WEB_USER_KEY)
+    return user if isinstance(user, WebUser) else None
+
+
+def web_login_required(endpoint: F | None = None, *,
+                       scope: Scope = "snsapi_base") -> Any:
+    """Send a browser without a web session of ``scope`` through WeChat's OAuth first.
+
+    ``@web_login_required`` (silent ``snsapi_base``: openid only) or
+    ``@web_login_required(scope="snsapi_userinfo")`` (a consent page: nickname, avatar).
+    Decorates a Starlette endpoint (sync or async) that takes ``request``.
+    """
+
+    def decorate(endpoint: F) -> F:
+        is_async = inspect.iscoroutinefunction(endpoint)
+
+        @functools.wraps(endpoint)
+        async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Any:
+            login = _web(request).login
+            access = await run_in_threadpool(
+                login.guard, request.cookies.get(login.cookie_name), scope=scope,
+                next_path=_next_path(request), base_url=_origin(request),
+                secure=_is_secure(request))
+            if access.answer is not None:
+                return _answer(access.answer)
+            request.scope[WEB_USER_KEY] = access.user
+            if is_async:
+                response = await endpoint(request, *args, **kwargs)
+            else:
+                response = await run_in_threadpool(endpoint, request, *args, **kwargs)
+            for name, value in access.headers:
+                response.raw_headers.append((name.lower().encode("latin-1"),
+                                             value.encode("latin-1")))
+            return response
+
+        return cast(F, wrapper)
+
+    return decorate if endpoint is None else decorate(endpoint)

@@ -105,6 +105,23 @@ class SessionStoreContract:
     def test_get_unknown_user(self, store: SessionStore) -> None:
         assert store.get_user("o-nobody-" + new_session_id()) is None
 
+    def test_update_phone(self, store: SessionStore, openid: str) -> None:
+        assert store.update_phone(openid, "+8613800138000", now=1.0) is None
+        created = store.ensure_user(openid, unionid=None, profile={"nickName": "A"}, now=1.0)
+        assert created.phone is None
+        user = store.update_phone(openid, "+8613800138000", now=5.0)
+        assert user is not None
+        assert (user.phone, user.updated_at, user.profile) == (
+            "+8613800138000", 5.0, {"nickName": "A"})
+        # The phone survives profile updates and repeated logins, and can be cleared.
+        store.update_profile(openid, {"nickName": "B"}, now=6.0)
+        again = store.ensure_user(openid, unionid=None, profile={}, now=7.0)
+        assert again.phone == "+8613800138000"
+        cleared = store.update_phone(openid, None, now=8.0)
+        assert cleared is not None and cleared.phone is None
+        stored = store.get_user(openid)
+        assert stored is not None and stored.phone is None and stored.nickname == "B"
+
     def test_concurrent_first_logins_agree(self, store: SessionStore, openid: str) -> None:
         users: list[User] = []
         errors: list[BaseException] = []

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +18,9 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from .config import DEFAULT_API_BASE
-from .exceptions import WeChatError, WeChatUnavailable, wechat_error
+from .exceptions import WeChatBusy, WeChatError, WeChatUnavailable, wechat_error
 from .logsafe import install_redaction
+from .tokens import AccessToken
 
 __all__ = ["WeChatClient", "Code2Session", "parse_wechat_body"]
 
@@ -52,6 +55,11 @@ class WeChatClient:
 
     ``api_base`` points it at another WeChat, such as the fake one in
     :mod:`wafer_py.fakewechat`. The client is thread-safe and keeps connections alive.
+    Calls that are safe to repeat are retried ``retries`` times after a network error or
+    errcode -1, pausing ``backoff`` seconds, then twice that, and so on (at most 2 s).
+
+    The APIs that need the global ``access_token`` are in
+    :class:`~wafer_py.wechat_api.WeChatAPI`.
     """
 
     def __init__(
@@ -63,11 +71,15 @@ class WeChatClient:
         timeout: float = 5.0,
         session: requests.Session | None = None,
         pool_size: int = 64,
+        retries: int = 2,
+        backoff: float = 0.25,
     ) -> None:
         self.appid = appid
         self._secret = app_secret
         self.api_base = api_base.rstrip("/")
         self.timeout = timeout
+        self.retries = max(0, retries)
+        self.backoff = backoff
         if session is None:
             session = requests.Session()
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
@@ -83,8 +95,35 @@ class WeChatClient:
         self.http.close()
 
     def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        return self.request("GET", path, params=params)
+
+    def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                body: Mapping[str, Any] | None = None, retry: bool = False) -> dict[str, Any]:
+        """Call WeChat's ``path`` (``body`` is sent as JSON); return the JSON answer.
+
+        A non-zero errcode raises its exception from :mod:`wafer_py.exceptions`. With
+        ``retry`` (only for calls that are safe to repeat), network errors, HTTP 5xx,
+        bodies that are not JSON and errcode -1 are retried with backoff. Rate limits
+        (45009, 45011) are never retried: they last a minute or a day.
+        """
+        attempts = 1 + (self.retries if retry else 0)
+        for attempt in range(attempts):
+            try:
+                return self._send(method, path, params, body)
+            except (WeChatUnavailable, WeChatBusy) as exc:
+                if attempt + 1 >= attempts:
+                    raise
+                pause = min(self.backoff * 2**attempt, 2.0)
+                logger.info("wafer_py: WeChat %s: %s; retrying in %.2f s", path,
+                            type(exc).__name__, pause)
+                time.sleep(pause)
+        raise AssertionError("unreachable")
+
+    def _send(self, method: str, path: str, params: Mapping[str, str] | None,
+              body: Mapping[str, Any] | None) -> dict[str, Any]:
         try:
-            response = self.http.get(self.api_base + path, params=params, timeout=self.timeout)
+            response = self.http.request(method, self.api_base + path, params=params,
+                                         json=body, timeout=self.timeout)
         except requests.RequestException as exc:
             # The exception text may hold the URL, and so the secret: name the type only.
             logger.warning("wafer_py: WeChat %s failed: %s", path, type(exc).__name__)
@@ -108,3 +147,26 @@ class WeChatClient:
             raise WeChatError("WeChat's jscode2session answer has no openid or session_key")
         unionid = data.get("unionid")
         return Code2Session(openid, session_key, unionid if isinstance(unionid, str) else None)
+
+    def fetch_access_token(self, *, stable: bool = True,
+                           force_refresh: bool = False) -> AccessToken:
+        """Fetch the app's global ``access_token`` from WeChat: no cache, no lock.
+
+        Use :class:`~wafer_py.tokens.AccessTokenCache` instead: it shares one token
+        between threads and processes. ``stable`` uses ``POST /cgi-bin/stable_token``
+        (the same token until 5 minutes before it expires; ``force_refresh`` makes a new
+        one, 20 times a day), else the classic ``GET /cgi-bin/token`` (every call makes a
+        new token and retires the previous one after 5 minutes).
+        """
+        credentials = {"grant_type": "client_credential", "appid": self.appid,
+                       "secret": self._secret}
+        if stable:
+            data = self.request("POST", "/cgi-bin/stable_token", retry=True,
+                                body={**credentials, "force_refresh": force_refresh})
+        else:
+            data = self.request("GET", "/cgi-bin/token", params=credentials, retry=True)
+        token, expires_in = data.get("access_token"), data.get("expires_in")
+        if (not isinstance(token, str) or not token or isinstance(expires_in, bool)
+                or not isinstance(expires_in, (int, float)) or expires_in <= 0):
+            raise WeChatError("WeChat's access_token answer has no token or lifetime")
+        return AccessToken(token, float(expires_in))

@@ -1,7 +1,8 @@
 """An ordinary Flask app, wrapped by wafer_py in a few lines.
 
 Everything above the "wafer_py" marker is the app as it was before; the marked lines
-add Wafer login (``/weapp/login``) and the protected ``/weapp/user``.
+add Wafer login (``/weapp/login``) and the protected ``/weapp/user``, and a page for
+WeChat's browser, ``/web/profile``, behind official-account OAuth.
 
 Run it: ``flask --app examples.flask_app.app run`` (configured by ``WAFER_*`` variables),
 or ``wafer-py demo --framework flask`` for the demo with the fake WeChat.
@@ -9,10 +10,22 @@ or ``wafer-py demo --framework flask`` for the demo with the fake WeChat.
 
 from __future__ import annotations
 
+from html import escape
+from typing import Any
+
 from flask import Flask
 
-from wafer_py import WaferAuth, WaferConfig
-from wafer_py.flask import Wafer, current_user, login_required
+from wafer_py import WaferAuth, WaferConfig, WaferError
+from wafer_py.flask import (
+    Wafer,
+    WaferWeb,
+    current_user,
+    current_web_user,
+    error_response,
+    fetch_phone_number,
+    login_required,
+    web_login_required,
+)
 
 
 def create_app(auth: WaferAuth | None = None) -> Flask:
@@ -34,4 +47,33 @@ def create_app(auth: WaferAuth | None = None) -> Flask:
     def weapp_user() -> dict[str, object]:
         return {"code": 0, "data": {"userInfo": current_user.userinfo()}}
 
+    @app.post("/weapp/phone")
+    @login_required
+    def weapp_phone() -> Any:
+        # {"code": <getPhoneNumber code>}: WeChat gives the number; it is kept on the user.
+        try:
+            phone = fetch_phone_number()
+        except WaferError as exc:
+            return error_response(exc)
+        return {"code": 0, "data": {"phoneNumber": phone.phone_number}}
+
+    # --- wafer_py: a web page for WeChat's browser (official-account OAuth) -----------
+    WaferWeb(app)  # mounts /wechat/oauth/callback, sharing Wafer(app)'s config and store
+
+    @app.get("/web/profile")
+    @web_login_required(scope="snsapi_userinfo")
+    def web_profile() -> str:
+        return profile_page(current_web_user.nickname, current_web_user.avatar)
+
     return app
+
+
+def profile_page(nickname: str, avatar: str) -> str:
+    """The page a WeChat user sees: nickname and avatar, escaped."""
+    return (
+        "<!doctype html><html><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<title>Profile</title></head><body>"
+        f"<img id=\"avatar\" src=\"{escape(avatar)}\" alt=\"\" width=\"64\" height=\"64\">"
+        f"<h1 id=\"nickname\">{escape(nickname)}</h1></body></html>"
+    )

@@ -2,7 +2,8 @@
 
 Everything above the "wafer_py" marker is the app as it was before; the marked lines
 add Wafer login (``/weapp/login``) and the protected ``/weapp/user``, which uses
-Starlette's own ``@requires("authenticated")``.
+Starlette's own ``@requires("authenticated")``, and a page for WeChat's browser,
+``/web/profile``, behind official-account OAuth.
 
 Run it: ``uvicorn examples.starlette_app.app:create_app --factory`` (configured by
 ``WAFER_*`` variables), or ``wafer-py demo`` for the demo with the fake WeChat.
@@ -10,15 +11,24 @@ Run it: ``uvicorn examples.starlette_app.app:create_app --factory`` (configured 
 
 from __future__ import annotations
 
+from html import escape
+
 from starlette.applications import Starlette
 from starlette.authentication import requires
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from wafer_py import WaferAuth, WaferConfig
+from wafer_py import WaferAuth, WaferConfig, WaferError
 from wafer_py.asgi import WaferMiddleware
+from wafer_py.starlette import (
+    WaferWeb,
+    error_response,
+    fetch_phone_number,
+    get_web_user,
+    web_login_required,
+)
 
 
 async def index(request: Request) -> JSONResponse:
@@ -35,12 +45,46 @@ async def weapp_user(request: Request) -> JSONResponse:
     return JSONResponse({"code": 0, "data": {"userInfo": request.user.userinfo()}})
 
 
+@requires("authenticated")
+async def weapp_phone(request: Request) -> Response:
+    # {"code": <getPhoneNumber code>}: WeChat gives the number; it is kept on the user.
+    try:
+        phone = await fetch_phone_number(request, request.app.state.wafer_auth)
+    except WaferError as exc:
+        return error_response(exc)
+    return JSONResponse({"code": 0, "data": {"phoneNumber": phone.phone_number}})
+
+
+# --- wafer_py: a web page for WeChat's browser (official-account OAuth) ---------------
+@web_login_required(scope="snsapi_userinfo")
+async def web_profile(request: Request) -> HTMLResponse:
+    user = get_web_user(request)
+    assert user is not None
+    return HTMLResponse(profile_page(user.nickname, user.avatar))
+
+
+def profile_page(nickname: str, avatar: str) -> str:
+    """The page a WeChat user sees: nickname and avatar, escaped."""
+    return (
+        "<!doctype html><html><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<title>Profile</title></head><body>"
+        f"<img id=\"avatar\" src=\"{escape(avatar)}\" alt=\"\" width=\"64\" height=\"64\">"
+        f"<h1 id=\"nickname\">{escape(nickname)}</h1></body></html>"
+    )
+
+
 def create_app(auth: WaferAuth | None = None) -> Starlette:
     routes = [
         Route("/", index),
         Route("/health", health),
         Route("/weapp/user", weapp_user),  # wafer_py
+        Route("/weapp/phone", weapp_phone, methods=["POST"]),  # wafer_py
+        Route("/web/profile", web_profile),  # wafer_py
     ]
     # wafer_py: the middleware answers /weapp/login and sets request.user
     auth = auth or WaferAuth(WaferConfig.from_env())
-    return Starlette(routes=routes, middleware=[Middleware(WaferMiddleware, auth=auth)])
+    app = Starlette(routes=routes, middleware=[Middleware(WaferMiddleware, auth=auth)])
+    app.state.wafer_auth = auth  # wafer_py: for /weapp/phone
+    WaferWeb(app, auth)  # wafer_py: adds the OAuth callback, /wechat/oauth/callback
+    return app

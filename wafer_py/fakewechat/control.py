@@ -7,6 +7,8 @@ HTTP 400 with ``{"error": "..."}``. ``appid`` defaults to the first configured a
 ====================  ==================================================================
 ``POST /_fake/login``     ``{"appid", "user", "rotate"}`` -> ``{"code", "openid"}``
 ``POST /_fake/userinfo``  ``{"appid", "user", ...profile overrides}`` -> getUserInfo result
+``POST /_fake/phone_code``  ``{"appid", "user", "phoneNumber"?}`` -> a getPhoneNumber code
+``POST /_fake/expire_tokens``  ``{"appid"?}`` -> expire every access_token at once
 ``POST /_fake/inject``    ``{"path", "errcode", "times", "errmsg"?}`` -> ``{"ok": true}``
 ``POST /_fake/advance``   ``{"seconds"}`` -> ``{"ok": true, "now": ...}``
 ``GET /_fake/calls``      -> ``{"calls": {path: count}}``
@@ -36,6 +38,11 @@ ENDPOINTS: dict[str, str] = {
         '{"appid", "user", ...profile overrides} -> '
         '{"encryptedData", "iv", "rawData", "signature", "userInfo"} (wx.getUserInfo)'
     ),
+    "POST /_fake/phone_code": (
+        '{"appid", "user", "phoneNumber"?, "countryCode"?} -> '
+        '{"code", "openid", "phoneNumber", ...} (getPhoneNumber)'
+    ),
+    "POST /_fake/expire_tokens": '{"appid"?} -> {"ok": true, "expired"} (access tokens)',
     "POST /_fake/inject": '{"path", "errcode", "times"} -> {"ok": true}',
     "POST /_fake/advance": '{"seconds"} -> {"ok": true, "now"}',
     "GET /_fake/calls": '-> {"calls": {path: count}}',

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..config import DEMO_APP_SECRET, DEMO_APPID
-from . import control, miniprogram
+from . import control, miniprogram, oauth, serverapi
 from .errors import error_response
 from .server import FakeWeChatServer, Request, Response, Router
 from .state import WeChatState
@@ -54,6 +54,10 @@ class FakeWeChat:
         self.content_type = content_type
         self.router = Router()
         miniprogram.register(self.router, self.state)
+        #: Web OAuth (网页授权): ``fake.oauth.authorize(...)`` mints a code, and so on.
+        self.oauth = oauth.register(self.router, self.state)
+        #: access_token, phone numbers, session keys: ``fake.server_api.tokens.limits``...
+        self.server_api = serverapi.register(self.router, self.state)
         control.register(self.router, self.state)
 
     def __repr__(self) -> str:
@@ -115,6 +119,16 @@ class FakeWeChat:
     ) -> dict[str, Any]:
         """What ``wx.getUserInfo`` returns, under the user's current session_key."""
         return miniprogram.user_info(self.state, appid or self.state.default_appid, user, **profile)
+
+    def phone_code(self, appid: str | None = None, user: str = "alice",
+                   phone_number: str | None = None, country_code: str = "86") -> dict[str, str]:
+        """What the ``getPhoneNumber`` button yields: ``{"code", "phoneNumber", ...}``."""
+        return self.server_api.phone_code(appid or self.state.default_appid, user,
+                                          phone_number, country_code)
+
+    def expire_tokens(self, appid: str | None = None) -> int:
+        """Expire every access_token handed out so far, at once; return how many."""
+        return self.server_api.tokens.expire_all(appid)
 
     def inject(self, path: str, errcode: int, times: int = 1, errmsg: str | None = None) -> None:
         """Make the next ``times`` calls to WeChat ``path`` answer ``errcode``."""

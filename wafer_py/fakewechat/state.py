@@ -99,6 +99,13 @@ class WeChatState:
         self._codes: dict[str, LoginCode] = {}
         self._calls: Counter[str] = Counter()
         self._injected: dict[str, deque[InjectedError]] = {}
+        self._reset_hooks: list[Callable[[], None]] = []
+
+    def on_reset(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` (under the lock) on :meth:`reset`: endpoint families that keep
+        their own memory (OAuth grants...) forget it too."""
+        with self.lock:
+            self._reset_hooks.append(hook)
 
     # ------------------------------------------------------------------ clock
 
@@ -242,3 +249,5 @@ class WeChatState:
             self._codes.clear()
             self._calls.clear()
             self._injected.clear()
+            for hook in self._reset_hooks:
+                hook()

@@ -52,6 +52,10 @@ class SessionStore(ABC):
         """Merge ``profile`` into the user's profile; ``None`` if there is no such user."""
 
     @abstractmethod
+    def update_phone(self, openid: str, phone: str | None, *, now: float) -> User | None:
+        """Set (or with ``None`` clear) the user's phone number; ``None`` if no such user."""
+
+    @abstractmethod
     def get_user(self, openid: str) -> User | None:
         """The user ``openid``, or ``None``."""
 

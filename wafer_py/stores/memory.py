@@ -53,6 +53,15 @@ class MemoryStore(SessionStore):
             self._users[openid] = user
             return user
 
+    def update_phone(self, openid: str, phone: str | None, *, now: float) -> User | None:
+        with self._lock:
+            user = self._users.get(openid)
+            if user is None:
+                return None
+            user = replace(user, phone=phone, updated_at=now)
+            self._users[openid] = user
+            return user
+
     def get_user(self, openid: str) -> User | None:
         return self._users.get(openid)
 

@@ -7,6 +7,7 @@ writer wait for another instead of failing at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -31,7 +32,8 @@ CREATE TABLE IF NOT EXISTS wafer_users (
     unionid     TEXT,
     profile     TEXT NOT NULL,
     created_at  REAL NOT NULL,
-    updated_at  REAL NOT NULL
+    updated_at  REAL NOT NULL,
+    phone       TEXT
 );
 CREATE TABLE IF NOT EXISTS wafer_sessions (
     id                  TEXT PRIMARY KEY,
@@ -57,12 +59,13 @@ CREATE TABLE IF NOT EXISTS wafer_locks (
 """
 
 _SESSION_COLUMNS = "id, openid, skey_hash, sealed_session_key, created_at, last_seen, expires_at"
+_USER_COLUMNS = "openid, unionid, profile, created_at, updated_at, phone"
 
 
 def _user(row: tuple[Any, ...] | None) -> User | None:
     if row is None:
         return None
-    return User(row[0], row[1], json.loads(row[2]), row[3], row[4])
+    return User(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5])
 
 
 def _session(row: tuple[Any, ...] | None) -> Session | None:
@@ -96,6 +99,7 @@ class SQLiteStore(SessionStore):
         self._keepalive = self._conn()
         try:
             self._keepalive.executescript(_SCHEMA)
+            _add_missing_columns(self._keepalive)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot create the SQLite store's tables: {exc}") from None
 
@@ -175,7 +179,8 @@ class SQLiteStore(SessionStore):
                     "WHERE openid = ? AND unionid IS NULL",
                     (unionid, now, openid),
                 )
-            row = db.execute("SELECT * FROM wafer_users WHERE openid = ?", (openid,)).fetchone()
+            row = db.execute(f"SELECT {_USER_COLUMNS} FROM wafer_users WHERE openid = ?",
+                             (openid,)).fetchone()
         user = _user(row)
         assert user is not None
         return user
@@ -183,7 +188,7 @@ class SQLiteStore(SessionStore):
     def update_profile(self, openid: str, profile: dict[str, Any], *, now: float,
                        unionid: str | None = None) -> User | None:
         with self._write() as db:
-            user = _user(db.execute("SELECT * FROM wafer_users WHERE openid = ?",
+            user = _user(db.execute(f"SELECT {_USER_COLUMNS} FROM wafer_users WHERE openid = ?",
                                     (openid,)).fetchone())
             if user is None:
                 return None
@@ -196,7 +201,16 @@ class SQLiteStore(SessionStore):
         return user
 
     def get_user(self, openid: str) -> User | None:
-        return _user(self._read("SELECT * FROM wafer_users WHERE openid = ?", (openid,)))
+        return _user(self._read(f"SELECT {_USER_COLUMNS} FROM wafer_users WHERE openid = ?",
+                                (openid,)))
+
+    def update_phone(self, openid: str, phone: str | None, *, now: float) -> User | None:
+        with self._write() as db:
+            db.execute("UPDATE wafer_users SET phone = ?, updated_at = ? WHERE openid = ?",
+                       (phone, now, openid))
+            row = db.execute(f"SELECT {_USER_COLUMNS} FROM wafer_users WHERE openid = ?",
+                             (openid,)).fetchone()
+        return _user(row)
 
     # -- sessions ---------------------------------------------------------------
     def create_session(self, session: Session) -> None:
@@ -289,6 +303,19 @@ class SQLiteStore(SessionStore):
         self._local = threading.local()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a file made by an older wafer_py up to date (``phone`` came in 0.2)."""
+    def columns() -> set[str]:
+        return {row[1] for row in conn.execute("PRAGMA table_info(wafer_users)")}
+
+    if "phone" not in columns():
+        # Another process opening the same file may add it first ("duplicate column").
+        with contextlib.suppress(sqlite3.OperationalError):
+            conn.execute("ALTER TABLE wafer_users ADD COLUMN phone TEXT")
+        if "phone" not in columns():
+            raise sqlite3.OperationalError("cannot add the phone column to wafer_users")
 
 
 class _Transaction:
