@@ -60,3 +60,20 @@ def test_sqlite_dump_has_no_secrets_in_the_clear(tmp_path: Path) -> None:
                                if path.with_suffix(".db-wal").exists() else b"")
     assert skey.encode() not in raw
     assert b"c2Vzc2lvbmtleTEyMzQ1Ng==" not in raw  # the session_key make_session seals
+
+
+def test_sqlite_purge_drops_expired_entries_and_lapsed_locks(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as store:
+        store.set_entry("old", "x", expires_at=10.0)
+        store.set_entry("new", "y", expires_at=1000.0)
+        store.acquire_lock("lapsed", "a", ttl=5.0, now=0.0)
+        store.acquire_lock("held", "b", ttl=5000.0, now=0.0)
+        store.purge_expired(now=100.0)
+        assert store.get_entry("new", now=100.0) == "y"
+    db = sqlite3.connect(path)
+    assert [r[0] for r in db.execute("SELECT key FROM wafer_entries")] == ["new"]
+    assert [r[0] for r in db.execute("SELECT name FROM wafer_locks")] == ["held"]
+    db.close()

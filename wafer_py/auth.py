@@ -7,6 +7,7 @@ together. It knows nothing of HTTP frameworks; the adapters call it.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -118,7 +119,14 @@ class WaferAuth:
                                   timeout=config.wechat_timeout)
         self.wechat = wechat
         keys = config.secret_keys or self._local_secret_keys()
-        self.secrets = SecretBox(keys)
+        if not keys:
+            logger.warning(
+                "wafer_py: no secret key configured (WAFER_SECRET_KEY); using a random one. "
+                "Sessions will not survive a restart nor be shared between processes.")
+            keys = (secrets.token_hex(32),)
+        #: The secret keys in force, newest first (configured, kept beside SQLite, or random).
+        self._keys: tuple[str, ...] = tuple(keys)
+        self.secrets = SecretBox(self._keys)
         self.clock = clock
         self._tokens = tokens
         self._wechat_api: WeChatAPI | None = None

@@ -225,6 +225,15 @@ class SessionStoreContract:
         assert store.release_lock(name, "a") is True
         assert store.acquire_lock(name, "b", ttl=10.0, now=106.0) is True
 
+    def test_purge_keeps_live_entries_and_locks(self, store: SessionStore, openid: str) -> None:
+        store.set_entry("old:" + openid, "x", expires_at=10.0)
+        store.set_entry("new:" + openid, "y", expires_at=10_000_000_000.0)
+        assert store.acquire_lock("held:" + openid, "a", ttl=10_000_000_000.0, now=0.0)
+        store.purge_expired(now=100.0)
+        assert store.get_entry("old:" + openid, now=0.0) is None
+        assert store.get_entry("new:" + openid, now=100.0) == "y"
+        assert store.acquire_lock("held:" + openid, "b", ttl=1.0, now=100.0) is False
+
     def test_lock_lapses(self, store: SessionStore, openid: str) -> None:
         name = "lock:" + openid
         assert store.acquire_lock(name, "dead", ttl=10.0, now=100.0) is True

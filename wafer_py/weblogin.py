@@ -235,6 +235,7 @@ class WebLogin:
     def from_auth(cls, auth: WaferAuth, **options: Any) -> WebLogin:
         """A web login sharing ``auth``'s configuration, store, sealing keys and clock."""
         options.setdefault("secret_box", auth.secrets)
+        options.setdefault("secret_keys", auth._keys)  # the keys auth settled on
         options.setdefault("clock", auth.clock)
         return cls(auth.config, store=auth.store, **options)
 

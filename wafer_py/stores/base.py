@@ -90,7 +90,10 @@ class SessionStore(ABC):
 
     @abstractmethod
     def purge_expired(self, now: float) -> int:
-        """Delete the sessions that expired by ``now``; return how many."""
+        """Delete the sessions that expired by ``now``; return how many.
+
+        Expired entries and lapsed locks go too (they are not counted).
+        """
 
     # -- entries: small shared values with an expiry (tokens, web sessions) -------
     @abstractmethod

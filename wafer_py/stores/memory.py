@@ -116,6 +116,9 @@ class MemoryStore(SessionStore):
     def purge_expired(self, now: float) -> int:
         with self._lock:
             expired = [s.id for s in self._sessions.values() if s.is_expired(now)]
+            for table in (self._entries, self._locks):
+                for key in [k for k, (_, until) in table.items() if until <= now]:
+                    del table[key]
             return sum(self._drop(i) for i in expired)
 
     def get_entry(self, key: str, *, now: float) -> str | None:

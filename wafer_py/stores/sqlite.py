@@ -254,6 +254,8 @@ class SQLiteStore(SessionStore):
 
     def purge_expired(self, now: float) -> int:
         with self._write() as db:
+            db.execute("DELETE FROM wafer_entries WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM wafer_locks WHERE expires_at <= ?", (now,))
             return db.execute("DELETE FROM wafer_sessions WHERE expires_at <= ?",
                               (now,)).rowcount
 
