@@ -16,8 +16,9 @@ from wafer_py.exceptions import StaleSessionKey
 from wafer_py.fakewechat import FakeWeChat
 
 
-def test_sliding_expiry_and_absolute_cap(make_auth: Callable[..., WaferAuth],
-                                         fake: FakeWeChat) -> None:
+def test_sliding_expiry_and_absolute_cap(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat
+) -> None:
     clock = Clock()
     auth = make_auth(clock=clock, session_ttl=100, session_max_age=250, touch_interval=0)
     result = auth.login(fake.login(DEMO_APPID, "slider")["code"])
@@ -42,8 +43,9 @@ def test_idle_session_expires(make_auth: Callable[..., WaferAuth], fake: FakeWeC
     assert auth.purge_expired() == 1
 
 
-def test_touch_interval_limits_writes(make_auth: Callable[..., WaferAuth],
-                                      fake: FakeWeChat) -> None:
+def test_touch_interval_limits_writes(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat
+) -> None:
     clock = Clock()
     auth = make_auth(clock=clock, touch_interval=60)
     result = auth.login(fake.login(DEMO_APPID, "toucher")["code"])
@@ -68,8 +70,9 @@ def test_revoke_one_and_all(make_auth: Callable[..., WaferAuth], fake: FakeWeCha
             auth.validate(Credentials(skey=result.skey, session_id=result.session_id))
 
 
-def test_v1_credentials_need_the_matching_id(make_auth: Callable[..., WaferAuth],
-                                             fake: FakeWeChat) -> None:
+def test_v1_credentials_need_the_matching_id(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat
+) -> None:
     auth = make_auth()
     a = auth.login(fake.login(DEMO_APPID, "pair")["code"])
     b = auth.login(fake.login(DEMO_APPID, "pair")["code"])
@@ -78,53 +81,79 @@ def test_v1_credentials_need_the_matching_id(make_auth: Callable[..., WaferAuth]
         auth.validate(Credentials(skey=a.skey, session_id=b.session_id))
 
 
-def test_secret_rotation_keeps_sessions(make_auth: Callable[..., WaferAuth],
-                                        fake: FakeWeChat, tmp_path: object) -> None:
+def test_secret_rotation_keeps_sessions(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat, tmp_path: object
+) -> None:
     old = make_auth(secret_keys=("old",), store_url="sqlite:///" + f"{tmp_path}/rot.db")
     result = old.login(fake.login(DEMO_APPID, "rot")["code"])
     rotated = make_auth(secret_keys=("new", "old"), store_url=old.config.store_url)
     who = rotated.validate(Credentials(skey=result.skey))
     info = fake.user_info(DEMO_APPID, "rot", nickName="Rotated")
     assert rotated.update_profile(who, info["encryptedData"], info["iv"]).user.nickname == (
-        "Rotated")
+        "Rotated"
+    )
     dropped = make_auth(secret_keys=("new",), store_url=old.config.store_url)
     with pytest.raises(InvalidSession):
         dropped.validate(Credentials(skey=result.skey))
 
 
-def test_unsealable_key_is_a_stale_session_key(make_auth: Callable[..., WaferAuth],
-                                               fake: FakeWeChat) -> None:
+def test_unsealable_key_is_a_stale_session_key(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat
+) -> None:
     auth = make_auth()
     result = auth.login(fake.login(DEMO_APPID, "seal")["code"])
     who = auth.validate(Credentials(skey=result.skey))
-    broken = who.session.__class__(**{**who.session.__dict__,
-                                      "sealed_session_key": "g1.deadbeef.AAAA"})
+    broken = who.session.__class__(
+        **{**who.session.__dict__, "sealed_session_key": "g1.deadbeef.AAAA"}
+    )
     info = fake.user_info(DEMO_APPID, "seal")
     with pytest.raises(StaleSessionKey):
         auth.update_profile(type(who)(who.user, broken), info["encryptedData"], info["iv"])
 
 
-def test_no_secret_in_reprs_or_logs(make_auth: Callable[..., WaferAuth], fake: FakeWeChat,
-                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_no_secret_in_reprs_or_logs(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     auth = make_auth(secret_keys=("top-secret-key",))
     code = fake.login(DEMO_APPID, "quiet")
     result = auth.login(code["code"])
     session_key = fake.session_key_of(DEMO_APPID, code["openid"])
     who = auth.validate(Credentials(skey=result.skey))
-    texts = [repr(result), repr(who), repr(result.session), repr(auth), repr(auth.config),
-             repr(auth.secrets), repr(auth.wechat), str(result), caplog.text]
+    texts = [
+        repr(result),
+        repr(who),
+        repr(result.session),
+        repr(auth),
+        repr(auth.config),
+        repr(auth.secrets),
+        repr(auth.wechat),
+        str(result),
+        caplog.text,
+    ]
     for text in texts:
-        for secret in (session_key, result.skey, "top-secret-key", auth.config.app_secret,
-                       result.session.skey_hash, result.session.sealed_session_key):
+        for secret in (
+            session_key,
+            result.skey,
+            "top-secret-key",
+            auth.config.app_secret,
+            result.session.skey_hash,
+            result.session.sealed_session_key,
+        ):
             assert secret not in text
 
 
 def test_config_from_env() -> None:
-    config = WaferConfig.from_env({
-        "WAFER_APPID": "wxabc", "WAFER_APP_SECRET": "s", "WAFER_STORE_URL": "memory://",
-        "WAFER_SESSION_TTL": "60", "WAFER_SECRET_KEY": "new, old",
-        "WAFER_WECHAT_API_BASE": "http://127.0.0.1:1"})
+    config = WaferConfig.from_env(
+        {
+            "WAFER_APPID": "wxabc",
+            "WAFER_APP_SECRET": "s",
+            "WAFER_STORE_URL": "memory://",
+            "WAFER_SESSION_TTL": "60",
+            "WAFER_SECRET_KEY": "new, old",
+            "WAFER_WECHAT_API_BASE": "http://127.0.0.1:1",
+        }
+    )
     assert (config.appid, config.store_url, config.session_ttl) == ("wxabc", "memory://", 60)
     assert config.secret_keys == ("new", "old")
     with pytest.raises(ValueError, match="WAFER_SESSION_TTL"):
@@ -137,17 +166,20 @@ def test_core_imports_no_framework() -> None:
         "bad = [m for m in ('starlette', 'werkzeug', 'flask', 'uvicorn') if m in sys.modules];"
         "print(','.join(bad))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == ""
     code = "import sys, wafer_py.wsgi; print('starlette' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "False"
 
 
-def test_sessions_per_user_are_capped_and_pruned(make_auth: Callable[..., WaferAuth],
-                                                 fake: FakeWeChat) -> None:
+def test_sessions_per_user_are_capped_and_pruned(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat
+) -> None:
     clock = Clock()
     auth = make_auth(clock=clock, max_sessions_per_user=3, session_ttl=100)
     first = auth.login(fake.login(DEMO_APPID, "heavy")["code"])
@@ -162,9 +194,9 @@ def test_sessions_per_user_are_capped_and_pruned(make_auth: Callable[..., WaferA
         auth.validate(Credentials(skey=results[0].skey))
 
 
-def test_processes_without_a_secret_share_the_sqlite_key(fake_server: object,
-                                                         fake: FakeWeChat,
-                                                         tmp_path: object) -> None:
+def test_processes_without_a_secret_share_the_sqlite_key(
+    fake_server: object, fake: FakeWeChat, tmp_path: object
+) -> None:
     import os
     import stat
 

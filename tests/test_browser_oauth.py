@@ -25,9 +25,16 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 FRAMEWORKS = ["starlette", "flask"]
 NOT_LOOPBACK = re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*")
 
@@ -39,13 +46,16 @@ def chromium() -> Iterator[Browser]:
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError:
-        skip_or_fail("Playwright for Python is not installed (pip install playwright; "
-                     "no `playwright install`: the system Chromium is used)")
+        skip_or_fail(
+            "Playwright for Python is not installed (pip install playwright; "
+            "no `playwright install`: the system Chromium is used)"
+        )
         raise  # unreachable: skip_or_fail raises
     with sync_playwright() as playwright:
         try:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM,
-                                                 args=CHROMIUM_ARGS, headless=True)
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
         except Error as exc:
             skip_or_fail(f"Chromium at {CHROMIUM} does not start: {exc}")
             raise
@@ -71,8 +81,12 @@ def new_context(chromium: Browser) -> Iterator[Callable[[], BrowserContext]]:
 
 
 @pytest.fixture(params=FRAMEWORKS)
-def site(request: pytest.FixtureRequest, make_auth: Callable[..., WaferAuth],
-         fake: FakeWeChat, fake_server: FakeWeChatServer) -> Iterator[str]:
+def site(
+    request: pytest.FixtureRequest,
+    make_auth: Callable[..., WaferAuth],
+    fake: FakeWeChat,
+    fake_server: FakeWeChatServer,
+) -> Iterator[str]:
     # The app tells the time by the fake's clock, so fake.advance() ages both.
     auth = make_auth(open_base=fake_server.url, clock=fake.now)
     with serve_example(str(request.param), auth) as url:
@@ -92,9 +106,12 @@ def click_and_catch_callback(page: Page, button: str) -> Any:
     return caught.value
 
 
-def test_login_reload_refresh_and_replay(site: str, fake: FakeWeChat,
-                                         fake_server: FakeWeChatServer,
-                                         new_context: Callable[[], BrowserContext]) -> None:
+def test_login_reload_refresh_and_replay(
+    site: str,
+    fake: FakeWeChat,
+    fake_server: FakeWeChatServer,
+    new_context: Callable[[], BrowserContext],
+) -> None:
     page = new_context().new_page()
     open_consent_page(page, site, fake_server)
     assert "Alice" in page.inner_text("#user")
@@ -136,12 +153,12 @@ def test_login_reload_refresh_and_replay(site: str, fake: FakeWeChat,
     assert fake.calls["/connect/oauth2/authorize"] == 1
 
 
-def test_a_tampered_state_gets_an_error_page(site: str, fake_server: FakeWeChatServer,
-                                             new_context: Callable[[], BrowserContext]) -> None:
+def test_a_tampered_state_gets_an_error_page(
+    site: str, fake_server: FakeWeChatServer, new_context: Callable[[], BrowserContext]
+) -> None:
     page = new_context().new_page()
     open_consent_page(page, site, fake_server)
-    page.eval_on_selector("input[name=state]",
-                          "e => { e.value = e.value.slice(0, -4) + 'AAAA'; }")
+    page.eval_on_selector("input[name=state]", "e => { e.value = e.value.slice(0, -4) + 'AAAA'; }")
     callback = click_and_catch_callback(page, "#allow")
     assert callback.status == 400
     assert page.inner_text("h1") == "WeChat login failed"
@@ -149,8 +166,9 @@ def test_a_tampered_state_gets_an_error_page(site: str, fake_server: FakeWeChatS
     assert not [c for c in page.context.cookies() if c["name"] == "wafer_web"]
 
 
-def test_deny_gets_an_error_page(site: str, fake_server: FakeWeChatServer,
-                                 new_context: Callable[[], BrowserContext]) -> None:
+def test_deny_gets_an_error_page(
+    site: str, fake_server: FakeWeChatServer, new_context: Callable[[], BrowserContext]
+) -> None:
     page = new_context().new_page()
     open_consent_page(page, site, fake_server)
     callback = click_and_catch_callback(page, "#deny")

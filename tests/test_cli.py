@@ -25,13 +25,18 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running(args: list[str], cwd: Path, until: str,
-            env: dict[str, str] | None = None) -> Iterator[list[str]]:
+def running(
+    args: list[str], cwd: Path, until: str, env: dict[str, str] | None = None
+) -> Iterator[list[str]]:
     """Run ``python -m wafer_py ARGS``; yield its output lines once ``until`` was printed."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wafer_py", *args], cwd=cwd, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"})
+        [sys.executable, "-m", "wafer_py", *args],
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+    )
     lines: list[str] = []
     ready = threading.Event()
 
@@ -69,14 +74,20 @@ def _wait_http(url: str) -> None:
 def test_demo_prints_a_recipe_that_works(framework: str, tmp_path: Path) -> None:
     port = _free_port()
     env = {k: "" for k in os.environ if k.startswith("WAFER_")}
-    with running(["demo", "--framework", framework, "--port", str(port)], tmp_path,
-                 until="Ctrl-C", env=env) as lines:
+    with running(
+        ["demo", "--framework", framework, "--port", str(port)], tmp_path, until="Ctrl-C", env=env
+    ) as lines:
         _wait_http(f"http://127.0.0.1:{port}/health")
         start = next(i for i, line in enumerate(lines) if "Try it without a phone" in line)
-        recipe = [line.strip() for line in lines[start + 1:] if line.startswith("    ")]
+        recipe = [line.strip() for line in lines[start + 1 :] if line.startswith("    ")]
         assert len(recipe) == 3
-        out = subprocess.run(["bash", "-c", "\n".join(recipe)], capture_output=True, text=True,
-                             timeout=30, check=True).stdout
+        out = subprocess.run(
+            ["bash", "-c", "\n".join(recipe)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
         body = json.loads(out)
         assert body["code"] == 0
         assert body["data"]["userInfo"]["nickName"] == "微信用户"
@@ -89,16 +100,21 @@ def test_sandbox_runs_the_fake_alone(tmp_path: Path) -> None:
     with running(["sandbox", "--port", str(port)], tmp_path, until="Ctrl-C") as lines:
         assert any(f"http://127.0.0.1:{port}" in line for line in lines)
         _wait_http(f"http://127.0.0.1:{port}/_fake/")
-        code = requests.post(f"http://127.0.0.1:{port}/_fake/login", json={"user": "z"},
-                             timeout=5).json()["code"]
+        code = requests.post(
+            f"http://127.0.0.1:{port}/_fake/login", json={"user": "z"}, timeout=5
+        ).json()["code"]
         assert re.fullmatch(r"[A-Za-z0-9]+", code)
 
 
 def test_bad_configuration_is_one_clear_line(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "wafer_py", "demo", "--port", str(_free_port())], cwd=tmp_path,
-        capture_output=True, text=True, timeout=30,
-        env={**os.environ, "WAFER_SESSION_TTL": "soon"})
+        [sys.executable, "-m", "wafer_py", "demo", "--port", str(_free_port())],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "WAFER_SESSION_TTL": "soon"},
+    )
     assert result.returncode == 2
     assert "WAFER_SESSION_TTL must be a whole number" in result.stderr
     assert "Traceback" not in result.stderr

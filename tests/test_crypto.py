@@ -38,8 +38,13 @@ VECTOR_DATA = (
 
 
 def test_public_vector_decrypts() -> None:
-    data = decrypt_data(VECTOR_KEY, VECTOR_DATA, VECTOR_IV, appid=VECTOR_APPID,
-                        openid="oGZUI0egBJY1zhBYw2KhdUfwVJJE")
+    data = decrypt_data(
+        VECTOR_KEY,
+        VECTOR_DATA,
+        VECTOR_IV,
+        appid=VECTOR_APPID,
+        openid="oGZUI0egBJY1zhBYw2KhdUfwVJJE",
+    )
     assert data["openId"] == "oGZUI0egBJY1zhBYw2KhdUfwVJJE"
     assert data["nickName"] == "Band"
     assert data["unionId"] == "ocMvos6NjeKLIBqg5Mr9QjxrP1FA"
@@ -51,16 +56,21 @@ def test_encrypt_reproduces_the_public_vector() -> None:
     watermark = plain.pop("watermark")
     # WeChat's field order puts the watermark's timestamp before its appid; ours builds
     # {timestamp, appid} too, so the same payload gives the same bytes.
-    data, iv = encrypt_data(VECTOR_KEY, plain, appid=VECTOR_APPID,
-                            timestamp=watermark["timestamp"],
-                            iv=base64.b64decode(VECTOR_IV))
+    data, iv = encrypt_data(
+        VECTOR_KEY,
+        plain,
+        appid=VECTOR_APPID,
+        timestamp=watermark["timestamp"],
+        iv=base64.b64decode(VECTOR_IV),
+    )
     assert iv == VECTOR_IV
     assert data == VECTOR_DATA
 
 
 def test_public_signature_vector() -> None:
     assert hmac_signature("o0q0otL8aEzpcZL/FT9WsQ==", '{"foo":"bar"}') == (
-        "654571f79995b2ce1e149e53c0a33dc39c0a74090db514261454e8dbe432aa0b")
+        "654571f79995b2ce1e149e53c0a33dc39c0a74090db514261454e8dbe432aa0b"
+    )
 
 
 def test_wrong_appid() -> None:
@@ -75,8 +85,14 @@ def test_openid_mismatch() -> None:
 
 def test_stale_watermark() -> None:
     with pytest.raises(StaleWatermark):
-        decrypt_data(VECTOR_KEY, VECTOR_DATA, VECTOR_IV, appid=VECTOR_APPID,
-                     max_age=3600, now=1477314187 + 3601)
+        decrypt_data(
+            VECTOR_KEY,
+            VECTOR_DATA,
+            VECTOR_IV,
+            appid=VECTOR_APPID,
+            max_age=3600,
+            now=1477314187 + 3601,
+        )
 
 
 def test_wrong_key_is_a_stale_session_key() -> None:

@@ -118,8 +118,9 @@ class World:
     storage: Path
     reports: list[StepReport] = field(default_factory=list)
 
-    def run(self, step: str, *, profile: dict[str, Any] | None = None,
-            check_session_fails: bool = False) -> StepReport:
+    def run(
+        self, step: str, *, profile: dict[str, Any] | None = None, check_session_fails: bool = False
+    ) -> StepReport:
         """Run one step in a fresh Node process (the storage file carries the session).
 
         ``profile`` overrides what wx.getUserInfo returns; ``check_session_fails`` makes
@@ -129,12 +130,14 @@ class World:
         if profile is not None:
             command += ["--profile", json.dumps(profile)]
         env = dict(os.environ)
-        env.update({
-            "WAFER_E2E_FAKE_URL": self.fake_url,
-            "WAFER_E2E_APPID": DEMO_APPID,
-            "WAFER_E2E_USER": self.user,
-            "WAFER_E2E_STORAGE": str(self.storage),
-        })
+        env.update(
+            {
+                "WAFER_E2E_FAKE_URL": self.fake_url,
+                "WAFER_E2E_APPID": DEMO_APPID,
+                "WAFER_E2E_USER": self.user,
+                "WAFER_E2E_STORAGE": str(self.storage),
+            }
+        )
         env.pop("WAFER_E2E_PROFILE", None)
         env.pop("WAFER_E2E_ROTATE", None)
         if check_session_fails:
@@ -142,21 +145,31 @@ class World:
         else:
             env.pop("WAFER_E2E_CHECK_SESSION", None)
         try:
-            done = subprocess.run(command, cwd=E2E_DIR, env=env, capture_output=True,
-                                  encoding="utf-8", timeout=NODE_TIMEOUT, check=False)
+            done = subprocess.run(
+                command,
+                cwd=E2E_DIR,
+                env=env,
+                capture_output=True,
+                encoding="utf-8",
+                timeout=NODE_TIMEOUT,
+                check=False,
+            )
         except subprocess.TimeoutExpired as exc:
-            pytest.fail(f"node {step} ({self.sdk}) ran longer than {NODE_TIMEOUT} s; "
-                        f"stderr:\n{exc.stderr}")
+            pytest.fail(
+                f"node {step} ({self.sdk}) ran longer than {NODE_TIMEOUT} s; stderr:\n{exc.stderr}"
+            )
         lines = [line for line in done.stdout.splitlines() if line.strip()]
-        assert lines, (f"node {step} printed nothing (exit {done.returncode}); "
-                       f"stderr:\n{done.stderr}")
+        assert lines, (
+            f"node {step} printed nothing (exit {done.returncode}); stderr:\n{done.stderr}"
+        )
         try:
             raw = json.loads(lines[-1])
         except json.JSONDecodeError:
             pytest.fail(f"node {step} printed no JSON line:\n{done.stdout}\n{done.stderr}")
         report = StepReport(raw)
         assert report.outcome not in ("error", "timeout"), (
-            f"node {step} ({self.sdk}) broke: {report!r}\nstderr:\n{done.stderr}")
+            f"node {step} ({self.sdk}) broke: {report!r}\nstderr:\n{done.stderr}"
+        )
         assert done.returncode == 0, f"node exited {done.returncode}: {done.stderr}"
         self.reports.append(report)
         return report
@@ -193,14 +206,30 @@ def sdk(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def world(request: pytest.FixtureRequest, node: str, framework: str, sdk: str,
-          fake: FakeWeChat, fake_server: Any, make_auth: Callable[..., WaferAuth],
-          tmp_path: Path) -> Iterator[World]:
+def world(
+    request: pytest.FixtureRequest,
+    node: str,
+    framework: str,
+    sdk: str,
+    fake: FakeWeChat,
+    fake_server: Any,
+    make_auth: Callable[..., WaferAuth],
+    tmp_path: Path,
+) -> Iterator[World]:
     auth = make_auth()
     user = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
     with serve_example(framework, auth) as url:
-        yield World(framework, sdk, node, fake, fake_server.url, auth, url, user,
-                    tmp_path / "wx-storage.json")
+        yield World(
+            framework,
+            sdk,
+            node,
+            fake,
+            fake_server.url,
+            auth,
+            url,
+            user,
+            tmp_path / "wx-storage.json",
+        )
 
 
 # ------------------------------------------------------------------ shared checks
@@ -212,8 +241,9 @@ def _secret_forms(session_key: str) -> list[str]:
     return [session_key, raw.hex(), hashlib.sha1(session_key.encode()).hexdigest()]
 
 
-def assert_login_answer(world: World, exchange: dict[str, Any], session_key: str,
-                        *, with_data: bool) -> dict[str, Any]:
+def assert_login_answer(
+    world: World, exchange: dict[str, Any], session_key: str, *, with_data: bool
+) -> dict[str, Any]:
     """Check one login exchange on the wire; return the parsed answer."""
     header = exchange["header"]
     assert header.get("X-WX-Code"), header
@@ -251,8 +281,7 @@ def assert_stored_session(world: World, report: StepReport, session_key: str) ->
     return skey
 
 
-def assert_session_headers(world: World, exchange: dict[str, Any],
-                           stored: dict[str, Any]) -> None:
+def assert_session_headers(world: World, exchange: dict[str, Any], stored: dict[str, Any]) -> None:
     header = exchange["header"]
     assert header["X-WX-Skey"] == stored["skey"]
     if world.sdk == "v1":
@@ -471,7 +500,9 @@ def test_v1_login_trusts_check_session(world: World) -> None:
     assert world.jscode2session_calls() == 2
     # the old session stays valid until it expires or is revoked (several per user)
     assert {s.id for s in world.auth.store.list_sessions(openid)} == {
-        first.session["id"], fresh.session["id"]}
+        first.session["id"],
+        fresh.session["id"],
+    }
 
 
 def test_stale_encrypted_data_is_refused_without_relogin(world: World) -> None:

@@ -11,8 +11,7 @@ from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.crypto import hmac_signature
 from wafer_py.fakewechat import FakeWeChat
 
-CREDENTIALS = {"grant_type": "client_credential", "appid": DEMO_APPID,
-               "secret": DEMO_APP_SECRET}
+CREDENTIALS = {"grant_type": "client_credential", "appid": DEMO_APPID, "secret": DEMO_APP_SECRET}
 
 
 class WeChat:
@@ -28,10 +27,10 @@ class WeChat:
         body: dict[str, Any] = response.json()
         return body
 
-    def post(self, path: str, body: Any = None, raw: bytes | None = None,
-             **params: Any) -> dict[str, Any]:
-        response = self.http.post(self.url + path, params=params, json=body, data=raw,
-                                  timeout=10)
+    def post(
+        self, path: str, body: Any = None, raw: bytes | None = None, **params: Any
+    ) -> dict[str, Any]:
+        response = self.http.post(self.url + path, params=params, json=body, data=raw, timeout=10)
         assert response.status_code == 200
         answer: dict[str, Any] = response.json()
         return answer
@@ -45,10 +44,16 @@ class WeChat:
             body["force_refresh"] = force
         return self.post("/cgi-bin/stable_token", body)
 
-    def check(self, token: str, openid: str, session_key: str,
-              sig_method: str = "hmac_sha256") -> dict[str, Any]:
-        return self.get("/wxa/checksession", access_token=token, openid=openid,
-                        signature=hmac_signature(session_key, ""), sig_method=sig_method)
+    def check(
+        self, token: str, openid: str, session_key: str, sig_method: str = "hmac_sha256"
+    ) -> dict[str, Any]:
+        return self.get(
+            "/wxa/checksession",
+            access_token=token,
+            openid=openid,
+            signature=hmac_signature(session_key, ""),
+            sig_method=sig_method,
+        )
 
 
 @pytest.fixture
@@ -64,8 +69,9 @@ def errcode(body: dict[str, Any]) -> int:
 # ------------------------------------------------------------------ /cgi-bin/token
 
 
-def test_token_rotation_keeps_the_previous_token_five_minutes(wechat: WeChat,
-                                                              fake: FakeWeChat) -> None:
+def test_token_rotation_keeps_the_previous_token_five_minutes(
+    wechat: WeChat, fake: FakeWeChat
+) -> None:
     first = wechat.token()
     assert first["expires_in"] == 7200 and len(first["access_token"]) > 100
     openid = fake.login(user="alice")["openid"]
@@ -85,8 +91,10 @@ def test_token_checks_credentials(wechat: WeChat) -> None:
     assert errcode(wechat.token(secret="nope")) == 40125
     assert errcode(wechat.token(appid="wxunknown")) == 40013
     assert errcode(wechat.token(grant_type="authorization_code")) == 40002
-    assert errcode(wechat.get("/cgi-bin/token", grant_type="client_credential",
-                              appid=DEMO_APPID)) == 41004
+    assert (
+        errcode(wechat.get("/cgi-bin/token", grant_type="client_credential", appid=DEMO_APPID))
+        == 41004
+    )
 
 
 def test_token_daily_quota(wechat: WeChat, fake: FakeWeChat) -> None:
@@ -101,8 +109,9 @@ def test_token_daily_quota(wechat: WeChat, fake: FakeWeChat) -> None:
 # ----------------------------------------------------------- /cgi-bin/stable_token
 
 
-def test_stable_token_is_the_same_until_five_minutes_before_expiry(wechat: WeChat,
-                                                                   fake: FakeWeChat) -> None:
+def test_stable_token_is_the_same_until_five_minutes_before_expiry(
+    wechat: WeChat, fake: FakeWeChat
+) -> None:
     first = wechat.stable()
     assert first["expires_in"] == 7200
     fake.advance(1000)
@@ -178,8 +187,12 @@ def test_tokens_are_checked_before_anything_else(wechat: WeChat, fake: FakeWeCha
     key = fake.session_key_of(DEMO_APPID, openid)
     assert errcode(wechat.check("", openid, key)) == 41001
     assert errcode(wechat.check("forged", openid, key)) == 40001
-    assert errcode(wechat.post("/wxa/business/getuserphonenumber", {"code": "x"},
-                               access_token="forged")) == 40001
+    assert (
+        errcode(
+            wechat.post("/wxa/business/getuserphonenumber", {"code": "x"}, access_token="forged")
+        )
+        == 40001
+    )
 
 
 # ------------------------------------------------------------------ phone numbers
@@ -189,16 +202,23 @@ def test_phone_number_code(wechat: WeChat, fake: FakeWeChat) -> None:
     token = wechat.stable()["access_token"]
     minted = fake.phone_code(user="alice", phone_number="13800138000")
     assert minted["phoneNumber"] == "13800138000"
-    body = wechat.post("/wxa/business/getuserphonenumber", {"code": minted["code"]},
-                       access_token=token)
+    body = wechat.post(
+        "/wxa/business/getuserphonenumber", {"code": minted["code"]}, access_token=token
+    )
     assert body["errcode"] == 0 and body["errmsg"] == "ok"
     info = body["phone_info"]
     assert info["phoneNumber"] == info["purePhoneNumber"] == "13800138000"
     assert info["countryCode"] == 86  # a number in this API
     assert info["watermark"] == {"timestamp": int(fake.now()), "appid": DEMO_APPID}
     # Single use.
-    assert errcode(wechat.post("/wxa/business/getuserphonenumber", {"code": minted["code"]},
-                               access_token=token)) == 40029
+    assert (
+        errcode(
+            wechat.post(
+                "/wxa/business/getuserphonenumber", {"code": minted["code"]}, access_token=token
+            )
+        )
+        == 40029
+    )
 
 
 def test_phone_code_expiry_openid_and_bad_bodies(wechat: WeChat, fake: FakeWeChat) -> None:
@@ -210,14 +230,15 @@ def test_phone_code_expiry_openid_and_bad_bodies(wechat: WeChat, fake: FakeWeCha
     token = wechat.stable()["access_token"]
     code = fake.phone_code(user="bob")
     other = fake.login(user="carol")["openid"]
-    assert errcode(wechat.post(path, {"code": code["code"], "openid": other},
-                               access_token=token)) == 40003
+    assert (
+        errcode(wechat.post(path, {"code": code["code"], "openid": other}, access_token=token))
+        == 40003
+    )
     assert errcode(wechat.post(path, {"code": "unknown"}, access_token=token)) == 40029
     assert errcode(wechat.post(path, {}, access_token=token)) == 41008
     assert errcode(wechat.post(path, raw=b"{nope", access_token=token)) == 47001
     # The failed attempts did not spend it.
-    answer = wechat.post(path, {"code": code["code"], "openid": code["openid"]},
-                         access_token=token)
+    answer = wechat.post(path, {"code": code["code"], "openid": code["openid"]}, access_token=token)
     assert answer["phone_info"]["purePhoneNumber"] == code["purePhoneNumber"]
     # Each user keeps a stable made-up number; foreign numbers carry their country code.
     assert fake.phone_code(user="bob")["phoneNumber"] == code["phoneNumber"]
@@ -227,8 +248,9 @@ def test_phone_code_expiry_openid_and_bad_bodies(wechat: WeChat, fake: FakeWeCha
 
 def test_phone_code_control_endpoint(fake_server: Any, fake: FakeWeChat) -> None:
     url = f"{fake_server.url}/_fake/phone_code"
-    minted = requests.post(url, json={"user": "erin", "phoneNumber": "13912345678"},
-                           timeout=10).json()
+    minted = requests.post(
+        url, json={"user": "erin", "phoneNumber": "13912345678"}, timeout=10
+    ).json()
     assert minted["phoneNumber"] == "13912345678" and minted["code"]
     bad = requests.post(url, json={"phoneNumber": "12ab"}, timeout=10)
     assert bad.status_code == 400 and "phoneNumber" in bad.json()["error"]
@@ -256,8 +278,13 @@ def test_resetusersessionkey(wechat: WeChat, fake: FakeWeChat) -> None:
     token = wechat.stable()["access_token"]
     openid = fake.login(user="alice")["openid"]
     key = fake.session_key_of(DEMO_APPID, openid)
-    body = wechat.get("/wxa/resetusersessionkey", access_token=token, openid=openid,
-                      signature=hmac_signature(key, ""), sig_method="hmac_sha256")
+    body = wechat.get(
+        "/wxa/resetusersessionkey",
+        access_token=token,
+        openid=openid,
+        signature=hmac_signature(key, ""),
+        sig_method="hmac_sha256",
+    )
     assert body["errcode"] == 0 and body["openid"] == openid
     assert body["session_key"] != key and len(body["session_key"]) == 24
     assert errcode(wechat.check(token, openid, key)) == 87009  # the old key, at once
@@ -269,6 +296,8 @@ def test_reset_forgets_tokens_and_phone_codes(wechat: WeChat, fake: FakeWeChat) 
     code = fake.phone_code()["code"]
     fake.reset()
     assert fake.calls["/cgi-bin/stable_token"] == 0
-    assert errcode(wechat.post("/wxa/business/getuserphonenumber", {"code": code},
-                               access_token=token)) == 40001
+    assert (
+        errcode(wechat.post("/wxa/business/getuserphonenumber", {"code": code}, access_token=token))
+        == 40001
+    )
     assert wechat.stable()["access_token"] != token

@@ -35,8 +35,7 @@ def server(fake: FakeWeChat) -> Iterator[FakeWeChatServer]:
 
 def get(server: FakeWeChatServer, path: str, **params: Any) -> requests.Response:
     query = {k: v for k, v in params.items() if v is not None}
-    return requests.get(server.url + path, params=query, timeout=TIMEOUT,
-                        allow_redirects=False)
+    return requests.get(server.url + path, params=query, timeout=TIMEOUT, allow_redirects=False)
 
 
 def errcode_of(response: requests.Response) -> int:
@@ -46,12 +45,24 @@ def errcode_of(response: requests.Response) -> int:
     return int(body["errcode"])
 
 
-def authorize(server: FakeWeChatServer, scope: str = "snsapi_base", state: str | None = "abc123",
-              appid: str | None = DEMO_APPID, redirect_uri: str | None = CALLBACK,
-              **extra: str) -> requests.Response:
-    return get(server, "/connect/oauth2/authorize", appid=appid, redirect_uri=redirect_uri,
-               response_type=extra.pop("response_type", "code"), scope=scope, state=state,
-               **extra)
+def authorize(
+    server: FakeWeChatServer,
+    scope: str = "snsapi_base",
+    state: str | None = "abc123",
+    appid: str | None = DEMO_APPID,
+    redirect_uri: str | None = CALLBACK,
+    **extra: str,
+) -> requests.Response:
+    return get(
+        server,
+        "/connect/oauth2/authorize",
+        appid=appid,
+        redirect_uri=redirect_uri,
+        response_type=extra.pop("response_type", "code"),
+        scope=scope,
+        state=state,
+        **extra,
+    )
 
 
 def query_of(location: str) -> dict[str, list[str]]:
@@ -59,19 +70,31 @@ def query_of(location: str) -> dict[str, list[str]]:
 
 
 def consent_form(page: requests.Response) -> dict[str, str]:
-    return {k: html.unescape(v)
-            for k, v in re.findall(r'name="([^"]+)" value="([^"]*)"', page.text)}
+    return {
+        k: html.unescape(v) for k, v in re.findall(r'name="([^"]+)" value="([^"]*)"', page.text)
+    }
 
 
-def token(server: FakeWeChatServer, code: str | None, appid: str | None = DEMO_APPID,
-          secret: str | None = DEMO_APP_SECRET,
-          grant_type: str | None = "authorization_code") -> requests.Response:
-    return get(server, "/sns/oauth2/access_token", appid=appid, secret=secret, code=code,
-               grant_type=grant_type)
+def token(
+    server: FakeWeChatServer,
+    code: str | None,
+    appid: str | None = DEMO_APPID,
+    secret: str | None = DEMO_APP_SECRET,
+    grant_type: str | None = "authorization_code",
+) -> requests.Response:
+    return get(
+        server,
+        "/sns/oauth2/access_token",
+        appid=appid,
+        secret=secret,
+        code=code,
+        grant_type=grant_type,
+    )
 
 
-def tokens_for(fake: FakeWeChat, server: FakeWeChatServer, scope: str = "snsapi_userinfo",
-               user: str = "alice") -> dict[str, Any]:
+def tokens_for(
+    fake: FakeWeChat, server: FakeWeChatServer, scope: str = "snsapi_userinfo", user: str = "alice"
+) -> dict[str, Any]:
     body: dict[str, Any] = token(server, fake.oauth.authorize(DEMO_APPID, user, scope)).json()
     return body
 
@@ -79,8 +102,9 @@ def tokens_for(fake: FakeWeChat, server: FakeWeChatServer, scope: str = "snsapi_
 # ------------------------------------------------------------------ the authorize page
 
 
-def test_base_scope_redirects_at_once_with_code_and_state(fake: FakeWeChat,
-                                                          server: FakeWeChatServer) -> None:
+def test_base_scope_redirects_at_once_with_code_and_state(
+    fake: FakeWeChat, server: FakeWeChatServer
+) -> None:
     response = authorize(server, "snsapi_base", "abc123")
     assert response.status_code == 302
     location = response.headers["Location"]
@@ -93,17 +117,21 @@ def test_base_scope_redirects_at_once_with_code_and_state(fake: FakeWeChat,
     assert body["openid"] == fake.login(DEMO_APPID, "alice", rotate=False)["openid"]
 
 
-def test_userinfo_scope_shows_a_consent_page_then_allow(fake: FakeWeChat,
-                                                        server: FakeWeChatServer) -> None:
+def test_userinfo_scope_shows_a_consent_page_then_allow(
+    fake: FakeWeChat, server: FakeWeChatServer
+) -> None:
     page = authorize(server, "snsapi_userinfo", "xyz")
     assert page.status_code == 200
     assert page.headers["Content-Type"].startswith("text/html")
     assert 'id="allow"' in page.text and 'id="deny"' in page.text
     assert "Alice" in page.text
     form = consent_form(page)
-    answer = requests.post(server.url + "/connect/oauth2/authorize/confirm",
-                           data={**form, "decision": "allow"}, timeout=TIMEOUT,
-                           allow_redirects=False)
+    answer = requests.post(
+        server.url + "/connect/oauth2/authorize/confirm",
+        data={**form, "decision": "allow"},
+        timeout=TIMEOUT,
+        allow_redirects=False,
+    )
     assert answer.status_code == 302
     query = query_of(answer.headers["Location"])
     assert query["state"] == ["xyz"]
@@ -113,42 +141,59 @@ def test_userinfo_scope_shows_a_consent_page_then_allow(fake: FakeWeChat,
 
 def test_deny_comes_back_without_a_code(server: FakeWeChatServer) -> None:
     form = consent_form(authorize(server, "snsapi_userinfo", "xyz"))
-    answer = requests.post(server.url + "/connect/oauth2/authorize/confirm",
-                           data={**form, "decision": "deny"}, timeout=TIMEOUT,
-                           allow_redirects=False)
+    answer = requests.post(
+        server.url + "/connect/oauth2/authorize/confirm",
+        data={**form, "decision": "deny"},
+        timeout=TIMEOUT,
+        allow_redirects=False,
+    )
     assert answer.status_code == 302
     query = query_of(answer.headers["Location"])
     assert query["state"] == ["xyz"] and "code" not in query
 
 
-def test_user_hint_by_query_parameter_and_cookie(fake: FakeWeChat,
-                                                 server: FakeWeChatServer) -> None:
+def test_user_hint_by_query_parameter_and_cookie(
+    fake: FakeWeChat, server: FakeWeChatServer
+) -> None:
     bob = fake.login(DEMO_APPID, "bob", rotate=False)["openid"]
     carol = fake.login(DEMO_APPID, "carol", rotate=False)["openid"]
     by_query = authorize(server, user="bob").headers["Location"]
     assert token(server, query_of(by_query)["code"][0]).json()["openid"] == bob
     by_cookie = requests.get(
-        server.url + "/connect/oauth2/authorize", timeout=TIMEOUT, allow_redirects=False,
-        params={"appid": DEMO_APPID, "redirect_uri": CALLBACK, "response_type": "code",
-                "scope": "snsapi_base", "state": "s"},
-        cookies={"fakewechat_user": "carol"})
-    assert token(server, query_of(by_cookie.headers["Location"])["code"][0]).json()[
-        "openid"] == carol
+        server.url + "/connect/oauth2/authorize",
+        timeout=TIMEOUT,
+        allow_redirects=False,
+        params={
+            "appid": DEMO_APPID,
+            "redirect_uri": CALLBACK,
+            "response_type": "code",
+            "scope": "snsapi_base",
+            "state": "s",
+        },
+        cookies={"fakewechat_user": "carol"},
+    )
+    assert (
+        token(server, query_of(by_cookie.headers["Location"])["code"][0]).json()["openid"] == carol
+    )
     assert "Bob" in authorize(server, "snsapi_userinfo", user="bob").text
 
 
-@pytest.mark.parametrize(("changes", "errcode"), [
-    ({"appid": None}, 10012),
-    ({"appid": "wxdoesnotexist000"}, 40013),
-    ({"redirect_uri": None}, 10011),
-    ({"redirect_uri": "javascript:alert(1)"}, 10003),
-    ({"scope": None}, 10010),
-    ({"scope": "snsapi_login"}, 10005),
-    ({"state": "has space"}, 10013),
-    ({"state": "a" * 129}, 10013),
-])
-def test_authorize_errors_are_html_pages(server: FakeWeChatServer, changes: dict[str, Any],
-                                         errcode: int) -> None:
+@pytest.mark.parametrize(
+    ("changes", "errcode"),
+    [
+        ({"appid": None}, 10012),
+        ({"appid": "wxdoesnotexist000"}, 40013),
+        ({"redirect_uri": None}, 10011),
+        ({"redirect_uri": "javascript:alert(1)"}, 10003),
+        ({"scope": None}, 10010),
+        ({"scope": "snsapi_login"}, 10005),
+        ({"state": "has space"}, 10013),
+        ({"state": "a" * 129}, 10013),
+    ],
+)
+def test_authorize_errors_are_html_pages(
+    server: FakeWeChatServer, changes: dict[str, Any], errcode: int
+) -> None:
     params: dict[str, Any] = {"scope": "snsapi_base", "state": "abc", **changes}
     response = authorize(server, **params)
     assert response.status_code == 200  # shown to the user, never sent to the server
@@ -180,23 +225,33 @@ def test_calls_are_counted(fake: FakeWeChat, server: FakeWeChatServer) -> None:
 
 def test_access_token_success(fake: FakeWeChat, server: FakeWeChatServer) -> None:
     body = tokens_for(fake, server)
-    assert set(body) == {"access_token", "expires_in", "refresh_token", "openid", "scope",
-                         "unionid"}
+    assert set(body) == {
+        "access_token",
+        "expires_in",
+        "refresh_token",
+        "openid",
+        "scope",
+        "unionid",
+    }
     assert body["expires_in"] == 7200
     assert body["access_token"] != body["refresh_token"]
 
 
-@pytest.mark.parametrize(("changes", "errcode"), [
-    ({"appid": None}, 41002),
-    ({"secret": None}, 41004),
-    ({"code": None}, 41008),
-    ({"grant_type": "client_credential"}, 40002),
-    ({"appid": "wxdoesnotexist000"}, 40013),
-    ({"secret": "wrong"}, 40125),
-    ({"code": "0" * 32}, 40029),
-])
-def test_access_token_errors(fake: FakeWeChat, server: FakeWeChatServer,
-                             changes: dict[str, Any], errcode: int) -> None:
+@pytest.mark.parametrize(
+    ("changes", "errcode"),
+    [
+        ({"appid": None}, 41002),
+        ({"secret": None}, 41004),
+        ({"code": None}, 41008),
+        ({"grant_type": "client_credential"}, 40002),
+        ({"appid": "wxdoesnotexist000"}, 40013),
+        ({"secret": "wrong"}, 40125),
+        ({"code": "0" * 32}, 40029),
+    ],
+)
+def test_access_token_errors(
+    fake: FakeWeChat, server: FakeWeChatServer, changes: dict[str, Any], errcode: int
+) -> None:
     params: dict[str, Any] = {"code": fake.oauth.authorize(), **changes}
     assert errcode_of(token(server, **params)) == errcode
 
@@ -215,8 +270,7 @@ def test_code_is_single_use_40163(fake: FakeWeChat, server: FakeWeChatServer) ->
     assert second.json()["errmsg"].startswith("code been used rid: ")
 
 
-def test_code_expires_after_five_minutes_42003(fake: FakeWeChat,
-                                               server: FakeWeChatServer) -> None:
+def test_code_expires_after_five_minutes_42003(fake: FakeWeChat, server: FakeWeChatServer) -> None:
     fresh, stale = fake.oauth.authorize(), fake.oauth.authorize(user="bob")
     fake.advance(299)
     assert "access_token" in token(server, fresh).json()
@@ -229,15 +283,24 @@ def test_code_expires_after_five_minutes_42003(fake: FakeWeChat,
 # ------------------------------------------------------------------ refresh_token
 
 
-def refresh(server: FakeWeChatServer, refresh_token: str | None,
-            appid: str | None = DEMO_APPID,
-            grant_type: str | None = "refresh_token") -> requests.Response:
-    return get(server, "/sns/oauth2/refresh_token", appid=appid, grant_type=grant_type,
-               refresh_token=refresh_token)
+def refresh(
+    server: FakeWeChatServer,
+    refresh_token: str | None,
+    appid: str | None = DEMO_APPID,
+    grant_type: str | None = "refresh_token",
+) -> requests.Response:
+    return get(
+        server,
+        "/sns/oauth2/refresh_token",
+        appid=appid,
+        grant_type=grant_type,
+        refresh_token=refresh_token,
+    )
 
 
 def test_refresh_gives_a_new_access_token_and_keeps_the_refresh_token(
-        fake: FakeWeChat, server: FakeWeChatServer) -> None:
+    fake: FakeWeChat, server: FakeWeChatServer
+) -> None:
     first = tokens_for(fake, server)
     fake.advance(7201)
     body = refresh(server, first["refresh_token"]).json()
@@ -248,23 +311,27 @@ def test_refresh_gives_a_new_access_token_and_keeps_the_refresh_token(
     assert body["expires_in"] == 7200
 
 
-@pytest.mark.parametrize(("changes", "errcode"), [
-    ({"appid": None}, 41002),
-    ({"refresh_token": None}, 41003),
-    ({"grant_type": "authorization_code"}, 40002),
-    ({"appid": "wxdoesnotexist000"}, 40013),
-    ({"refresh_token": "not-a-refresh-token"}, 40030),
-    ({"appid": OTHER_APPID}, 40030),
-])
-def test_refresh_errors(fake: FakeWeChat, server: FakeWeChatServer, changes: dict[str, Any],
-                        errcode: int) -> None:
-    params: dict[str, Any] = {"refresh_token": tokens_for(fake, server)["refresh_token"],
-                              **changes}
+@pytest.mark.parametrize(
+    ("changes", "errcode"),
+    [
+        ({"appid": None}, 41002),
+        ({"refresh_token": None}, 41003),
+        ({"grant_type": "authorization_code"}, 40002),
+        ({"appid": "wxdoesnotexist000"}, 40013),
+        ({"refresh_token": "not-a-refresh-token"}, 40030),
+        ({"appid": OTHER_APPID}, 40030),
+    ],
+)
+def test_refresh_errors(
+    fake: FakeWeChat, server: FakeWeChatServer, changes: dict[str, Any], errcode: int
+) -> None:
+    params: dict[str, Any] = {"refresh_token": tokens_for(fake, server)["refresh_token"], **changes}
     assert errcode_of(refresh(server, **params)) == errcode
 
 
-def test_refresh_token_expires_after_30_days_42002(fake: FakeWeChat,
-                                                    server: FakeWeChatServer) -> None:
+def test_refresh_token_expires_after_30_days_42002(
+    fake: FakeWeChat, server: FakeWeChatServer
+) -> None:
     body = tokens_for(fake, server)
     fake.advance(30 * 24 * 3600 - 10)
     assert "access_token" in refresh(server, body["refresh_token"]).json()
@@ -277,28 +344,45 @@ def test_refresh_token_expires_after_30_days_42002(fake: FakeWeChat,
 # --------------------------------------------------------------- userinfo and auth
 
 
-def userinfo(server: FakeWeChatServer, access_token: str | None, openid: str | None,
-             lang: str | None = None) -> requests.Response:
+def userinfo(
+    server: FakeWeChatServer, access_token: str | None, openid: str | None, lang: str | None = None
+) -> requests.Response:
     return get(server, "/sns/userinfo", access_token=access_token, openid=openid, lang=lang)
 
 
 def test_userinfo(fake: FakeWeChat, server: FakeWeChatServer) -> None:
     body = tokens_for(fake, server)
     info = userinfo(server, body["access_token"], body["openid"]).json()
-    assert set(info) == {"openid", "nickname", "sex", "province", "city", "country",
-                         "headimgurl", "privilege", "unionid"}
+    assert set(info) == {
+        "openid",
+        "nickname",
+        "sex",
+        "province",
+        "city",
+        "country",
+        "headimgurl",
+        "privilege",
+        "unionid",
+    }
     assert info["openid"] == body["openid"] and info["unionid"] == body["unionid"]
     assert info["nickname"] == "Alice" and info["sex"] == 0 and info["country"] == ""
     assert info["headimgurl"].startswith("https://thirdwx.qlogo.cn/")
     assert info["privilege"] == []
 
 
-@pytest.mark.parametrize(("lang", "country", "city"), [
-    ("zh_CN", "中国", "深圳"), ("zh_TW", "中國", "深圳"), ("en", "China", "Shenzhen"),
-    (None, "中国", "深圳"), ("fr", "中国", "深圳"),
-])
-def test_userinfo_localises_regions_by_lang(fake: FakeWeChat, server: FakeWeChatServer,
-                                            lang: str | None, country: str, city: str) -> None:
+@pytest.mark.parametrize(
+    ("lang", "country", "city"),
+    [
+        ("zh_CN", "中国", "深圳"),
+        ("zh_TW", "中國", "深圳"),
+        ("en", "China", "Shenzhen"),
+        (None, "中国", "深圳"),
+        ("fr", "中国", "深圳"),
+    ],
+)
+def test_userinfo_localises_regions_by_lang(
+    fake: FakeWeChat, server: FakeWeChatServer, lang: str | None, country: str, city: str
+) -> None:
     fake.oauth.set_profile("alice", country="China", province="Guangdong", city="Shenzhen")
     body = tokens_for(fake, server)
     answer = userinfo(server, body["access_token"], body["openid"], lang)
@@ -306,18 +390,19 @@ def test_userinfo_localises_regions_by_lang(fake: FakeWeChat, server: FakeWeChat
     assert (info["country"], info["city"]) == (country, city)
 
 
-def test_userinfo_needs_snsapi_userinfo_48001(fake: FakeWeChat,
-                                              server: FakeWeChatServer) -> None:
+def test_userinfo_needs_snsapi_userinfo_48001(fake: FakeWeChat, server: FakeWeChatServer) -> None:
     body = tokens_for(fake, server, "snsapi_base")
     assert errcode_of(userinfo(server, body["access_token"], body["openid"])) == 48001
 
 
-def test_access_token_errors_on_userinfo_and_auth(fake: FakeWeChat,
-                                                  server: FakeWeChatServer) -> None:
+def test_access_token_errors_on_userinfo_and_auth(
+    fake: FakeWeChat, server: FakeWeChatServer
+) -> None:
     body = tokens_for(fake, server)
     other = tokens_for(fake, server, user="bob")
     well_formed_unknown = "A" * 88
     for path in ("/sns/userinfo", "/sns/auth"):
+
         def call(access: str | None, openid: str | None, path: str = path) -> int:
             return errcode_of(get(server, path, access_token=access, openid=openid))
 
@@ -342,8 +427,7 @@ def test_reset_forgets_grants(fake: FakeWeChat, server: FakeWeChatServer) -> Non
     assert fake.calls["/sns/userinfo"] == 1
 
 
-def test_control_reset_over_http_forgets_grants(fake: FakeWeChat,
-                                                server: FakeWeChatServer) -> None:
+def test_control_reset_over_http_forgets_grants(fake: FakeWeChat, server: FakeWeChatServer) -> None:
     body = tokens_for(fake, server)
     requests.post(server.url + "/_fake/reset", timeout=TIMEOUT).raise_for_status()
     assert errcode_of(refresh(server, body["refresh_token"])) == 40030
@@ -354,8 +438,9 @@ def test_confirm_needs_post(server: FakeWeChatServer) -> None:
     assert errcode_of(response) == 43002
 
 
-def test_injected_errors_reach_the_oauth_endpoints(fake: FakeWeChat,
-                                                   server: FakeWeChatServer) -> None:
+def test_injected_errors_reach_the_oauth_endpoints(
+    fake: FakeWeChat, server: FakeWeChatServer
+) -> None:
     fake.inject("/sns/oauth2/access_token", -1)
     code = fake.oauth.authorize()
     assert errcode_of(token(server, code)) == -1

@@ -61,8 +61,9 @@ def test_fastapi_dependency(make_auth: Callable[..., WaferAuth], fake: FakeWeCha
         assert requests.get(f"{base}/public", timeout=10).json() == {"code": 0}
 
 
-def test_plain_wsgi_app_with_protect_and_a_lazy_body(make_auth: Callable[..., WaferAuth],
-                                                     fake: FakeWeChat) -> None:
+def test_plain_wsgi_app_with_protect_and_a_lazy_body(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat
+) -> None:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
         state = get_state(environ)
         if environ["PATH_INFO"] == "/mine" and not state.is_authenticated:
@@ -79,8 +80,9 @@ def test_plain_wsgi_app_with_protect_and_a_lazy_body(make_auth: Callable[..., Wa
         # protect: refused by the middleware before the app runs
         refused = requests.get(f"{base}/api/things", timeout=10)
         assert refused.status_code == 401 and refused.json()["reason"] == "missing_session"
-        assert requests.get(f"{base}/api/things", headers={"X-WX-Skey": skey},
-                            timeout=10).text.startswith("o")
+        assert requests.get(
+            f"{base}/api/things", headers={"X-WX-Skey": skey}, timeout=10
+        ).text.startswith("o")
         # a lazy (generator) app's own 401 becomes the protocol's answer
         lazy = requests.get(f"{base}/mine", timeout=10)
         assert lazy.status_code == 401 and lazy.json()["error"] == "ERR_INVALID_SESSION"
@@ -101,18 +103,26 @@ def test_plain_asgi_app_other_scopes_pass_through(make_auth: Callable[..., Wafer
     assert seen == ["lifespan", "websocket"]
 
 
-def test_legacy_encrypt_data_header_without_iv(make_auth: Callable[..., WaferAuth],
-                                               fake: FakeWeChat) -> None:
+def test_legacy_encrypt_data_header_without_iv(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat
+) -> None:
     from examples.flask_app.app import create_app
 
     auth = make_auth()
     login = fake.login(DEMO_APPID, "legacy")
     key = fake.session_key_of(DEMO_APPID, login["openid"])
-    data, _ = encrypt_data(key, {"openId": login["openid"], "nickName": "Old Client"},
-                           appid=DEMO_APPID, iv=base64.b64decode(key))
+    data, _ = encrypt_data(
+        key,
+        {"openId": login["openid"], "nickName": "Old Client"},
+        appid=DEMO_APPID,
+        iv=base64.b64decode(key),
+    )
     with serve_wsgi(create_app(auth)) as base:
-        response = requests.get(f"{base}/weapp/login", timeout=10, headers={
-            "X-WX-Code": login["code"], "X-WX-Encrypt-Data": data})
+        response = requests.get(
+            f"{base}/weapp/login",
+            timeout=10,
+            headers={"X-WX-Code": login["code"], "X-WX-Encrypt-Data": data},
+        )
     assert response.status_code == 200, response.text
     assert response.json()["data"]["userinfo"]["nickName"] == "Old Client"
 
@@ -123,22 +133,38 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_gunicorn_workers_share_sqlite_sessions(tmp_path: Path, fake_server: Any,
-                                                fake: FakeWeChat) -> None:
+def test_gunicorn_workers_share_sqlite_sessions(
+    tmp_path: Path, fake_server: Any, fake: FakeWeChat
+) -> None:
     """Several worker processes, no WAFER_SECRET_KEY: sessions still work in every one."""
     try:
         import gunicorn  # noqa: F401
     except ImportError:
         skip_or_fail("gunicorn is not installed (pip install -e '.[dev]')")
     port = _free_port()
-    env = {**os.environ, "WAFER_WECHAT_API_BASE": fake_server.url,
-           "WAFER_STORE_URL": f"sqlite:///{tmp_path}/workers.db"}
+    env = {
+        **os.environ,
+        "WAFER_WECHAT_API_BASE": fake_server.url,
+        "WAFER_STORE_URL": f"sqlite:///{tmp_path}/workers.db",
+    }
     env.pop("WAFER_SECRET_KEY", None)
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", "3", "-b", f"127.0.0.1:{port}",
-         "examples.flask_app.app:create_app()"],
-        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "3",
+            "-b",
+            f"127.0.0.1:{port}",
+            "examples.flask_app.app:create_app()",
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -152,9 +178,9 @@ def test_gunicorn_workers_share_sqlite_sessions(tmp_path: Path, fake_server: Any
                 time.sleep(0.1)
         skeys = [_skey(base, fake, f"worker-user-{i}") for i in range(6)]
         statuses = [
-            requests.get(f"{base}/weapp/user", headers={"X-WX-Skey": skey}, timeout=10)
-            .status_code
-            for skey in skeys for _ in range(5)
+            requests.get(f"{base}/weapp/user", headers={"X-WX-Skey": skey}, timeout=10).status_code
+            for skey in skeys
+            for _ in range(5)
         ]
         assert statuses == [200] * 30
     finally:
@@ -162,8 +188,9 @@ def test_gunicorn_workers_share_sqlite_sessions(tmp_path: Path, fake_server: Any
         proc.wait(15)
 
 
-def test_asgi_logins_do_not_block_the_event_loop(make_auth: Callable[..., WaferAuth],
-                                                 fake: FakeWeChat) -> None:
+def test_asgi_logins_do_not_block_the_event_loop(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat
+) -> None:
     """While logins wait on a slow WeChat, the same process still answers other requests."""
     import threading
 
@@ -181,8 +208,10 @@ def test_asgi_logins_do_not_block_the_event_loop(make_auth: Callable[..., WaferA
 
     with serve_asgi(create_app(make_auth())) as base:
         codes = [fake.login(DEMO_APPID, f"slow-{i}")["code"] for i in range(8)]
-        logins = [threading.Thread(target=call, args=("login", f"{base}/weapp/login",
-                                                      {"X-WX-Code": c})) for c in codes]
+        logins = [
+            threading.Thread(target=call, args=("login", f"{base}/weapp/login", {"X-WX-Code": c}))
+            for c in codes
+        ]
         for t in logins:
             t.start()
         deadline = time.monotonic() + 10

@@ -43,8 +43,7 @@ def base(framework: str, auth: WaferAuth) -> Iterator[str]:
 
 def login(base: str, fake: FakeWeChat, user: str = "alice", **headers: str) -> requests.Response:
     code = fake.login(DEMO_APPID, user)["code"]
-    return requests.get(f"{base}/weapp/login", headers={"X-WX-Code": code, **headers},
-                        timeout=10)
+    return requests.get(f"{base}/weapp/login", headers={"X-WX-Code": code, **headers}, timeout=10)
 
 
 def snapshot(auth: WaferAuth, *openids: str) -> list[Any]:
@@ -52,8 +51,9 @@ def snapshot(auth: WaferAuth, *openids: str) -> list[Any]:
     return [(auth.store.get_user(o), auth.store.list_sessions(o)) for o in openids]
 
 
-def assert_protocol_error(response: requests.Response, status: int, error: str,
-                          reason: str | None = None) -> dict[str, Any]:
+def assert_protocol_error(
+    response: requests.Response, status: int, error: str, reason: str | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body: dict[str, Any] = response.json()
@@ -68,8 +68,7 @@ def assert_protocol_error(response: requests.Response, status: int, error: str,
 # --------------------------------------------------------------------------- login
 
 
-def test_code_only_login_registers_a_new_user(base: str, fake: FakeWeChat,
-                                              auth: WaferAuth) -> None:
+def test_code_only_login_registers_a_new_user(base: str, fake: FakeWeChat, auth: WaferAuth) -> None:
     response = login(base, fake, "newcomer")
     assert response.status_code == 200
     body = response.json()
@@ -91,13 +90,20 @@ def test_code_only_login_registers_a_new_user(base: str, fake: FakeWeChat,
     assert session_key not in session.sealed_session_key
 
 
-def test_login_with_encrypted_data_stores_the_profile(base: str, fake: FakeWeChat,
-                                                      auth: WaferAuth) -> None:
+def test_login_with_encrypted_data_stores_the_profile(
+    base: str, fake: FakeWeChat, auth: WaferAuth
+) -> None:
     code = fake.login(DEMO_APPID, "bea")
     info = fake.user_info(DEMO_APPID, "bea", nickName="Béa 微信")
-    response = requests.get(f"{base}/weapp/login", timeout=10, headers={
-        "X-WX-Code": code["code"], "X-WX-Encrypted-Data": info["encryptedData"],
-        "X-WX-IV": info["iv"]})
+    response = requests.get(
+        f"{base}/weapp/login",
+        timeout=10,
+        headers={
+            "X-WX-Code": code["code"],
+            "X-WX-Encrypted-Data": info["encryptedData"],
+            "X-WX-IV": info["iv"],
+        },
+    )
     assert response.status_code == 200, response.text
     userinfo = response.json()["data"]["userinfo"]
     assert userinfo["nickName"] == "Béa 微信"
@@ -113,14 +119,12 @@ def test_several_live_sessions_per_user(base: str, fake: FakeWeChat, auth: Wafer
         assert response.status_code == 200
 
 
-def test_concurrent_first_logins_all_succeed(base: str, fake: FakeWeChat,
-                                             auth: WaferAuth) -> None:
+def test_concurrent_first_logins_all_succeed(base: str, fake: FakeWeChat, auth: WaferAuth) -> None:
     codes = [fake.login(DEMO_APPID, "racer", rotate=False)["code"] for _ in range(12)]
     results: list[requests.Response] = []
 
     def run(code: str) -> None:
-        results.append(requests.get(f"{base}/weapp/login", headers={"X-WX-Code": code},
-                                    timeout=20))
+        results.append(requests.get(f"{base}/weapp/login", headers={"X-WX-Code": code}, timeout=20))
 
     threads = [threading.Thread(target=run, args=(c,)) for c in codes]
     for t in threads:
@@ -134,8 +138,9 @@ def test_concurrent_first_logins_all_succeed(base: str, fake: FakeWeChat,
 
 def test_any_method_logs_in(base: str, fake: FakeWeChat) -> None:
     code = fake.login(DEMO_APPID, "poster")["code"]
-    response = requests.post(f"{base}/weapp/login", headers={"X-WX-Code": code},
-                             data=b"ignored", timeout=10)
+    response = requests.post(
+        f"{base}/weapp/login", headers={"X-WX-Code": code}, data=b"ignored", timeout=10
+    )
     assert response.status_code == 200
 
 
@@ -144,10 +149,12 @@ def test_any_method_logs_in(base: str, fake: FakeWeChat) -> None:
 
 def test_v1_and_v2_credentials(base: str, fake: FakeWeChat) -> None:
     body = login(base, fake, "carol").json()
-    v1 = requests.get(f"{base}/weapp/user", timeout=10, headers={
-        "X-WX-Id": body["session"]["id"], "X-WX-Skey": body["session"]["skey"]})
-    v2 = requests.get(f"{base}/weapp/user", timeout=10,
-                      headers={"X-WX-Skey": body["data"]["skey"]})
+    v1 = requests.get(
+        f"{base}/weapp/user",
+        timeout=10,
+        headers={"X-WX-Id": body["session"]["id"], "X-WX-Skey": body["session"]["skey"]},
+    )
+    v2 = requests.get(f"{base}/weapp/user", timeout=10, headers={"X-WX-Skey": body["data"]["skey"]})
     for response in (v1, v2):
         assert response.status_code == 200
         data = response.json()
@@ -155,13 +162,15 @@ def test_v1_and_v2_credentials(base: str, fake: FakeWeChat) -> None:
         assert data["data"]["userInfo"]["openId"] == body["data"]["userinfo"]["openId"]
 
 
-def test_revoked_session_gets_the_invalid_session_answer(base: str, fake: FakeWeChat,
-                                                         auth: WaferAuth) -> None:
+def test_revoked_session_gets_the_invalid_session_answer(
+    base: str, fake: FakeWeChat, auth: WaferAuth
+) -> None:
     body = login(base, fake, "dave").json()
     openid = body["data"]["userinfo"]["openId"]
     assert auth.revoke_user(openid) == 1
-    response = requests.get(f"{base}/weapp/user", headers={"X-WX-Skey": body["data"]["skey"]},
-                            timeout=10)
+    response = requests.get(
+        f"{base}/weapp/user", headers={"X-WX-Skey": body["data"]["skey"]}, timeout=10
+    )
     answer = assert_protocol_error(response, 401, "ERR_INVALID_SESSION", "invalid_session")
     assert answer["code"] == -1
 
@@ -177,9 +186,15 @@ def test_unprotected_routes_pass_invalid_sessions_through(base: str) -> None:
 def test_seed_flow_updates_the_profile(base: str, fake: FakeWeChat, auth: WaferAuth) -> None:
     body = login(base, fake, "erin").json()
     info = fake.user_info(DEMO_APPID, "erin", nickName="Erin Updated")
-    response = requests.get(f"{base}/weapp/user", timeout=10, headers={
-        "X-WX-Skey": body["data"]["skey"], "X-WX-Encrypted-Data": info["encryptedData"],
-        "X-WX-IV": info["iv"]})
+    response = requests.get(
+        f"{base}/weapp/user",
+        timeout=10,
+        headers={
+            "X-WX-Skey": body["data"]["skey"],
+            "X-WX-Encrypted-Data": info["encryptedData"],
+            "X-WX-IV": info["iv"],
+        },
+    )
     assert response.status_code == 200, response.text
     assert response.json()["data"]["userInfo"]["nickName"] == "Erin Updated"
     user = auth.store.get_user(body["data"]["userinfo"]["openId"])
@@ -192,8 +207,9 @@ def test_seed_flow_updates_the_profile(base: str, fake: FakeWeChat, auth: WaferA
 def _other_app_data(fake: FakeWeChat, user: str) -> dict[str, str]:
     openid = fake.login(DEMO_APPID, user, rotate=False)["openid"]
     key = fake.session_key_of(DEMO_APPID, openid)
-    data, iv = encrypt_data(key, {"openId": openid, "nickName": "Mallory"},
-                            appid="wxanotherapp000000")
+    data, iv = encrypt_data(
+        key, {"openId": openid, "nickName": "Mallory"}, appid="wxanotherapp000000"
+    )
     return {"encryptedData": data, "iv": iv}
 
 
@@ -218,9 +234,15 @@ def test_bad_login_requests(case: str, base: str, fake: FakeWeChat, auth: WaferA
     # A known user with a stored profile and a live session: nothing of it may change.
     first = fake.login(DEMO_APPID, "victim")
     info = fake.user_info(DEMO_APPID, "victim")
-    ok = requests.get(f"{base}/weapp/login", timeout=10, headers={
-        "X-WX-Code": first["code"], "X-WX-Encrypted-Data": info["encryptedData"],
-        "X-WX-IV": info["iv"]})
+    ok = requests.get(
+        f"{base}/weapp/login",
+        timeout=10,
+        headers={
+            "X-WX-Code": first["code"],
+            "X-WX-Encrypted-Data": info["encryptedData"],
+            "X-WX-IV": info["iv"],
+        },
+    )
     assert ok.status_code == 200
     before = snapshot(auth, first["openid"])
 
@@ -242,11 +264,16 @@ def test_bad_login_requests(case: str, base: str, fake: FakeWeChat, auth: WaferA
     elif case == "bad_base64":
         headers.update({"X-WX-Encrypted-Data": "%%%not-base64%%%", "X-WX-IV": fresh["iv"]})
     elif case == "wrong_iv_length":
-        headers.update({"X-WX-Encrypted-Data": fresh["encryptedData"],
-                        "X-WX-IV": base64.b64encode(b"short").decode()})
+        headers.update(
+            {
+                "X-WX-Encrypted-Data": fresh["encryptedData"],
+                "X-WX-IV": base64.b64encode(b"short").decode(),
+            }
+        )
     elif case == "garbage_ciphertext":
-        headers.update({"X-WX-Encrypted-Data": base64.b64encode(b"\x00" * 64).decode(),
-                        "X-WX-IV": fresh["iv"]})
+        headers.update(
+            {"X-WX-Encrypted-Data": base64.b64encode(b"\x00" * 64).decode(), "X-WX-IV": fresh["iv"]}
+        )
     elif case == "other_appid_watermark":
         other = _other_app_data(fake, "victim")
         headers.update({"X-WX-Encrypted-Data": other["encryptedData"], "X-WX-IV": other["iv"]})
@@ -269,8 +296,15 @@ def test_bad_login_requests(case: str, base: str, fake: FakeWeChat, auth: WaferA
     assert snapshot(auth, first["openid"]) == before
 
 
-SESSION_CASES = ["unknown_skey", "malformed_skey", "oversized_skey", "id_without_skey",
-                 "wrong_skey_for_id", "unknown_id", "empty_skey"]
+SESSION_CASES = [
+    "unknown_skey",
+    "malformed_skey",
+    "oversized_skey",
+    "id_without_skey",
+    "wrong_skey_for_id",
+    "unknown_id",
+    "empty_skey",
+]
 
 
 @pytest.mark.parametrize("case", SESSION_CASES)
@@ -313,10 +347,14 @@ def test_bad_seed_flow(case: str, base: str, fake: FakeWeChat, auth: WaferAuth) 
     fresh = fake.user_info(DEMO_APPID, "gina", nickName="Should Not Stick")
     extra = {
         "bad_base64": {"X-WX-Encrypted-Data": "@@@", "X-WX-IV": fresh["iv"]},
-        "wrong_iv_length": {"X-WX-Encrypted-Data": fresh["encryptedData"],
-                            "X-WX-IV": base64.b64encode(b"0123456789").decode()},
-        "garbage_ciphertext": {"X-WX-Encrypted-Data": base64.b64encode(b"\x01" * 48).decode(),
-                               "X-WX-IV": fresh["iv"]},
+        "wrong_iv_length": {
+            "X-WX-Encrypted-Data": fresh["encryptedData"],
+            "X-WX-IV": base64.b64encode(b"0123456789").decode(),
+        },
+        "garbage_ciphertext": {
+            "X-WX-Encrypted-Data": base64.b64encode(b"\x01" * 48).decode(),
+            "X-WX-IV": fresh["iv"],
+        },
         "other_appid_watermark": _other_app_data(fake, "gina"),
         "oversized_data": {"X-WX-Encrypted-Data": "A" * 40_000, "X-WX-IV": fresh["iv"]},
         "missing_iv": {"X-WX-Encrypted-Data": fresh["encryptedData"]},
@@ -328,8 +366,9 @@ def test_bad_seed_flow(case: str, base: str, fake: FakeWeChat, auth: WaferAuth) 
     assert extra is not None
     if "encryptedData" in extra:
         extra = {"X-WX-Encrypted-Data": extra["encryptedData"], "X-WX-IV": extra["iv"]}
-    response = requests.get(f"{base}/weapp/user", timeout=10,
-                            headers={"X-WX-Skey": body["data"]["skey"], **extra})
+    response = requests.get(
+        f"{base}/weapp/user", timeout=10, headers={"X-WX-Skey": body["data"]["skey"], **extra}
+    )
     status, reason = SEED_CASES[case]
     answer = assert_protocol_error(response, status, "ERR_CHECK_LOGIN_FAILED", reason)
     assert answer["code"] == status  # never -1: a re-login cannot fix this data
@@ -341,19 +380,23 @@ def test_bad_seed_flow(case: str, base: str, fake: FakeWeChat, auth: WaferAuth) 
 
 @pytest.mark.parametrize(
     ("errcode", "status", "reason"),
-    [(-1, 503, "wechat_busy"), (45011, 429, "rate_limited"), (40226, 403, "code_blocked"),
-     (40013, 502, "invalid_appid")],
+    [
+        (-1, 503, "wechat_busy"),
+        (45011, 429, "rate_limited"),
+        (40226, 403, "code_blocked"),
+        (40013, 502, "invalid_appid"),
+    ],
 )
-def test_wechat_errors(errcode: int, status: int, reason: str, base: str,
-                       fake: FakeWeChat) -> None:
+def test_wechat_errors(errcode: int, status: int, reason: str, base: str, fake: FakeWeChat) -> None:
     fake.inject("/sns/jscode2session", errcode)
     response = login(base, fake, "henry")
     assert_protocol_error(response, status, "ERR_LOGIN_FAILED", reason)
     assert login(base, fake, "henry").status_code == 200  # the injection was used up
 
 
-def test_wechat_unreachable(framework: str, make_auth: Callable[..., WaferAuth],
-                            fake: FakeWeChat) -> None:
+def test_wechat_unreachable(
+    framework: str, make_auth: Callable[..., WaferAuth], fake: FakeWeChat
+) -> None:
     import socket
 
     with socket.socket() as sock:  # a port nobody listens on

@@ -62,8 +62,7 @@ def server(fake: FakeWeChat) -> Iterator[FakeWeChatServer]:
 
 @pytest.fixture
 def oauth(server: FakeWeChatServer) -> Iterator[WeChatOAuth]:
-    client = WeChatOAuth(DEMO_APPID, DEMO_APP_SECRET, api_base=server.url,
-                         open_base=server.url)
+    client = WeChatOAuth(DEMO_APPID, DEMO_APP_SECRET, api_base=server.url, open_base=server.url)
     yield client
     client.close()
 
@@ -84,11 +83,16 @@ def test_authorize_url_shape(oauth: WeChatOAuth, server: FakeWeChatServer) -> No
     assert start.url.startswith(f"{server.url}/connect/oauth2/authorize?appid={DEMO_APPID}&")
     assert start.url.endswith("#wechat_redirect")
     query = parse_qs(urlsplit(start.url).query)
-    assert query == {"appid": [DEMO_APPID], "redirect_uri": [CALLBACK],
-                     "response_type": ["code"], "scope": ["snsapi_userinfo"],
-                     "state": ["abc123"]}
-    assert "redirect_uri=https%3A%2F%2Fexample.com%2Fwechat%2Foauth%2Fcallback%3Fnext%3D" \
-        in start.url
+    assert query == {
+        "appid": [DEMO_APPID],
+        "redirect_uri": [CALLBACK],
+        "response_type": ["code"],
+        "scope": ["snsapi_userinfo"],
+        "state": ["abc123"],
+    }
+    assert (
+        "redirect_uri=https%3A%2F%2Fexample.com%2Fwechat%2Foauth%2Fcallback%3Fnext%3D" in start.url
+    )
 
 
 def test_authorize_url_defaults_to_silent_scope_and_a_fresh_state(oauth: WeChatOAuth) -> None:
@@ -98,16 +102,20 @@ def test_authorize_url_defaults_to_silent_scope_and_a_fresh_state(oauth: WeChatO
     assert first.state != second.state
 
 
-@pytest.mark.parametrize(("redirect_uri", "state", "scope"), [
-    ("/relative", None, "snsapi_base"),
-    ("ftp://example.com/x", None, "snsapi_base"),
-    (CALLBACK, "has-dash", "snsapi_base"),
-    (CALLBACK, "a" * 129, "snsapi_base"),
-    (CALLBACK, "", "snsapi_base"),
-    (CALLBACK, None, "snsapi_login"),
-])
-def test_authorize_url_refuses_what_wechat_would(oauth: WeChatOAuth, redirect_uri: str,
-                                                 state: str | None, scope: str) -> None:
+@pytest.mark.parametrize(
+    ("redirect_uri", "state", "scope"),
+    [
+        ("/relative", None, "snsapi_base"),
+        ("ftp://example.com/x", None, "snsapi_base"),
+        (CALLBACK, "has-dash", "snsapi_base"),
+        (CALLBACK, "a" * 129, "snsapi_base"),
+        (CALLBACK, "", "snsapi_base"),
+        (CALLBACK, None, "snsapi_login"),
+    ],
+)
+def test_authorize_url_refuses_what_wechat_would(
+    oauth: WeChatOAuth, redirect_uri: str, state: str | None, scope: str
+) -> None:
     with pytest.raises(ValueError):
         oauth.authorize_url(redirect_uri, state=state, scope=scope)  # type: ignore[arg-type]
 
@@ -164,12 +172,16 @@ def test_parse_callback() -> None:
     assert parse_callback("  C0DE ").code == "C0DE"
 
 
-@pytest.mark.parametrize(("make_code", "error"), [
-    (lambda fake: "0" * 32, InvalidCode),
-    (lambda fake: fake.oauth.authorize(OTHER_APPID), InvalidCode),
-])
-def test_fetch_token_invalid_codes(oauth: WeChatOAuth, fake: FakeWeChat, make_code: object,
-                                   error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("make_code", "error"),
+    [
+        (lambda fake: "0" * 32, InvalidCode),
+        (lambda fake: fake.oauth.authorize(OTHER_APPID), InvalidCode),
+    ],
+)
+def test_fetch_token_invalid_codes(
+    oauth: WeChatOAuth, fake: FakeWeChat, make_code: object, error: type[Exception]
+) -> None:
     with pytest.raises(error) as caught:
         oauth.fetch_token(make_code(fake))  # type: ignore[operator]
     assert caught.value.errcode == 40029  # type: ignore[attr-defined]
@@ -209,8 +221,9 @@ def test_busy_and_unreachable(oauth: WeChatOAuth, fake: FakeWeChat) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    closed = WeChatOAuth(DEMO_APPID, DEMO_APP_SECRET, api_base=f"http://127.0.0.1:{port}",
-                         timeout=2)
+    closed = WeChatOAuth(
+        DEMO_APPID, DEMO_APP_SECRET, api_base=f"http://127.0.0.1:{port}", timeout=2
+    )
     with pytest.raises(WeChatUnavailable):
         closed.fetch_token("C0DE")
 
@@ -229,8 +242,9 @@ def test_refresh_token(oauth: WeChatOAuth, fake: FakeWeChat) -> None:
     assert oauth.check_access_token(again.access_token, again.openid)
 
 
-def test_refresh_token_errors(oauth: WeChatOAuth, fake: FakeWeChat,
-                              server: FakeWeChatServer) -> None:
+def test_refresh_token_errors(
+    oauth: WeChatOAuth, fake: FakeWeChat, server: FakeWeChatServer
+) -> None:
     with pytest.raises(InvalidRefreshToken) as invalid:
         oauth.refresh_token("not-a-refresh-token")
     assert invalid.value.errcode == 40030
@@ -248,8 +262,9 @@ def test_refresh_token_errors(oauth: WeChatOAuth, fake: FakeWeChat,
 # -------------------------------------------------------------------- get_userinfo
 
 
-@pytest.mark.parametrize(("lang", "country"), [("zh_CN", "中国"), ("zh_TW", "中國"),
-                                               ("en", "China")])
+@pytest.mark.parametrize(
+    ("lang", "country"), [("zh_CN", "中国"), ("zh_TW", "中國"), ("en", "China")]
+)
 def test_get_userinfo(oauth: WeChatOAuth, fake: FakeWeChat, lang: str, country: str) -> None:
     fake.oauth.set_profile("alice", country="China", sex=1)
     token = oauth.fetch_token(fake.oauth.authorize(scope="snsapi_userinfo"))
@@ -302,8 +317,9 @@ def test_check_access_token(oauth: WeChatOAuth, fake: FakeWeChat) -> None:
     assert fake.calls["/sns/auth"] == 5
 
 
-def test_check_access_token_raises_when_it_cannot_tell(oauth: WeChatOAuth,
-                                                       fake: FakeWeChat) -> None:
+def test_check_access_token_raises_when_it_cannot_tell(
+    oauth: WeChatOAuth, fake: FakeWeChat
+) -> None:
     fake.inject("/sns/auth", -1)
     with pytest.raises(WeChatBusy):
         oauth.check_access_token("A" * 88, "openid")
@@ -312,23 +328,30 @@ def test_check_access_token_raises_when_it_cannot_tell(oauth: WeChatOAuth,
 # ------------------------------------------------------------------ secrets stay out
 
 
-def test_reprs_and_logs_hold_no_tokens(oauth: WeChatOAuth, fake: FakeWeChat,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_reprs_and_logs_hold_no_tokens(
+    oauth: WeChatOAuth, fake: FakeWeChat, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     code = fake.oauth.authorize(scope="snsapi_userinfo")
     token = oauth.fetch_token(code)
     again = oauth.refresh_token(token.refresh_token)
     oauth.get_userinfo(again.access_token, again.openid)
     text = repr(token) + str(token) + repr(oauth) + caplog.text
-    for secret in (code, token.access_token, token.refresh_token, again.access_token,
-                   DEMO_APP_SECRET):
+    for secret in (
+        code,
+        token.access_token,
+        token.refresh_token,
+        again.access_token,
+        DEMO_APP_SECRET,
+    ):
         assert secret not in text
     assert "access_token=***" in repr(token)
 
 
 def test_from_config_uses_the_official_account() -> None:
-    config = WaferConfig(oauth_appid=OTHER_APPID, oauth_app_secret=OTHER_SECRET,
-                         open_base="http://fake.test")
+    config = WaferConfig(
+        oauth_appid=OTHER_APPID, oauth_app_secret=OTHER_SECRET, open_base="http://fake.test"
+    )
     client = WeChatOAuth.from_config(config)
     assert client.appid == OTHER_APPID and client.open_base == "http://fake.test"
     assert WeChatOAuth.from_config(WaferConfig()).appid == DEMO_APPID
@@ -336,8 +359,9 @@ def test_from_config_uses_the_official_account() -> None:
 
 
 def test_config_from_env() -> None:
-    config = WaferConfig.from_env({"WAFER_OAUTH_APPID": OTHER_APPID,
-                                   "WAFER_OAUTH_APP_SECRET": OTHER_SECRET})
+    config = WaferConfig.from_env(
+        {"WAFER_OAUTH_APPID": OTHER_APPID, "WAFER_OAUTH_APP_SECRET": OTHER_SECRET}
+    )
     assert config.oauth_app() == (OTHER_APPID, OTHER_SECRET)
     assert WaferConfig.from_env({}).oauth_app() == (DEMO_APPID, DEMO_APP_SECRET)
 

@@ -26,8 +26,14 @@ from wafer_py.protocol import (
 hypothesis = pytest.importorskip("hypothesis")
 st = hypothesis.strategies
 
-NAMES = [HEADER_CODE, HEADER_ENCRYPTED_DATA, HEADER_LEGACY_ENCRYPTED_DATA, HEADER_IV, HEADER_ID,
-         HEADER_SKEY]
+NAMES = [
+    HEADER_CODE,
+    HEADER_ENCRYPTED_DATA,
+    HEADER_LEGACY_ENCRYPTED_DATA,
+    HEADER_IV,
+    HEADER_ID,
+    HEADER_SKEY,
+]
 VALUES = st.one_of(
     st.text(max_size=60),
     st.text(alphabet=string.ascii_letters + string.digits + "+/=", max_size=80),
@@ -39,19 +45,25 @@ VALUES = st.one_of(
 def protocol() -> Iterator[WaferProtocol]:
     fake = FakeWeChat()
     with fake.serve() as server:
-        auth = WaferAuth(WaferConfig(api_base=server.url, store_url="memory://",
-                                     secret_keys=("fuzz",)))
+        auth = WaferAuth(
+            WaferConfig(api_base=server.url, store_url="memory://", secret_keys=("fuzz",))
+        )
         auth.login(fake.login(DEMO_APPID, "fuzz")["code"])  # some stored state to protect
         yield WaferProtocol(auth, path_matcher(["/api/"]))
         auth.close()
 
 
-@hypothesis.settings(max_examples=300, deadline=None,
-                     suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
-@hypothesis.given(headers=st.dictionaries(st.sampled_from(NAMES), VALUES, max_size=6),
-                  login=st.booleans())
-def test_no_header_combination_escapes(headers: dict[str, str], login: bool,
-                                       protocol: WaferProtocol) -> None:
+@hypothesis.settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+@hypothesis.given(
+    headers=st.dictionaries(st.sampled_from(NAMES), VALUES, max_size=6), login=st.booleans()
+)
+def test_no_header_combination_escapes(
+    headers: dict[str, str], login: bool, protocol: WaferProtocol
+) -> None:
     outcome = protocol.handle("/weapp/login" if login else "/api/x", headers)
     if isinstance(outcome, WaferResponse):
         assert 200 <= outcome.status < 500

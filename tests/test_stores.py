@@ -56,8 +56,9 @@ def test_sqlite_dump_has_no_secrets_in_the_clear(tmp_path: Path) -> None:
     with SQLiteStore(path) as store:
         session, skey = make_session("o1")
         store.create_session(session)
-    raw = path.read_bytes() + (path.with_suffix(".db-wal").read_bytes()
-                               if path.with_suffix(".db-wal").exists() else b"")
+    raw = path.read_bytes() + (
+        path.with_suffix(".db-wal").read_bytes() if path.with_suffix(".db-wal").exists() else b""
+    )
     assert skey.encode() not in raw
     assert b"c2Vzc2lvbmtleTEyMzQ1Ng==" not in raw  # the session_key make_session seals
 

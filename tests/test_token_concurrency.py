@@ -58,8 +58,9 @@ def slow_fake(fake: FakeWeChat, fake_server: Any) -> Iterator[FakeWeChat]:
     fake.latency = 0.0
 
 
-def test_processes_and_threads_share_one_refresh(store_url: str, slow_fake: FakeWeChat,
-                                                 fake_server: Any) -> None:
+def test_processes_and_threads_share_one_refresh(
+    store_url: str, slow_fake: FakeWeChat, fake_server: Any
+) -> None:
     fake = slow_fake
     openid = fake.login(DEMO_APPID, "alice")["openid"]
     session_key = fake.session_key_of(DEMO_APPID, openid)
@@ -67,9 +68,21 @@ def test_processes_and_threads_share_one_refresh(store_url: str, slow_fake: Fake
     start, middle, resume = (ctx.Barrier(PROCESSES + 1) for _ in range(3))
     results: Any = ctx.Queue()
     processes = [
-        ctx.Process(target=token_worker.run, daemon=True, args=(
-            store_url, fake_server.url, openid, session_key, THREADS, start, middle, resume,
-            results))
+        ctx.Process(
+            target=token_worker.run,
+            daemon=True,
+            args=(
+                store_url,
+                fake_server.url,
+                openid,
+                session_key,
+                THREADS,
+                start,
+                middle,
+                resume,
+                results,
+            ),
+        )
         for _ in range(PROCESSES)
     ]
     for process in processes:
@@ -105,12 +118,23 @@ def test_processes_and_threads_share_one_refresh(store_url: str, slow_fake: Fake
 
 
 def _token_commands(store_url: str, api_base: str, count: int) -> list[subprocess.Popen[str]]:
-    env = {**os.environ, "WAFER_STORE_URL": store_url, "WAFER_WECHAT_API_BASE": api_base,
-           "WAFER_APPID": DEMO_APPID, "WAFER_APP_SECRET": DEMO_APP_SECRET}
-    return [subprocess.Popen([sys.executable, "-m", "wafer_py", "token", "get", "--reveal"],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
-            for _ in range(count)]
+    env = {
+        **os.environ,
+        "WAFER_STORE_URL": store_url,
+        "WAFER_WECHAT_API_BASE": api_base,
+        "WAFER_APPID": DEMO_APPID,
+        "WAFER_APP_SECRET": DEMO_APP_SECRET,
+    }
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "wafer_py", "token", "get", "--reveal"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
 
 
 def _finish(commands: list[subprocess.Popen[str]]) -> list[str]:
@@ -122,8 +146,9 @@ def _finish(commands: list[subprocess.Popen[str]]) -> list[str]:
     return tokens
 
 
-def test_token_get_commands_share_one_refresh(store_url: str, slow_fake: FakeWeChat,
-                                              fake_server: Any) -> None:
+def test_token_get_commands_share_one_refresh(
+    store_url: str, slow_fake: FakeWeChat, fake_server: Any
+) -> None:
     fake = slow_fake
     fake.latency = COMMAND_LATENCY
     tokens = _finish(_token_commands(store_url, fake_server.url, COMMANDS))
@@ -155,26 +180,47 @@ def test_token_get_commands_share_one_refresh(store_url: str, slow_fake: FakeWeC
     assert fake.calls[STABLE] == 2
 
 
-def test_token_command_errors_are_one_line(store_url: str, fake_server: Any,
-                                           fake: FakeWeChat) -> None:
-    env = {**os.environ, "WAFER_STORE_URL": store_url, "WAFER_WECHAT_API_BASE": fake_server.url,
-           "WAFER_APPID": DEMO_APPID, "WAFER_APP_SECRET": "not-the-secret"}
-    run = subprocess.run([sys.executable, "-m", "wafer_py", "token", "get"], env=env,
-                         capture_output=True, text=True, timeout=60)
+def test_token_command_errors_are_one_line(
+    store_url: str, fake_server: Any, fake: FakeWeChat
+) -> None:
+    env = {
+        **os.environ,
+        "WAFER_STORE_URL": store_url,
+        "WAFER_WECHAT_API_BASE": fake_server.url,
+        "WAFER_APPID": DEMO_APPID,
+        "WAFER_APP_SECRET": "not-the-secret",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "wafer_py", "token", "get"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 1 and run.stdout == ""
-    assert run.stderr == ("wafer-py token: the server's AppSecret is not accepted by WeChat "
-                          "(errcode 40125)\n")
+    assert run.stderr == (
+        "wafer-py token: the server's AppSecret is not accepted by WeChat (errcode 40125)\n"
+    )
     fake.inject(STABLE, 45009)
     env["WAFER_APP_SECRET"] = DEMO_APP_SECRET
-    run = subprocess.run([sys.executable, "-m", "wafer_py", "token", "refresh"], env=env,
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "wafer_py", "token", "refresh"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 1 and len(run.stderr.splitlines()) == 1
     assert "daily quota" in run.stderr and "Traceback" not in run.stderr
     # Masked unless --reveal.
-    run = subprocess.run([sys.executable, "-m", "wafer_py", "token", "get"], env=env,
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "wafer_py", "token", "get"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     token = fake.server_api.tokens.current(DEMO_APPID)
     assert run.returncode == 0 and token is not None
     assert token not in run.stdout and token[:6] in run.stdout
     assert f"access_token:{DEMO_APPID}" in run.stdout
-

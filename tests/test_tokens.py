@@ -19,8 +19,9 @@ from wafer_py.tokens import AccessToken, AccessTokenCache
 class StubWeChat:
     """Hands out ``t1``, ``t2``... (or what ``script`` says), counting the calls."""
 
-    def __init__(self, appid: str = "wxstub", expires_in: float = 7200.0,
-                 delay: float = 0.0) -> None:
+    def __init__(
+        self, appid: str = "wxstub", expires_in: float = 7200.0, delay: float = 0.0
+    ) -> None:
         self.appid = appid
         self.expires_in = expires_in
         self.delay = delay
@@ -28,8 +29,9 @@ class StubWeChat:
         self.script: list[AccessToken | Exception] = []
         self._lock = threading.Lock()
 
-    def fetch_access_token(self, *, stable: bool = True,
-                           force_refresh: bool = False) -> AccessToken:
+    def fetch_access_token(
+        self, *, stable: bool = True, force_refresh: bool = False
+    ) -> AccessToken:
         with self._lock:
             self.calls.append((stable, force_refresh))
             n = len(self.calls)
@@ -43,8 +45,9 @@ class StubWeChat:
 
 @pytest.fixture(params=["memory", "sqlite"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionStore]:
-    made: SessionStore = MemoryStore() if request.param == "memory" else SQLiteStore(
-        tmp_path / "tokens.db")
+    made: SessionStore = (
+        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "tokens.db")
+    )
     yield made
     made.close()
 
@@ -54,8 +57,9 @@ def clock() -> Clock:
     return Clock()
 
 
-def test_cold_cache_fetches_once_then_serves_from_the_store(store: SessionStore,
-                                                            clock: Clock) -> None:
+def test_cold_cache_fetches_once_then_serves_from_the_store(
+    store: SessionStore, clock: Clock
+) -> None:
     wechat = StubWeChat()
     cache = AccessTokenCache(store, wechat, clock=clock)
     assert cache.get() == "t1"
@@ -78,7 +82,8 @@ def test_refreshes_gap_seconds_before_expiry(store: SessionStore, clock: Clock) 
 
 
 def test_short_lived_token_is_asked_for_again_halfway_not_on_every_call(
-        store: SessionStore, clock: Clock) -> None:
+    store: SessionStore, clock: Clock
+) -> None:
     # stable_token hands back the current token until 5 minutes before expiry, so with
     # a gap larger than that the answer may already be "due": do not refetch each call.
     wechat = StubWeChat(expires_in=400)
@@ -91,8 +96,9 @@ def test_short_lived_token_is_asked_for_again_halfway_not_on_every_call(
     assert cache.get() == "t2"
 
 
-def test_entry_is_namespaced_by_appid_and_documented_format(store: SessionStore,
-                                                            clock: Clock) -> None:
+def test_entry_is_namespaced_by_appid_and_documented_format(
+    store: SessionStore, clock: Clock
+) -> None:
     a = AccessTokenCache(store, StubWeChat("wxaaa"), clock=clock)
     b = AccessTokenCache(store, StubWeChat("wxbbb", expires_in=100), key="tok", clock=clock)
     assert (a.key, a.lock_name) == ("access_token:wxaaa", "access_token:wxaaa:lock")
@@ -102,8 +108,12 @@ def test_entry_is_namespaced_by_appid_and_documented_format(store: SessionStore,
     raw = store.get_entry("access_token:wxaaa", now=clock())
     assert raw is not None
     data = json.loads(raw)
-    assert data == {"access_token": "t1", "expires_at": clock() + 7200,
-                    "refresh_at": clock() + 6900, "fetched_at": clock()}
+    assert data == {
+        "access_token": "t1",
+        "expires_at": clock() + 7200,
+        "refresh_at": clock() + 6900,
+        "fetched_at": clock(),
+    }
     assert store.get_entry("tok:wxbbb", now=clock()) is not None
     # Each app's entry expires with its own token.
     clock.advance(101)
@@ -118,7 +128,8 @@ def test_classic_mode_uses_cgi_bin_token(store: SessionStore, clock: Clock) -> N
 
 
 def test_rejected_token_is_replaced_and_a_newer_one_is_not_clobbered(
-        store: SessionStore, clock: Clock) -> None:
+    store: SessionStore, clock: Clock
+) -> None:
     wechat = StubWeChat()
     cache = AccessTokenCache(store, wechat, clock=clock)
     old = cache.get()
@@ -134,8 +145,7 @@ def test_rejected_token_is_replaced_and_a_newer_one_is_not_clobbered(
     assert cache.peek() is None
 
 
-def test_stable_token_rejected_twice_forces_a_refresh(store: SessionStore,
-                                                      clock: Clock) -> None:
+def test_stable_token_rejected_twice_forces_a_refresh(store: SessionStore, clock: Clock) -> None:
     wechat = StubWeChat()
     cache = AccessTokenCache(store, wechat, clock=clock)
     cache.get()
@@ -145,8 +155,7 @@ def test_stable_token_rejected_twice_forces_a_refresh(store: SessionStore,
     assert wechat.calls == [(True, False), (True, False), (True, True)]
 
 
-def test_explicit_refresh_fetches_even_with_a_good_token(store: SessionStore,
-                                                        clock: Clock) -> None:
+def test_explicit_refresh_fetches_even_with_a_good_token(store: SessionStore, clock: Clock) -> None:
     wechat = StubWeChat()
     cache = AccessTokenCache(store, wechat, clock=clock)
     cache.get()
@@ -156,8 +165,7 @@ def test_explicit_refresh_fetches_even_with_a_good_token(store: SessionStore,
     assert wechat.calls[-1] == (True, True)
 
 
-def test_wechat_errors_surface_and_leave_the_lock_free(store: SessionStore,
-                                                       clock: Clock) -> None:
+def test_wechat_errors_surface_and_leave_the_lock_free(store: SessionStore, clock: Clock) -> None:
     wechat = StubWeChat()
     wechat.script = [DailyQuotaExceeded(45009)]
     cache = AccessTokenCache(store, wechat, clock=clock)
@@ -194,7 +202,8 @@ def test_a_dead_holders_lock_lapses(store: SessionStore) -> None:
 
 
 def test_a_valid_token_is_served_while_another_process_refreshes(
-        store: SessionStore, clock: Clock) -> None:
+    store: SessionStore, clock: Clock
+) -> None:
     wechat = StubWeChat()
     cache = AccessTokenCache(store, wechat, clock=clock)
     cache.get()

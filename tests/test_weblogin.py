@@ -41,8 +41,9 @@ def framework(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def auth(make_auth: Callable[..., WaferAuth], fake: FakeWeChat,
-         fake_server: FakeWeChatServer) -> WaferAuth:
+def auth(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat, fake_server: FakeWeChatServer
+) -> WaferAuth:
     # The app tells the time by the fake's clock, so fake.advance() ages both.
     return make_auth(open_base=fake_server.url, clock=fake.now)
 
@@ -74,12 +75,16 @@ class Browser:
         if page.status_code == 302:  # snsapi_base: silent
             return page.headers["Location"]
         assert page.status_code == 200 and 'id="allow"' in page.text, page.text
-        form = {k: html.unescape(v)
-                for k, v in re.findall(r'name="([^"]+)" value="([^"]*)"', page.text)}
+        form = {
+            k: html.unescape(v) for k, v in re.findall(r'name="([^"]+)" value="([^"]*)"', page.text)
+        }
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(authorize_url))
-        answer = self.http.post(f"{origin}/connect/oauth2/authorize/confirm",
-                                data={**form, "decision": decision}, allow_redirects=False,
-                                timeout=TIMEOUT)
+        answer = self.http.post(
+            f"{origin}/connect/oauth2/authorize/confirm",
+            data={**form, "decision": decision},
+            allow_redirects=False,
+            timeout=TIMEOUT,
+        )
         assert answer.status_code == 302
         return answer.headers["Location"]
 
@@ -151,8 +156,11 @@ def test_login_reload_and_refresh(base: str, fake: FakeWeChat) -> None:
 
 
 def test_the_profile_is_escaped(base: str, fake: FakeWeChat) -> None:
-    fake.oauth.set_profile("mallory", nickname="<script>alert(1)</script>",
-                           headimgurl='https://x.test/a.png" onerror="alert(1)')
+    fake.oauth.set_profile(
+        "mallory",
+        nickname="<script>alert(1)</script>",
+        headimgurl='https://x.test/a.png" onerror="alert(1)',
+    )
     browser = Browser()
     browser.http.cookies.set("fakewechat_user", "mallory")
     assert browser.login(base).status_code == 302
@@ -168,14 +176,14 @@ def test_the_mini_program_login_works_alongside(base: str, fake: FakeWeChat) -> 
     assert browser.get(base + "/weapp/user").status_code == 401
     # ...and the mini-program login is untouched.
     code = fake.login(DEMO_APPID, "alice")["code"]
-    skey = requests.get(f"{base}/weapp/login", headers={"X-WX-Code": code},
-                        timeout=TIMEOUT).json()["data"]["skey"]
+    skey = requests.get(f"{base}/weapp/login", headers={"X-WX-Code": code}, timeout=TIMEOUT).json()[
+        "data"
+    ]["skey"]
     user = requests.get(f"{base}/weapp/user", headers={"X-WX-Skey": skey}, timeout=TIMEOUT)
     assert user.status_code == 200 and user.json()["code"] == 0
 
 
-def test_tokens_stay_on_the_server_sealed(base: str, fake: FakeWeChat,
-                                          auth: WaferAuth) -> None:
+def test_tokens_stay_on_the_server_sealed(base: str, fake: FakeWeChat, auth: WaferAuth) -> None:
     browser = Browser()
     browser.login(base)
     tokens = fake.oauth.tokens_of(DEMO_APPID, "alice")
@@ -201,20 +209,23 @@ def test_consent_denied(base: str) -> None:
     assert browser.session_cookie is None
 
 
-@pytest.mark.parametrize(("changes", "words"), [
-    ({"code": None}, ("declined",)),
-    ({"state": None}, ("no state",)),
-    ({"state": "garbled0state0that0is0not0signed"}, ("invalid",)),
-    ({"state": "a" * 400}, ("invalid",)),
-    ({"state": "\x00<script>"}, ("invalid",)),
-    ({"next": "/somewhere/else"}, ("invalid",)),
-    ({"next": "//evil.example.net/"}, ("invalid",)),
-    ({"next": None}, ("invalid",)),
-    ({"code": "0" * 32}, ("login code",)),
-])
-def test_bad_callbacks_get_a_4xx_page_and_no_session(base: str, fake: FakeWeChat,
-                                                     changes: dict[str, str | None],
-                                                     words: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"code": None}, ("declined",)),
+        ({"state": None}, ("no state",)),
+        ({"state": "garbled0state0that0is0not0signed"}, ("invalid",)),
+        ({"state": "a" * 400}, ("invalid",)),
+        ({"state": "\x00<script>"}, ("invalid",)),
+        ({"next": "/somewhere/else"}, ("invalid",)),
+        ({"next": "//evil.example.net/"}, ("invalid",)),
+        ({"next": None}, ("invalid",)),
+        ({"code": "0" * 32}, ("login code",)),
+    ],
+)
+def test_bad_callbacks_get_a_4xx_page_and_no_session(
+    base: str, fake: FakeWeChat, changes: dict[str, str | None], words: tuple[str, ...]
+) -> None:
     browser = Browser()
     callback = browser.consent(browser.authorize(base))
     bad = browser.get(with_query(callback, **changes))
@@ -315,15 +326,15 @@ def starlette_app(auth: WaferAuth, **options: Any) -> Any:
     async def logout(request: Request) -> Response:
         return await web.logout(request, "/base")
 
-    app = Starlette(routes=[Route("/base", silent), Route("/full", full),
-                            Route("/logout", logout)],
-                    middleware=[Middleware(WaferMiddleware, auth=auth)])
+    app = Starlette(
+        routes=[Route("/base", silent), Route("/full", full), Route("/logout", logout)],
+        middleware=[Middleware(WaferMiddleware, auth=auth)],
+    )
     web = WaferWeb(app, auth, **options)
     return app
 
 
-def serve_test_app(framework: str, auth: WaferAuth,
-                   **options: Any) -> AbstractContextManager[str]:
+def serve_test_app(framework: str, auth: WaferAuth, **options: Any) -> AbstractContextManager[str]:
     if framework == "flask":
         return serve_wsgi(flask_app(auth, **options))
     return serve_asgi(starlette_app(auth, **options))
@@ -374,7 +385,8 @@ def test_logout_ends_the_session(app_url: str, fake: FakeWeChat) -> None:
 
 
 def test_an_expired_refresh_token_sends_the_browser_through_wechat(
-        app_url: str, fake: FakeWeChat) -> None:
+    app_url: str, fake: FakeWeChat
+) -> None:
     browser = Browser()
     browser.login(app_url, "/base")
     fake.advance(29 * 24 * 3600)
@@ -404,13 +416,20 @@ def test_wechat_down_during_a_refresh_serves_the_page(app_url: str, fake: FakeWe
     assert fake.calls["/sns/oauth2/refresh_token"] == 2
 
 
-def test_the_callback_may_reach_another_instance(framework: str, fake: FakeWeChat,
-                                                 make_auth: Callable[..., WaferAuth],
-                                                 fake_server: FakeWeChatServer,
-                                                 tmp_path: Path) -> None:
+def test_the_callback_may_reach_another_instance(
+    framework: str,
+    fake: FakeWeChat,
+    make_auth: Callable[..., WaferAuth],
+    fake_server: FakeWeChatServer,
+    tmp_path: Path,
+) -> None:
     # Two instances behind one load balancer: the same keys and the same store.
-    shared = {"open_base": fake_server.url, "clock": fake.now,
-              "store_url": f"sqlite:///{tmp_path}/shared.db", "secret_keys": ("shared",)}
+    shared = {
+        "open_base": fake_server.url,
+        "clock": fake.now,
+        "store_url": f"sqlite:///{tmp_path}/shared.db",
+        "secret_keys": ("shared",),
+    }
     one, two = make_auth(**shared), make_auth(**shared)
     with serve_test_app(framework, one) as first, serve_test_app(framework, two) as second:
         browser = Browser()
@@ -432,11 +451,21 @@ def test_public_url_fixes_the_callback_origin(framework: str, auth: WaferAuth) -
 # ---------------------------------------------------------------------- the core
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("/web/profile?x=1", "/web/profile?x=1"), (None, "/"), ("", "/"), ("//evil.test/", "/"),
-    ("https://evil.test/", "/"), ("/\\evil.test", "/"), ("/a\r\nSet-Cookie: x", "/"),
-    ("web", "/"), ("/a b", "/a b"), ("/a\tb", "/"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("/web/profile?x=1", "/web/profile?x=1"),
+        (None, "/"),
+        ("", "/"),
+        ("//evil.test/", "/"),
+        ("https://evil.test/", "/"),
+        ("/\\evil.test", "/"),
+        ("/a\r\nSet-Cookie: x", "/"),
+        ("web", "/"),
+        ("/a b", "/a b"),
+        ("/a\tb", "/"),
+    ],
+)
 def test_local_path(value: str | None, expected: str) -> None:
     assert local_path(value) == expected
 
@@ -451,18 +480,24 @@ def test_the_core_imports_no_framework_and_no_http_client() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, wafer_py.weblogin, wafer_py.oauthstate;"
-            "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('starlette', 'werkzeug', 'flask', 'requests'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60).stdout.strip()
+    code = (
+        "import sys, wafer_py.weblogin, wafer_py.oauthstate;"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('starlette', 'werkzeug', 'flask', 'requests'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
     assert out == ""
 
 
 def login_with_core(login: WebLogin, fake: FakeWeChat, scope: str = "snsapi_userinfo") -> str:
     """A web session made by the core alone; returns the cookie value."""
-    query = {"code": fake.oauth.authorize(scope=scope), "next": "/p",
-             "state": login.states.issue(bound="/p")}
+    query = {
+        "code": fake.oauth.authorize(scope=scope),
+        "next": "/p",
+        "state": login.states.issue(bound="/p"),
+    }
     answer = login.finish(query)
     assert answer.status == 302, answer.body
     headers = dict(answer.headers)
@@ -470,8 +505,9 @@ def login_with_core(login: WebLogin, fake: FakeWeChat, scope: str = "snsapi_user
     return headers["Set-Cookie"].split(";", 1)[0].split("=", 1)[1]
 
 
-def test_userinfo_on_demand_refreshes_when_wechat_says_expired(auth: WaferAuth,
-                                                               fake: FakeWeChat) -> None:
+def test_userinfo_on_demand_refreshes_when_wechat_says_expired(
+    auth: WaferAuth, fake: FakeWeChat
+) -> None:
     login = WebLogin.from_auth(auth)
     cookie = login_with_core(login, fake)
     user, headers = login.authenticate(cookie)
@@ -488,8 +524,7 @@ def test_userinfo_on_demand_refreshes_when_wechat_says_expired(auth: WaferAuth,
     login.close()
 
 
-def test_core_logout_and_a_base_session_has_no_profile(auth: WaferAuth,
-                                                       fake: FakeWeChat) -> None:
+def test_core_logout_and_a_base_session_has_no_profile(auth: WaferAuth, fake: FakeWeChat) -> None:
     from wafer_py.exceptions import InvalidRefreshToken, ScopeUnauthorized
 
     login = WebLogin.from_auth(auth)
@@ -528,8 +563,11 @@ def test_a_page_with_a_non_ascii_path(auth: WaferAuth, fake: FakeWeChat) -> None
     location = login.authorize_url(next_path="/页面?q=1", base_url="http://app.test")
     redirect_uri = query_of(location)["redirect_uri"]
     assert redirect_uri.endswith("?next=%2F%E9%A1%B5%E9%9D%A2%3Fq%3D1")
-    query = {"code": fake.oauth.authorize(), "next": "/页面?q=1", "state": query_of(location)[
-        "state"]}
+    query = {
+        "code": fake.oauth.authorize(),
+        "next": "/页面?q=1",
+        "state": query_of(location)["state"],
+    }
     answer = login.finish(query)
     assert ("Location", "/%E9%A1%B5%E9%9D%A2?q=1") in answer.headers
     login.close()

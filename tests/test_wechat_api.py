@@ -53,12 +53,22 @@ def user(fake: FakeWeChat, name: str = "alice") -> tuple[str, str]:
     return openid, fake.session_key_of(DEMO_APPID, openid)
 
 
-@pytest.mark.parametrize(("code", "cls"), [
-    (40001, InvalidAccessToken), (40014, InvalidAccessToken), (42001, AccessTokenExpired),
-    (45009, DailyQuotaExceeded), (45011, RateLimited), (87009, InvalidSignature),
-    (41001, MissingParameter), (47001, MissingParameter), ("-1", WeChatBusy),
-    (40029, InvalidCode), (40163, CodeAlreadyUsed),
-])
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [
+        (40001, InvalidAccessToken),
+        (40014, InvalidAccessToken),
+        (42001, AccessTokenExpired),
+        (45009, DailyQuotaExceeded),
+        (45011, RateLimited),
+        (87009, InvalidSignature),
+        (41001, MissingParameter),
+        (47001, MissingParameter),
+        ("-1", WeChatBusy),
+        (40029, InvalidCode),
+        (40163, CodeAlreadyUsed),
+    ],
+)
 def test_errcodes_map_to_named_errors(code: Any, cls: type[Exception]) -> None:
     assert type(wechat_error(code, "x rid: 1")) is cls
 
@@ -100,8 +110,9 @@ def test_session_key_check_and_reset(api: WeChatAPI, fake: FakeWeChat) -> None:
 # ------------------------------------------------------------ rejected tokens
 
 
-def test_rejected_token_is_refreshed_once_and_the_call_retried(api: WeChatAPI,
-                                                               fake: FakeWeChat) -> None:
+def test_rejected_token_is_refreshed_once_and_the_call_retried(
+    api: WeChatAPI, fake: FakeWeChat
+) -> None:
     minted = fake.phone_code()
     api.access_token()
     fake.inject(PHONE_NUMBER, 40001)
@@ -145,7 +156,8 @@ def test_busy_is_retried_for_reads_with_a_bound(api: WeChatAPI, fake: FakeWeChat
 
 
 def test_busy_is_not_retried_where_a_code_or_key_may_be_spent(
-        api: WeChatAPI, client: WeChatClient, fake: FakeWeChat) -> None:
+    api: WeChatAPI, client: WeChatClient, fake: FakeWeChat
+) -> None:
     openid, key = user(fake)
     fake.inject(PHONE_NUMBER, -1)
     with pytest.raises(WeChatBusy):
@@ -156,14 +168,17 @@ def test_busy_is_not_retried_where_a_code_or_key_may_be_spent(
     fake.inject("/sns/jscode2session", -1)
     with pytest.raises(WeChatBusy):
         client.code2session(fake.login()["code"])
-    assert (fake.calls[PHONE_NUMBER], fake.calls[RESET_SESSION_KEY],
-            fake.calls["/sns/jscode2session"]) == (1, 1, 1)
+    assert (
+        fake.calls[PHONE_NUMBER],
+        fake.calls[RESET_SESSION_KEY],
+        fake.calls["/sns/jscode2session"],
+    ) == (1, 1, 1)
 
 
-@pytest.mark.parametrize(("errcode", "cls"), [(45011, RateLimited),
-                                              (45009, DailyQuotaExceeded)])
-def test_rate_limits_are_raised_at_once(api: WeChatAPI, fake: FakeWeChat, errcode: int,
-                                        cls: type[Exception]) -> None:
+@pytest.mark.parametrize(("errcode", "cls"), [(45011, RateLimited), (45009, DailyQuotaExceeded)])
+def test_rate_limits_are_raised_at_once(
+    api: WeChatAPI, fake: FakeWeChat, errcode: int, cls: type[Exception]
+) -> None:
     openid, key = user(fake)
     fake.inject(STABLE, errcode)
     with pytest.raises(cls):
@@ -182,8 +197,9 @@ class FlakyAdapter(HTTPAdapter):
         self.failures = failures
         self.sent = 0
 
-    def send(self, request: requests.PreparedRequest, *args: Any,
-             **kwargs: Any) -> requests.Response:
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         self.sent += 1
         if self.sent <= self.failures:
             raise requests.ConnectionError(f"reset while sending {request.url}")
@@ -194,8 +210,9 @@ def flaky_client(url: str, failures: int) -> tuple[WeChatClient, FlakyAdapter]:
     adapter = FlakyAdapter(failures)
     session = requests.Session()
     session.mount("http://", adapter)
-    return WeChatClient(DEMO_APPID, DEMO_APP_SECRET, api_base=url, session=session,
-                        backoff=0.01), adapter
+    return WeChatClient(
+        DEMO_APPID, DEMO_APP_SECRET, api_base=url, session=session, backoff=0.01
+    ), adapter
 
 
 def test_network_errors_are_retried_for_token_fetches(fake_server: Any) -> None:
@@ -219,9 +236,9 @@ def test_network_errors_are_not_retried_for_codes(fake_server: Any, fake: FakeWe
 # -------------------------------------------------------------------- secrets
 
 
-def test_secrets_stay_out_of_reprs_logs_and_errors(api: WeChatAPI, client: WeChatClient,
-                                                   fake: FakeWeChat,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_stay_out_of_reprs_logs_and_errors(
+    api: WeChatAPI, client: WeChatClient, fake: FakeWeChat, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     openid, key = user(fake)
     client.fetch_access_token(stable=False)
@@ -249,8 +266,10 @@ def test_async_twins(api: WeChatAPI, client: WeChatClient, fake: FakeWeChat) -> 
 
     async def main() -> tuple[Any, ...]:
         token, phone, valid = await asyncio.gather(
-            aapi.access_token(), aapi.get_phone_number(minted["code"]),
-            aapi.check_session_key(openid, key))
+            aapi.access_token(),
+            aapi.get_phone_number(minted["code"]),
+            aapi.check_session_key(openid, key),
+        )
         fetched = await aclient.fetch_access_token()
         login = await aclient.code2session(fake.login(user="zed")["code"])
         new_key = await aapi.reset_session_key(openid, key)
@@ -263,8 +282,11 @@ def test_async_twins(api: WeChatAPI, client: WeChatClient, fake: FakeWeChat) -> 
     assert new_key == fake.session_key_of(DEMO_APPID, openid) != key
 
     async def bad_signature() -> Any:
-        return await aapi.call("GET", CHECK_SESSION, params={
-            "openid": openid, "signature": "0" * 64, "sig_method": "hmac_sha256"})
+        return await aapi.call(
+            "GET",
+            CHECK_SESSION,
+            params={"openid": openid, "signature": "0" * 64, "sig_method": "hmac_sha256"},
+        )
 
     with pytest.raises(InvalidSignature):
         asyncio.run(bad_signature())

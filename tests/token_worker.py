@@ -19,8 +19,9 @@ from wafer_py.wechat_api import WeChatAPI
 BARRIER_TIMEOUT = 60.0
 
 
-def _phase(api: WeChatAPI, threads: int, openid: str, session_key: str,
-           token_first: bool) -> list[tuple[str, str, bool]]:
+def _phase(
+    api: WeChatAPI, threads: int, openid: str, session_key: str, token_first: bool
+) -> list[tuple[str, str, bool]]:
     barrier = threading.Barrier(threads)
     outcomes: list[tuple[str, str, bool]] = []
     lock = threading.Lock()
@@ -48,11 +49,19 @@ def _phase(api: WeChatAPI, threads: int, openid: str, session_key: str,
     return outcomes
 
 
-def run(store_url: str, api_base: str, openid: str, session_key: str, threads: int,
-        start: Any, middle: Any, resume: Any, results: Any) -> None:
+def run(
+    store_url: str,
+    api_base: str,
+    openid: str,
+    session_key: str,
+    threads: int,
+    start: Any,
+    middle: Any,
+    resume: Any,
+    results: Any,
+) -> None:
     """Run both phases; put ``(phase1, phase2)`` outcomes on ``results``."""
-    client = WeChatClient(DEMO_APPID, DEMO_APP_SECRET, api_base=api_base,
-                          pool_size=threads)
+    client = WeChatClient(DEMO_APPID, DEMO_APP_SECRET, api_base=api_base, pool_size=threads)
     store = open_store(store_url)
     api = WeChatAPI(client, AccessTokenCache(store, client))
     try:

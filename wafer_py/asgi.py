@@ -92,8 +92,13 @@ class WaferUser(BaseUser):
 
 
 async def send_response(response: WaferResponse, send: Send) -> None:
-    await send({"type": "http.response.start", "status": response.status,
-                "headers": [(k.encode(), v.encode()) for k, v in response.headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [(k.encode(), v.encode()) for k, v in response.headers],
+        }
+    )
     await send({"type": "http.response.body", "body": response.content})
 
 
@@ -130,8 +135,9 @@ class WaferMiddleware:
             return self.protocol.handle(path, headers)
         if self._limiter is None:
             self._limiter = CapacityLimiter(self.max_threads)
-        return await anyio.to_thread.run_sync(self.protocol.handle, path, headers,
-                                              limiter=self._limiter)
+        return await anyio.to_thread.run_sync(
+            self.protocol.handle, path, headers, limiter=self._limiter
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -110,19 +110,27 @@ class WaferAuth:
         if options:
             config = config.replace(**options)
         self.config = config
-        self.store = open_store(config.store_url) if store is None else (
-            open_store(store) if isinstance(store, str) else store)
+        self.store = (
+            open_store(config.store_url)
+            if store is None
+            else (open_store(store) if isinstance(store, str) else store)
+        )
         if wechat is None:
             from .wechat import WeChatClient  # requests is imported only when needed
 
-            wechat = WeChatClient(config.appid, config.app_secret, api_base=config.api_base,
-                                  timeout=config.wechat_timeout)
+            wechat = WeChatClient(
+                config.appid,
+                config.app_secret,
+                api_base=config.api_base,
+                timeout=config.wechat_timeout,
+            )
         self.wechat = wechat
         keys = config.secret_keys or self._local_secret_keys()
         if not keys:
             logger.warning(
                 "wafer_py: no secret key configured (WAFER_SECRET_KEY); using a random one. "
-                "Sessions will not survive a restart nor be shared between processes.")
+                "Sessions will not survive a restart nor be shared between processes."
+            )
             keys = (secrets.token_hex(32),)
         #: The secret keys in force, newest first (configured, kept beside SQLite, or random).
         self._keys: tuple[str, ...] = tuple(keys)
@@ -140,7 +148,8 @@ class WaferAuth:
         if isinstance(key, str) and key:
             logger.warning(
                 "wafer_py: no secret key configured (WAFER_SECRET_KEY); using the key "
-                "generated beside the SQLite store. Set WAFER_SECRET_KEY in production.")
+                "generated beside the SQLite store. Set WAFER_SECRET_KEY in production."
+            )
             return (key,)
         return ()
 
@@ -162,8 +171,14 @@ class WaferAuth:
             raise StoreUnavailable() from None
 
     # -- login ------------------------------------------------------------------
-    def login(self, code: str, encrypted_data: str | None = None, iv: str | None = None,
-              *, legacy: bool = False) -> LoginResult:
+    def login(
+        self,
+        code: str,
+        encrypted_data: str | None = None,
+        iv: str | None = None,
+        *,
+        legacy: bool = False,
+    ) -> LoginResult:
         """Exchange a ``wx.login`` code, register or update the user, open a session.
 
         With ``encrypted_data`` and ``iv`` (or ``legacy=True`` and no IV: the 2016 format),
@@ -175,22 +190,32 @@ class WaferAuth:
         profile: dict[str, Any] | None = None
         unionid = wx.unionid
         if encrypted_data and (iv or legacy):
-            data = decrypt_data(wx.session_key, encrypted_data, iv if iv else None,
-                                appid=self.config.appid, openid=wx.openid,
-                                max_age=self.config.watermark_max_age, now=self.clock())
+            data = decrypt_data(
+                wx.session_key,
+                encrypted_data,
+                iv if iv else None,
+                appid=self.config.appid,
+                openid=wx.openid,
+                max_age=self.config.watermark_max_age,
+                now=self.clock(),
+            )
             profile = clean_profile(data)
             found = data.get("unionId")
             unionid = unionid or (found if isinstance(found, str) else None)
 
         now = self.clock()
-        defaults = {"nickName": self.config.default_nickname,
-                    "avatarUrl": self.config.default_avatar}
-        user = self._store(self.store.ensure_user, wx.openid, unionid=unionid,
-                           profile=profile or defaults, now=now)
+        defaults = {
+            "nickName": self.config.default_nickname,
+            "avatarUrl": self.config.default_avatar,
+        }
+        user = self._store(
+            self.store.ensure_user, wx.openid, unionid=unionid, profile=profile or defaults, now=now
+        )
         created = user.created_at == now
         if profile and not created:
-            updated = self._store(self.store.update_profile, wx.openid, profile, now=now,
-                                  unionid=unionid)
+            updated = self._store(
+                self.store.update_profile, wx.openid, profile, now=now, unionid=unionid
+            )
             user = updated or user
 
         skey = new_skey()
@@ -227,8 +252,7 @@ class WaferAuth:
         """Check session credentials; renew the sliding expiry. Raises ``InvalidSession``."""
         if credentials.session_id is not None:
             session = self._store(self.store.get_session, credentials.session_id)
-            if session is None or not self.secrets.check_skey(credentials.skey,
-                                                              session.skey_hash):
+            if session is None or not self.secrets.check_skey(credentials.skey, session.skey_hash):
                 raise InvalidSession()
         else:
             session = None
@@ -246,12 +270,19 @@ class WaferAuth:
         if user is None:
             raise InvalidSession()
         if now - session.last_seen >= self.config.touch_interval:
-            expires_at = min(now + self.config.session_ttl,
-                             session.created_at + self.config.session_max_age)
-            self._store(self.store.touch_session, session.id, last_seen=now,
-                        expires_at=expires_at)
-            session = Session(session.id, session.openid, session.skey_hash,
-                              session.sealed_session_key, session.created_at, now, expires_at)
+            expires_at = min(
+                now + self.config.session_ttl, session.created_at + self.config.session_max_age
+            )
+            self._store(self.store.touch_session, session.id, last_seen=now, expires_at=expires_at)
+            session = Session(
+                session.id,
+                session.openid,
+                session.skey_hash,
+                session.sealed_session_key,
+                session.created_at,
+                now,
+                expires_at,
+            )
         return Authenticated(user, session, credentials.generation)
 
     # -- encrypted data ---------------------------------------------------------
@@ -260,16 +291,27 @@ class WaferAuth:
 
         Checks the watermark's appid and that any ``openId`` inside is the session's user.
         """
-        return decrypt_data(self._session_key(who), encrypted_data, iv, appid=self.config.appid,
-                            openid=who.openid, max_age=self.config.watermark_max_age,
-                            now=self.clock())
+        return decrypt_data(
+            self._session_key(who),
+            encrypted_data,
+            iv,
+            appid=self.config.appid,
+            openid=who.openid,
+            max_age=self.config.watermark_max_age,
+            now=self.clock(),
+        )
 
     def update_profile(self, who: Authenticated, encrypted_data: str, iv: str) -> Authenticated:
         """The seed flow: store the profile inside ``encryptedData``; return the new identity."""
         data = self.decrypt(who, encrypted_data, iv)
         found = data.get("unionId")
-        user = self._store(self.store.update_profile, who.openid, clean_profile(data),
-                           now=self.clock(), unionid=found if isinstance(found, str) else None)
+        user = self._store(
+            self.store.update_profile,
+            who.openid,
+            clean_profile(data),
+            now=self.clock(),
+            unionid=found if isinstance(found, str) else None,
+        )
         if user is None:
             raise InvalidSession()
         return Authenticated(user, who.session, who.generation)
@@ -306,8 +348,7 @@ class WaferAuth:
         self.set_phone_number(who, phone)
         return phone
 
-    def decrypt_phone_number(self, who: Authenticated, encrypted_data: str,
-                             iv: str) -> PhoneNumber:
+    def decrypt_phone_number(self, who: Authenticated, encrypted_data: str, iv: str) -> PhoneNumber:
         """The legacy flow: the phone number inside ``encryptedData`` (not stored)."""
         data = self.decrypt(who, encrypted_data, iv)
         try:
@@ -317,8 +358,12 @@ class WaferAuth:
 
     def set_phone_number(self, who: Authenticated, phone: PhoneNumber | None) -> Authenticated:
         """Store (or with ``None`` clear) the user's phone number; return the new identity."""
-        user = self._store(self.store.update_phone, who.openid,
-                           None if phone is None else phone.e164, now=self.clock())
+        user = self._store(
+            self.store.update_phone,
+            who.openid,
+            None if phone is None else phone.e164,
+            now=self.clock(),
+        )
         if user is None:
             raise InvalidSession()
         return Authenticated(user, who.session, who.generation)

@@ -43,17 +43,21 @@ def _examples_module(framework: str) -> Any:
 
 def _try_it(base: str, fake_url: str | None, appid: str) -> str:
     if fake_url is None:
-        return (f"  Log in with a real mini-program pointed at {base}/weapp/login, "
-                "then call /weapp/user with its session.")
-    return "\n".join([
-        "  Try it without a phone (bash):",
-        f"    CODE=$(curl -s -X POST {fake_url}/_fake/login -d '{{\"appid\": \"{appid}\", "
-        "\"user\": \"alice\"}' | python3 -c "
-        "'import json,sys; print(json.load(sys.stdin)[\"code\"])')",
-        f"    SKEY=$(curl -s -H \"X-WX-Code: $CODE\" {base}/weapp/login | python3 -c "
-        "'import json,sys; print(json.load(sys.stdin)[\"data\"][\"skey\"])')",
-        f"    curl -s -H \"X-WX-Skey: $SKEY\" {base}/weapp/user",
-    ])
+        return (
+            f"  Log in with a real mini-program pointed at {base}/weapp/login, "
+            "then call /weapp/user with its session."
+        )
+    return "\n".join(
+        [
+            "  Try it without a phone (bash):",
+            f'    CODE=$(curl -s -X POST {fake_url}/_fake/login -d \'{{"appid": "{appid}", '
+            '"user": "alice"}\' | python3 -c '
+            "'import json,sys; print(json.load(sys.stdin)[\"code\"])')",
+            f'    SKEY=$(curl -s -H "X-WX-Code: $CODE" {base}/weapp/login | python3 -c '
+            '\'import json,sys; print(json.load(sys.stdin)["data"]["skey"])\')',
+            f'    curl -s -H "X-WX-Skey: $SKEY" {base}/weapp/user',
+        ]
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -96,8 +100,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             try:
                 import uvicorn
             except ImportError:
-                raise SystemExit("wafer-py demo: uvicorn is needed: pip install "
-                                 "'wafer-session[demo]'") from None
+                raise SystemExit(
+                    "wafer-py demo: uvicorn is needed: pip install 'wafer-session[demo]'"
+                ) from None
             uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     except KeyboardInterrupt:
         pass
@@ -117,17 +122,22 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     secret = args.secret or os.environ.get("WAFER_APP_SECRET") or DEMO_APP_SECRET
     fake = FakeWeChat(apps={appid: secret})
     server = fake.serve(host=args.host, port=args.port)
-    print("\n".join([
-        f"fake WeChat on {server.url}",
-        f"  AppID {appid} (secret from WAFER_APP_SECRET, or the demo secret)",
-        f"  point your server at it: WAFER_WECHAT_API_BASE={server.url}",
-        f"  mint a login code:   curl -s -X POST {server.url}/_fake/login "
-        f"-d '{{\"appid\": \"{appid}\", \"user\": \"alice\"}}'",
-        f"  encrypted user info: curl -s -X POST {server.url}/_fake/userinfo "
-        f"-d '{{\"appid\": \"{appid}\", \"user\": \"alice\"}}'",
-        f"  the control API:     curl -s {server.url}/_fake/",
-        "  Ctrl-C stops it.",
-    ]), flush=True)
+    print(
+        "\n".join(
+            [
+                f"fake WeChat on {server.url}",
+                f"  AppID {appid} (secret from WAFER_APP_SECRET, or the demo secret)",
+                f"  point your server at it: WAFER_WECHAT_API_BASE={server.url}",
+                f"  mint a login code:   curl -s -X POST {server.url}/_fake/login "
+                f'-d \'{{"appid": "{appid}", "user": "alice"}}\'',
+                f"  encrypted user info: curl -s -X POST {server.url}/_fake/userinfo "
+                f'-d \'{{"appid": "{appid}", "user": "alice"}}\'',
+                f"  the control API:     curl -s {server.url}/_fake/",
+                "  Ctrl-C stops it.",
+            ]
+        ),
+        flush=True,
+    )
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
@@ -139,15 +149,17 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="wafer-py", description="Wafer mini-program login for Python servers.")
+        prog="wafer-py", description="Wafer mini-program login for Python servers."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="serve an example app with the fake WeChat")
     demo.add_argument("--framework", choices=("starlette", "flask"), default="starlette")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--fake-port", type=int, default=0,
-                      help="port of the fake WeChat (default: any free port)")
+    demo.add_argument(
+        "--fake-port", type=int, default=0, help="port of the fake WeChat (default: any free port)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     sandbox = sub.add_parser("sandbox", help="run the fake WeChat alone")

@@ -33,28 +33,44 @@ def mask_token(token: str) -> str:
 def add_parser(sub: Any) -> None:
     """Add ``token get`` and ``token refresh`` to the ``wafer-py`` subcommands."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--reveal", action="store_true",
-                        help="print the token itself, alone on its line (default: masked)")
-    common.add_argument("--classic", action="store_true",
-                        help="fetch from /cgi-bin/token instead of /cgi-bin/stable_token")
-    common.add_argument("--key", default="access_token",
-                        help="name of the cache entry (the AppID is appended; "
-                             "default: access_token)")
+    common.add_argument(
+        "--reveal",
+        action="store_true",
+        help="print the token itself, alone on its line (default: masked)",
+    )
+    common.add_argument(
+        "--classic",
+        action="store_true",
+        help="fetch from /cgi-bin/token instead of /cgi-bin/stable_token",
+    )
+    common.add_argument(
+        "--key",
+        default="access_token",
+        help="name of the cache entry (the AppID is appended; default: access_token)",
+    )
     common.add_argument("-v", "--verbose", action="store_true", help="log retries and waits")
 
     token = sub.add_parser("token", help="the app's access_token from the shared cache")
     actions = token.add_subparsers(dest="token_command", required=True)
-    get = actions.add_parser("get", parents=[common],
-                             help="print a valid token, fetching one only when needed")
-    get.add_argument("--gap", type=float, default=DEFAULT_GAP,
-                     help="refresh when the token expires within this many seconds "
-                          f"(default {DEFAULT_GAP:g})")
+    get = actions.add_parser(
+        "get", parents=[common], help="print a valid token, fetching one only when needed"
+    )
+    get.add_argument(
+        "--gap",
+        type=float,
+        default=DEFAULT_GAP,
+        help=f"refresh when the token expires within this many seconds (default {DEFAULT_GAP:g})",
+    )
     get.set_defaults(func=cmd_token, refresh=False, force=False)
-    refresh = actions.add_parser("refresh", parents=[common],
-                                 help="fetch a new token now (one process at a time)")
-    refresh.add_argument("--force", action="store_true",
-                         help="stable_token force_refresh: a new token even if the current "
-                              "one is good; retires it at once (WeChat allows 20 a day)")
+    refresh = actions.add_parser(
+        "refresh", parents=[common], help="fetch a new token now (one process at a time)"
+    )
+    refresh.add_argument(
+        "--force",
+        action="store_true",
+        help="stable_token force_refresh: a new token even if the current "
+        "one is good; retires it at once (WeChat allows 20 a day)",
+    )
     refresh.set_defaults(func=cmd_token, refresh=True, gap=DEFAULT_GAP)
 
 
@@ -69,11 +85,11 @@ def cmd_token(args: argparse.Namespace) -> int:
         store = open_store(config.store_url)
     except WaferError as exc:
         return _fail(exc)
-    client = WeChatClient(config.appid, config.app_secret, api_base=config.api_base,
-                          timeout=config.wechat_timeout)
+    client = WeChatClient(
+        config.appid, config.app_secret, api_base=config.api_base, timeout=config.wechat_timeout
+    )
     try:
-        cache = AccessTokenCache(store, client, key=args.key, gap=args.gap,
-                                 stable=not args.classic)
+        cache = AccessTokenCache(store, client, key=args.key, gap=args.gap, stable=not args.classic)
         token = cache.refresh(force=args.force) if args.refresh else cache.get()
         cached = cache.peek()
     except WaferError as exc:

@@ -106,8 +106,10 @@ class WaferConfig:
         for name, attr in text.items():
             if env.get(name):
                 values[attr] = env[name]
-        for name, attr in (("WAFER_SESSION_TTL", "session_ttl"),
-                           ("WAFER_SESSION_MAX_AGE", "session_max_age")):
+        for name, attr in (
+            ("WAFER_SESSION_TTL", "session_ttl"),
+            ("WAFER_SESSION_MAX_AGE", "session_max_age"),
+        ):
             if env.get(name):
                 try:
                     values[attr] = int(env[name])

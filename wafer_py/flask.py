@@ -45,9 +45,20 @@ from .wsgi import WaferWSGIMiddleware, get_state
 if TYPE_CHECKING:
     from .oauth import Scope
 
-__all__ = ["Wafer", "current_user", "current_identity", "get_current_user", "login_required",
-           "wafer_state", "fetch_phone_number", "error_response", "WaferWeb",
-           "web_login_required", "current_web_user", "get_web_user"]
+__all__ = [
+    "Wafer",
+    "current_user",
+    "current_identity",
+    "get_current_user",
+    "login_required",
+    "wafer_state",
+    "fetch_phone_number",
+    "error_response",
+    "WaferWeb",
+    "web_login_required",
+    "current_web_user",
+    "get_web_user",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,8 +66,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Wafer:
     """The Flask extension: wraps ``app.wsgi_app`` in :class:`WaferWSGIMiddleware`."""
 
-    def __init__(self, app: Flask | None = None, auth: WaferAuth | None = None, *,
-                 protect: Iterable[str] | PathMatcher | None = None) -> None:
+    def __init__(
+        self,
+        app: Flask | None = None,
+        auth: WaferAuth | None = None,
+        *,
+        protect: Iterable[str] | PathMatcher | None = None,
+    ) -> None:
         self.auth = auth
         self.protect = protect
         if app is not None:
@@ -64,11 +80,13 @@ class Wafer:
 
     def init_app(self, app: Flask) -> None:
         if self.auth is None:
-            env = {k: str(v) for k, v in app.config.items()
-                   if k.startswith("WAFER_") and v is not None}
+            env = {
+                k: str(v) for k, v in app.config.items() if k.startswith("WAFER_") and v is not None
+            }
             self.auth = WaferAuth(WaferConfig.from_env(env))
         app.wsgi_app = WaferWSGIMiddleware(  # type: ignore[method-assign]
-            app.wsgi_app, self.auth, protect=self.protect)
+            app.wsgi_app, self.auth, protect=self.protect
+        )
         app.extensions["wafer"] = self
 
 
@@ -169,8 +187,14 @@ class WaferWeb:
     ``public_url``, ``cookie_secure``...).
     """
 
-    def __init__(self, app: Flask | None = None, auth: WaferAuth | None = None, *,
-                 login: WebLogin | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        app: Flask | None = None,
+        auth: WaferAuth | None = None,
+        *,
+        login: WebLogin | None = None,
+        **options: Any,
+    ) -> None:
         self.auth = auth
         self.options = options
         self._login = login
@@ -190,25 +214,36 @@ class WaferWeb:
                 wafer = app.extensions.get("wafer")
                 auth = wafer.auth if isinstance(wafer, Wafer) else None
             if auth is None:
-                env = {k: str(v) for k, v in app.config.items()
-                       if k.startswith("WAFER_") and v is not None}
+                env = {
+                    k: str(v)
+                    for k, v in app.config.items()
+                    if k.startswith("WAFER_") and v is not None
+                }
                 auth = WaferAuth(WaferConfig.from_env(env))
             self._login = WebLogin.from_auth(auth, **self.options)
-        app.add_url_rule(self.login.callback_path, endpoint="wafer_web_callback",
-                         view_func=self.callback)
+        app.add_url_rule(
+            self.login.callback_path, endpoint="wafer_web_callback", view_func=self.callback
+        )
         app.extensions["wafer_web"] = self
 
     def callback(self) -> Response:
         """The view WeChat sends the browser back to."""
-        answer = self.login.finish(request.args.to_dict(),
-                                   cookie=request.cookies.get(self.login.cookie_name),
-                                   secure=request.is_secure)
+        answer = self.login.finish(
+            request.args.to_dict(),
+            cookie=request.cookies.get(self.login.cookie_name),
+            secure=request.is_secure,
+        )
         return _answer(answer)
 
     def logout(self, redirect_to: str = "/") -> Response:
         """A response that ends the current web session and goes to ``redirect_to``."""
-        return _answer(self.login.logout(request.cookies.get(self.login.cookie_name),
-                                         redirect_to=redirect_to, secure=request.is_secure))
+        return _answer(
+            self.login.logout(
+                request.cookies.get(self.login.cookie_name),
+                redirect_to=redirect_to,
+                secure=request.is_secure,
+            )
+        )
 
 
 def _web() -> WaferWeb:
@@ -229,8 +264,7 @@ def get_web_user() -> WebUser | None:
 current_web_user: WebUser = cast("WebUser", LocalProxy(get_web_user))
 
 
-def web_login_required(view: F | None = None, *,
-                       scope: Scope = "snsapi_base") -> Any:
+def web_login_required(view: F | None = None, *, scope: Scope = "snsapi_base") -> Any:
     """Send a browser without a web session of ``scope`` through WeChat's OAuth first.
 
     ``@web_login_required`` (silent ``snsapi_base``: openid only) or
@@ -241,9 +275,13 @@ def web_login_required(view: F | None = None, *,
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             login = _web().login
-            access = login.guard(request.cookies.get(login.cookie_name), scope=scope,
-                                 next_path=_next_path(), base_url=_origin(),
-                                 secure=request.is_secure)
+            access = login.guard(
+                request.cookies.get(login.cookie_name),
+                scope=scope,
+                next_path=_next_path(),
+                base_url=_origin(),
+                secure=request.is_secure,
+            )
             if access.answer is not None:
                 return _answer(access.answer)
             g.wafer_web_user = access.user

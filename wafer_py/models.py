@@ -43,8 +43,9 @@ class User:
             info["unionId"] = self.unionid
         return info
 
-    def with_profile(self, profile: dict[str, Any], *, now: float,
-                     unionid: str | None = None) -> User:
+    def with_profile(
+        self, profile: dict[str, Any], *, now: float, unionid: str | None = None
+    ) -> User:
         merged = dict(self.profile)
         merged.update(profile)
         return replace(self, profile=merged, updated_at=now, unionid=unionid or self.unionid)

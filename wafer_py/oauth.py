@@ -134,10 +134,12 @@ class OAuthToken:
     is_snapshotuser: bool = False
 
     def __repr__(self) -> str:
-        return (f"OAuthToken(openid={self.openid!r}, scope={self.scope!r}, "
-                f"expires_in={self.expires_in!r}, unionid={self.unionid!r}, "
-                f"access_token={_mask(self.access_token)}, "
-                f"refresh_token={_mask(self.refresh_token)})")
+        return (
+            f"OAuthToken(openid={self.openid!r}, scope={self.scope!r}, "
+            f"expires_in={self.expires_in!r}, unionid={self.unionid!r}, "
+            f"access_token={_mask(self.access_token)}, "
+            f"refresh_token={_mask(self.refresh_token)})"
+        )
 
     @property
     def scopes(self) -> frozenset[str]:
@@ -181,14 +183,18 @@ class OAuthUserInfo:
             city=text("city"),
             country=text("country"),
             privilege=tuple(p for p in privilege if isinstance(p, str))
-            if isinstance(privilege, list) else (),
+            if isinstance(privilege, list)
+            else (),
             unionid=unionid if isinstance(unionid, str) and unionid else None,
         )
 
 
 def _token(data: dict[str, Any], where: str) -> OAuthToken:
-    access, refresh, openid = (data.get("access_token"), data.get("refresh_token"),
-                               data.get("openid"))
+    access, refresh, openid = (
+        data.get("access_token"),
+        data.get("refresh_token"),
+        data.get("openid"),
+    )
     if not all(isinstance(v, str) and v for v in (access, refresh, openid)):
         raise WeChatError(f"WeChat's {where} answer lacks access_token, refresh_token or openid")
     assert isinstance(access, str) and isinstance(refresh, str) and isinstance(openid, str)
@@ -199,8 +205,9 @@ def _token(data: dict[str, Any], where: str) -> OAuthToken:
         refresh_token=refresh,
         openid=openid,
         scope=scope if isinstance(scope, str) else "",
-        expires_in=int(expires_in) if isinstance(expires_in, (int, str))
-        and str(expires_in).isdigit() else ACCESS_TOKEN_TTL,
+        expires_in=int(expires_in)
+        if isinstance(expires_in, (int, str)) and str(expires_in).isdigit()
+        else ACCESS_TOKEN_TTL,
         unionid=unionid if isinstance(unionid, str) and unionid else None,
         is_snapshotuser=str(data.get("is_snapshotuser", "0")) == "1",
     )
@@ -244,8 +251,13 @@ class WeChatOAuth:
     def from_config(cls, config: WaferConfig) -> WeChatOAuth:
         """A client for ``config``'s official account (``oauth_appid``, else ``appid``)."""
         appid, secret = config.oauth_app()
-        return cls(appid, secret, api_base=config.api_base, open_base=config.open_base,
-                   timeout=config.wechat_timeout)
+        return cls(
+            appid,
+            secret,
+            api_base=config.api_base,
+            open_base=config.open_base,
+            timeout=config.wechat_timeout,
+        )
 
     def __repr__(self) -> str:
         return f"WeChatOAuth(appid={self.appid!r}, api_base={self.api_base!r})"
@@ -265,8 +277,9 @@ class WeChatOAuth:
         return parse_wechat_body(response.content, path)
 
     # -- the browser's trip ------------------------------------------------------
-    def authorize_url(self, redirect_uri: str, state: str | None = None,
-                      scope: Scope = "snsapi_base") -> AuthorizeURL:
+    def authorize_url(
+        self, redirect_uri: str, state: str | None = None, scope: Scope = "snsapi_base"
+    ) -> AuthorizeURL:
         """The URL of WeChat's authorize page (``getAuthUrl``).
 
         ``state`` defaults to a fresh random value; WeChat accepts only ``[A-Za-z0-9]``,
@@ -283,12 +296,19 @@ class WeChatOAuth:
         elif not is_valid_state(state):
             raise ValueError("state must be 1 to 128 ASCII letters and digits")
         query = urlencode(
-            [("appid", self.appid), ("redirect_uri", redirect_uri), ("response_type", "code"),
-             ("scope", scope), ("state", state)],
-            quote_via=quote, safe="",
+            [
+                ("appid", self.appid),
+                ("redirect_uri", redirect_uri),
+                ("response_type", "code"),
+                ("scope", scope),
+                ("state", state),
+            ],
+            quote_via=quote,
+            safe="",
         )
-        return AuthorizeURL(f"{self.open_base}/connect/oauth2/authorize?{query}#wechat_redirect",
-                            state)
+        return AuthorizeURL(
+            f"{self.open_base}/connect/oauth2/authorize?{query}#wechat_redirect", state
+        )
 
     # -- server calls --------------------------------------------------------------
     def fetch_token(self, r_url: str, *, expected_state: str | None = None) -> OAuthToken:
@@ -307,9 +327,15 @@ class WeChatOAuth:
             raise InvalidState("the callback's state is not the one this login started with")
         if callback.code is None:
             raise ConsentDenied()
-        data = self._get("/sns/oauth2/access_token",
-                         {"appid": self.appid, "secret": self._secret, "code": callback.code,
-                          "grant_type": "authorization_code"})
+        data = self._get(
+            "/sns/oauth2/access_token",
+            {
+                "appid": self.appid,
+                "secret": self._secret,
+                "code": callback.code,
+                "grant_type": "authorization_code",
+            },
+        )
         return _token(data, "/sns/oauth2/access_token")
 
     def refresh_token(self, refresh_token: str) -> OAuthToken:
@@ -318,13 +344,13 @@ class WeChatOAuth:
         Raises :class:`~wafer_py.exceptions.InvalidRefreshToken` (40030) or
         :class:`~wafer_py.exceptions.RefreshTokenExpired` (42002): authorize again.
         """
-        data = self._get("/sns/oauth2/refresh_token",
-                         {"appid": self.appid, "grant_type": "refresh_token",
-                          "refresh_token": refresh_token})
+        data = self._get(
+            "/sns/oauth2/refresh_token",
+            {"appid": self.appid, "grant_type": "refresh_token", "refresh_token": refresh_token},
+        )
         return _token(data, "/sns/oauth2/refresh_token")
 
-    def get_userinfo(self, access_token: str, openid: str,
-                     lang: Lang = "zh_CN") -> OAuthUserInfo:
+    def get_userinfo(self, access_token: str, openid: str, lang: Lang = "zh_CN") -> OAuthUserInfo:
         """The user's profile from ``/sns/userinfo`` (``getUserinfo``).
 
         Needs a token of scope ``snsapi_userinfo``, else
@@ -332,8 +358,9 @@ class WeChatOAuth:
         """
         if lang not in LANGS:
             raise ValueError(f"lang must be one of {LANGS}, not {lang!r}")
-        data = self._get("/sns/userinfo",
-                         {"access_token": access_token, "openid": openid, "lang": lang})
+        data = self._get(
+            "/sns/userinfo", {"access_token": access_token, "openid": openid, "lang": lang}
+        )
         info = OAuthUserInfo.from_wechat(data)
         if not info.openid:
             raise WeChatError("WeChat's /sns/userinfo answer has no openid")

@@ -85,8 +85,7 @@ class StateClaims:
 
 
 def _binding(bound: str) -> bytes:
-    return hashlib.sha256(b"wafer_py state binding\x00" + bound.encode()).digest()[
-        :_BINDING_BYTES]
+    return hashlib.sha256(b"wafer_py state binding\x00" + bound.encode()).digest()[:_BINDING_BYTES]
 
 
 class OAuthStateSigner:
@@ -104,9 +103,14 @@ class OAuthStateSigner:
         signer.spend(claims, store)                          # or StateReplayed
     """
 
-    def __init__(self, secret_keys: Sequence[str | bytes], *, max_age: int = 600,
-                 clock: Callable[[], float] = time.time,
-                 salt: str = "wafer_py.oauth-state") -> None:
+    def __init__(
+        self,
+        secret_keys: Sequence[str | bytes],
+        *,
+        max_age: int = 600,
+        clock: Callable[[], float] = time.time,
+        salt: str = "wafer_py.oauth-state",
+    ) -> None:
         keys = [k for k in secret_keys if k]
         if not keys:
             raise ValueError("at least one secret key is needed to sign OAuth states")
@@ -115,8 +119,9 @@ class OAuthStateSigner:
         self.max_age = max_age
         self.clock = clock
         # itsdangerous takes keys oldest first and signs with the last.
-        self._signer = ClockedSigner(list(reversed(keys)), salt=salt,
-                                     digest_method=hashlib.sha256, clock=clock)
+        self._signer = ClockedSigner(
+            list(reversed(keys)), salt=salt, digest_method=hashlib.sha256, clock=clock
+        )
 
     def __repr__(self) -> str:
         return f"OAuthStateSigner(keys={len(self._signer.secret_keys)}, max_age={self.max_age})"
@@ -141,15 +146,17 @@ class OAuthStateSigner:
             raise InvalidState()
         try:
             signed = b62decode(state)
-            value, issued_at = self._signer.unsign(signed, max_age=int(self.max_age),
-                                                   return_timestamp=True)
+            value, issued_at = self._signer.unsign(
+                signed, max_age=int(self.max_age), return_timestamp=True
+            )
             payload = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
         except SignatureExpired:
             raise StateExpired() from None
         except (BadData, ValueError, binascii.Error):
             raise InvalidState() from None
         if len(payload) != _NONCE_BYTES + _BINDING_BYTES or not hmac.compare_digest(
-                payload[_NONCE_BYTES:], _binding(bound)):
+            payload[_NONCE_BYTES:], _binding(bound)
+        ):
             raise InvalidState()
         return StateClaims(payload[:_NONCE_BYTES].hex(), int(issued_at.timestamp()))
 
@@ -162,7 +169,8 @@ class OAuthStateSigner:
         """
         now = self.clock()
         remaining = self.max_age - (now - claims.issued_at)
-        taken = store.acquire_lock(f"oauth-state:{claims.nonce}", secrets.token_hex(8),
-                                   ttl=max(remaining, 0) + 1, now=now)
+        taken = store.acquire_lock(
+            f"oauth-state:{claims.nonce}", secrets.token_hex(8), ttl=max(remaining, 0) + 1, now=now
+        )
         if not taken:
             raise StateReplayed()

@@ -48,8 +48,10 @@ class PhoneNumber:
     country_code: str
 
     def __repr__(self) -> str:
-        return (f"PhoneNumber(phone_number={mask_phone(self.phone_number)!r}, "
-                f"country_code={self.country_code!r})")
+        return (
+            f"PhoneNumber(phone_number={mask_phone(self.phone_number)!r}, "
+            f"country_code={self.country_code!r})"
+        )
 
     @property
     def e164(self) -> str:
@@ -58,8 +60,11 @@ class PhoneNumber:
 
     def to_json(self) -> dict[str, str]:
         """WeChat's field names: ``phoneNumber``, ``purePhoneNumber``, ``countryCode``."""
-        return {"phoneNumber": self.phone_number, "purePhoneNumber": self.pure_phone_number,
-                "countryCode": self.country_code}
+        return {
+            "phoneNumber": self.phone_number,
+            "purePhoneNumber": self.pure_phone_number,
+            "countryCode": self.country_code,
+        }
 
     @classmethod
     def from_wechat(cls, data: Any) -> PhoneNumber:
@@ -73,8 +78,14 @@ class PhoneNumber:
         country = data.get("countryCode")
         if isinstance(country, int) and not isinstance(country, bool):
             country = str(country)
-        if not (isinstance(number, str) and number and isinstance(pure, str) and pure
-                and isinstance(country, str) and country.isdigit()):
+        if not (
+            isinstance(number, str)
+            and number
+            and isinstance(pure, str)
+            and pure
+            and isinstance(country, str)
+            and country.isdigit()
+        ):
             raise WeChatError("WeChat's phone number answer is incomplete")
         return cls(number, pure, country)
 

@@ -56,8 +56,16 @@ HEADER_LEGACY_ENCRYPTED_DATA = "x-wx-encrypt-data"  # qcloud-weapp-client-sdk 0.
 HEADER_IV = "x-wx-iv"
 HEADER_ID = "x-wx-id"
 HEADER_SKEY = "x-wx-skey"
-WAFER_HEADERS = frozenset({HEADER_CODE, HEADER_ENCRYPTED_DATA, HEADER_LEGACY_ENCRYPTED_DATA,
-                           HEADER_IV, HEADER_ID, HEADER_SKEY})
+WAFER_HEADERS = frozenset(
+    {
+        HEADER_CODE,
+        HEADER_ENCRYPTED_DATA,
+        HEADER_LEGACY_ENCRYPTED_DATA,
+        HEADER_IV,
+        HEADER_ID,
+        HEADER_SKEY,
+    }
+)
 
 # Limits well above anything WeChat or our own tokens produce.
 _MAX_TOKEN = 256
@@ -87,9 +95,11 @@ class WaferResponse:
 
     @property
     def headers(self) -> list[tuple[str, str]]:
-        return [("content-type", "application/json; charset=utf-8"),
-                ("cache-control", "no-store"),
-                ("content-length", str(len(self.content)))]
+        return [
+            ("content-type", "application/json; charset=utf-8"),
+            ("cache-control", "no-store"),
+            ("content-length", str(len(self.content))),
+        ]
 
 
 @dataclass(frozen=True)
@@ -144,9 +154,13 @@ def error_response(exc: WaferError, *, login: bool = False) -> WaferResponse:
     return WaferResponse(exc.status, body)
 
 
-def _header(headers: Mapping[str, str], name: str, limit: int = _MAX_TOKEN,
-            pattern: re.Pattern[str] = _TOKEN,
-            malformed: type[WaferError] = BadRequest) -> str | None:
+def _header(
+    headers: Mapping[str, str],
+    name: str,
+    limit: int = _MAX_TOKEN,
+    pattern: re.Pattern[str] = _TOKEN,
+    malformed: type[WaferError] = BadRequest,
+) -> str | None:
     value = headers.get(name)
     if value is None:
         return None

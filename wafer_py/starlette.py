@@ -45,9 +45,20 @@ if TYPE_CHECKING:
 
     from .oauth import Scope
 
-__all__ = ["WaferMiddleware", "WaferUser", "login_required", "require_user", "wafer_state",
-           "SCOPE_KEY", "fetch_phone_number", "error_response", "WaferWeb",
-           "web_login_required", "get_web_user", "WEB_USER_KEY"]
+__all__ = [
+    "WaferMiddleware",
+    "WaferUser",
+    "login_required",
+    "require_user",
+    "wafer_state",
+    "SCOPE_KEY",
+    "fetch_phone_number",
+    "error_response",
+    "WaferWeb",
+    "web_login_required",
+    "get_web_user",
+    "WEB_USER_KEY",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,8 +106,9 @@ def error_response(exc: WaferError) -> Response:
     return Response(answer.content, answer.status, headers=dict(answer.headers))
 
 
-async def fetch_phone_number(request: Request, auth: WaferAuth,
-                             code: str | None = None) -> PhoneNumber:
+async def fetch_phone_number(
+    request: Request, auth: WaferAuth, code: str | None = None
+) -> PhoneNumber:
     """Exchange a ``getPhoneNumber`` code for the request's user; store it on the user.
 
     ``code`` defaults to the ``code`` of the request's JSON body. WeChat and the store
@@ -145,8 +157,14 @@ class WaferWeb:
     go to :class:`~wafer_py.weblogin.WebLogin` (``callback_path``, ``public_url``...).
     """
 
-    def __init__(self, app: Starlette | None = None, auth: WaferAuth | None = None, *,
-                 login: WebLogin | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        app: Starlette | None = None,
+        auth: WaferAuth | None = None,
+        *,
+        login: WebLogin | None = None,
+        **options: Any,
+    ) -> None:
         if login is None:
             auth = auth or WaferAuth(options.pop("config", None))
             login = WebLogin.from_auth(auth, **options)
@@ -155,22 +173,31 @@ class WaferWeb:
             self.init_app(app)
 
     def init_app(self, app: Starlette) -> None:
-        app.router.routes.append(Route(self.login.callback_path, self.callback,
-                                       methods=["GET"], name="wafer_web_callback"))
+        app.router.routes.append(
+            Route(
+                self.login.callback_path, self.callback, methods=["GET"], name="wafer_web_callback"
+            )
+        )
         app.state.wafer_web = self
 
     async def callback(self, request: Request) -> Response:
         """The endpoint WeChat sends the browser back to."""
         answer = await run_in_threadpool(
-            self.login.finish, dict(request.query_params),
-            cookie=request.cookies.get(self.login.cookie_name), secure=_is_secure(request))
+            self.login.finish,
+            dict(request.query_params),
+            cookie=request.cookies.get(self.login.cookie_name),
+            secure=_is_secure(request),
+        )
         return _answer(answer)
 
     async def logout(self, request: Request, redirect_to: str = "/") -> Response:
         """A response that ends the request's web session and goes to ``redirect_to``."""
         answer = await run_in_threadpool(
-            self.login.logout, request.cookies.get(self.login.cookie_name),
-            redirect_to=redirect_to, secure=_is_secure(request))
+            self.login.logout,
+            request.cookies.get(self.login.cookie_name),
+            redirect_to=redirect_to,
+            secure=_is_secure(request),
+        )
         return _answer(answer)
 
 
@@ -187,8 +214,7 @@ def get_web_user(conn: HTTPConnection) -> WebUser | None:
     return user if isinstance(user, WebUser) else None
 
 
-def web_login_required(endpoint: F | None = None, *,
-                       scope: Scope = "snsapi_base") -> Any:
+def web_login_required(endpoint: F | None = None, *, scope: Scope = "snsapi_base") -> Any:
     """Send a browser without a web session of ``scope`` through WeChat's OAuth first.
 
     ``@web_login_required`` (silent ``snsapi_base``: openid only) or
@@ -203,9 +229,13 @@ def web_login_required(endpoint: F | None = None, *,
         async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Any:
             login = _web(request).login
             access = await run_in_threadpool(
-                login.guard, request.cookies.get(login.cookie_name), scope=scope,
-                next_path=_next_path(request), base_url=_origin(request),
-                secure=_is_secure(request))
+                login.guard,
+                request.cookies.get(login.cookie_name),
+                scope=scope,
+                next_path=_next_path(request),
+                base_url=_origin(request),
+                secure=_is_secure(request),
+            )
             if access.answer is not None:
                 return _answer(access.answer)
             request.scope[WEB_USER_KEY] = access.user
@@ -214,8 +244,9 @@ def web_login_required(endpoint: F | None = None, *,
             else:
                 response = await run_in_threadpool(endpoint, request, *args, **kwargs)
             for name, value in access.headers:
-                response.raw_headers.append((name.lower().encode("latin-1"),
-                                             value.encode("latin-1")))
+                response.raw_headers.append(
+                    (name.lower().encode("latin-1"), value.encode("latin-1"))
+                )
             return response
 
         return cast(F, wrapper)

@@ -29,14 +29,19 @@ __all__ = ["SessionStoreContract", "make_session", "run_threads"]
 _BOX = SecretBox(["wafer_py contract suite"])
 
 
-def make_session(openid: str, *, now: float = 1000.0, ttl: float = 3600.0,
-                 skey: str | None = None) -> tuple[Session, str]:
+def make_session(
+    openid: str, *, now: float = 1000.0, ttl: float = 3600.0, skey: str | None = None
+) -> tuple[Session, str]:
     """A fresh session for ``openid`` and its skey (for store tests)."""
     skey = skey or new_skey()
     session = Session(
-        id=new_session_id(), openid=openid, skey_hash=_BOX.hash_skey(skey),
+        id=new_session_id(),
+        openid=openid,
+        skey_hash=_BOX.hash_skey(skey),
         sealed_session_key=_BOX.seal("c2Vzc2lvbmtleTEyMzQ1Ng==", context=openid),
-        created_at=now, last_seen=now, expires_at=now + ttl,
+        created_at=now,
+        last_seen=now,
+        expires_at=now + ttl,
     )
     return session, skey
 
@@ -112,7 +117,10 @@ class SessionStoreContract:
         user = store.update_phone(openid, "+8613800138000", now=5.0)
         assert user is not None
         assert (user.phone, user.updated_at, user.profile) == (
-            "+8613800138000", 5.0, {"nickName": "A"})
+            "+8613800138000",
+            5.0,
+            {"nickName": "A"},
+        )
         # The phone survives profile updates and repeated logins, and can be cleared.
         store.update_profile(openid, {"nickName": "B"}, now=6.0)
         again = store.ensure_user(openid, unionid=None, profile={}, now=7.0)
@@ -128,8 +136,11 @@ class SessionStoreContract:
 
         def login(i: int) -> None:
             try:
-                users.append(store.ensure_user(openid, unionid=None,
-                                               profile={"nickName": str(i)}, now=float(i)))
+                users.append(
+                    store.ensure_user(
+                        openid, unionid=None, profile={"nickName": str(i)}, now=float(i)
+                    )
+                )
             except BaseException as exc:
                 errors.append(exc)
 

@@ -75,8 +75,14 @@ class CachedToken:
     fetched_at: float
 
     def to_json(self) -> str:
-        return json.dumps({"access_token": self.access_token, "expires_at": self.expires_at,
-                           "refresh_at": self.refresh_at, "fetched_at": self.fetched_at})
+        return json.dumps(
+            {
+                "access_token": self.access_token,
+                "expires_at": self.expires_at,
+                "refresh_at": self.refresh_at,
+                "fetched_at": self.fetched_at,
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> CachedToken | None:
@@ -98,8 +104,9 @@ class TokenSource(Protocol):
     @property
     def appid(self) -> str: ...
 
-    def fetch_access_token(self, *, stable: bool = True,
-                           force_refresh: bool = False) -> AccessToken: ...
+    def fetch_access_token(
+        self, *, stable: bool = True, force_refresh: bool = False
+    ) -> AccessToken: ...
 
 
 class AccessTokenCache:
@@ -146,8 +153,10 @@ class AccessTokenCache:
         self._local = threading.Lock()
 
     def __repr__(self) -> str:
-        return (f"AccessTokenCache(key={self.key!r}, store={self.store!r}, "
-                f"stable={self.stable}, gap={self.gap})")
+        return (
+            f"AccessTokenCache(key={self.key!r}, store={self.store!r}, "
+            f"stable={self.stable}, gap={self.gap})"
+        )
 
     # ----------------------------------------------------------------- public
 
@@ -169,8 +178,11 @@ class AccessTokenCache:
         (``force_refresh``: 20 a day, and it invalidates the current token at once).
         """
         if rejected is not None:
-            return self._obtain(lambda c, t: c.access_token != rejected and t < c.expires_at,
-                                rejected=rejected, force=force).access_token
+            return self._obtain(
+                lambda c, t: c.access_token != rejected and t < c.expires_at,
+                rejected=rejected,
+                force=force,
+            ).access_token
         started = self.clock()
         return self._obtain(lambda c, t: c.fetched_at > started, force=force).access_token
 
@@ -182,8 +194,9 @@ class AccessTokenCache:
         owner = secrets.token_urlsafe(16)
         deadline = time.monotonic() + self.wait
         delay = _FIRST_POLL
-        while not self.store.acquire_lock(self.lock_name, owner, ttl=self.lock_ttl,
-                                          now=self.clock()):
+        while not self.store.acquire_lock(
+            self.lock_name, owner, ttl=self.lock_ttl, now=self.clock()
+        ):
             delay = self._pause(delay, deadline)
         try:
             cached = self.peek()
@@ -200,8 +213,14 @@ class AccessTokenCache:
 
     # --------------------------------------------------------------- refresh
 
-    def _obtain(self, good: Callable[[CachedToken, float], bool], *, stale_ok: bool = False,
-                rejected: str | None = None, force: bool = False) -> CachedToken:
+    def _obtain(
+        self,
+        good: Callable[[CachedToken, float], bool],
+        *,
+        stale_ok: bool = False,
+        rejected: str | None = None,
+        force: bool = False,
+    ) -> CachedToken:
         """Return a cached token ``good(cached, now)`` accepts, fetching one if none is."""
         deadline = time.monotonic() + self.wait
         if not self._local.acquire(blocking=False):
@@ -209,8 +228,9 @@ class AccessTokenCache:
             if stale_ok and cached is not None and self.clock() < cached.expires_at:
                 return cached  # another thread of this process is refreshing it
             if not self._local.acquire(timeout=self.wait):
-                raise AccessTokenUnavailable("timed out waiting for this process's "
-                                             "access_token refresh")
+                raise AccessTokenUnavailable(
+                    "timed out waiting for this process's access_token refresh"
+                )
         try:
             owner = secrets.token_urlsafe(16)
             delay = _FIRST_POLL
@@ -238,14 +258,19 @@ class AccessTokenCache:
     def _fetch_and_store(self, rejected: str | None, force: bool) -> CachedToken:
         started = self.clock()
         if rejected is not None:
-            logger.warning("wafer_py: WeChat rejected the cached access_token of %s; "
-                           "fetching a new one", self.source.appid)
+            logger.warning(
+                "wafer_py: WeChat rejected the cached access_token of %s; fetching a new one",
+                self.source.appid,
+            )
         token = self.source.fetch_access_token(stable=self.stable, force_refresh=force)
         if self.stable and not force and rejected is not None and token.access_token == rejected:
             # stable_token handed back the very token WeChat refused: only a forced
             # refresh gives another one.
-            logger.warning("wafer_py: WeChat rejected its current stable access_token for %s; "
-                           "forcing a refresh", self.source.appid)
+            logger.warning(
+                "wafer_py: WeChat rejected its current stable access_token for %s; "
+                "forcing a refresh",
+                self.source.appid,
+            )
             token = self.source.fetch_access_token(stable=True, force_refresh=True)
         if not token.access_token or token.expires_in <= 0:
             raise WeChatError("WeChat's access_token answer has no token or lifetime")
@@ -263,7 +288,8 @@ class AccessTokenCache:
         left = deadline - time.monotonic()
         if left <= 0:
             raise AccessTokenUnavailable(
-                f"no access_token after waiting {self.wait:g} s for another refresh")
+                f"no access_token after waiting {self.wait:g} s for another refresh"
+            )
         # Jitter keeps pollers of several processes from waking in step.
         time.sleep(min(left, delay * (0.5 + secrets.randbelow(1000) / 1000)))
         return min(delay * 2, _MAX_POLL)
@@ -273,5 +299,4 @@ class AccessTokenCache:
             self.store.release_lock(self.lock_name, owner)
         except StoreUnavailable:
             # The lock lapses by itself after lock_ttl.
-            logger.warning("wafer_py: could not release the access_token lock %s",
-                           self.lock_name)
+            logger.warning("wafer_py: could not release the access_token lock %s", self.lock_name)

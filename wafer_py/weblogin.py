@@ -137,16 +137,19 @@ def error_page(exc: WaferError, next_path: str) -> WebAnswer:
     """
     status = exc.status if exc.status >= 500 else 400
     body = (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>WeChat login failed</title></head><body>"
         "<h1>WeChat login failed</h1>"
-        f"<p id=\"message\">{html.escape(exc.message)}</p>"
-        f"<p><a href=\"{html.escape(next_path)}\">Try again</a></p>"
+        f'<p id="message">{html.escape(exc.message)}</p>'
+        f'<p><a href="{html.escape(next_path)}">Try again</a></p>'
         f"<!-- reason: {html.escape(exc.reason)} --></body></html>"
     )
-    return WebAnswer(status, [("Content-Type", "text/html; charset=utf-8"),
-                              ("Cache-Control", "no-store")], body.encode("utf-8"))
+    return WebAnswer(
+        status,
+        [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")],
+        body.encode("utf-8"),
+    )
 
 
 @dataclass(frozen=True)
@@ -213,8 +216,10 @@ class WebLogin:
         self.store = store
         keys = list(secret_keys if secret_keys is not None else config.secret_keys)
         if not keys:
-            logger.warning("wafer_py: no secret key configured (WAFER_SECRET_KEY); web "
-                           "sessions and login links will not survive a restart.")
+            logger.warning(
+                "wafer_py: no secret key configured (WAFER_SECRET_KEY); web "
+                "sessions and login links will not survive a restart."
+            )
             keys = [_random_key()]
         self.secrets = secret_box or SecretBox(keys)
         self.clock = clock
@@ -228,8 +233,11 @@ class WebLogin:
         self.on_error = on_error
         self.states = OAuthStateSigner(keys, max_age=state_max_age, clock=clock)
         self._cookies = URLSafeTimedSerializer(
-            list(reversed(keys)), salt="wafer_py.web-session", signer=ClockedSigner,
-            signer_kwargs={"clock": clock, "digest_method": hashlib.sha256})
+            list(reversed(keys)),
+            salt="wafer_py.web-session",
+            signer=ClockedSigner,
+            signer_kwargs={"clock": clock, "digest_method": hashlib.sha256},
+        )
 
     @classmethod
     def from_auth(cls, auth: WaferAuth, **options: Any) -> WebLogin:
@@ -247,8 +255,15 @@ class WebLogin:
         self.oauth.close()
 
     # -- the adapters' entry points ------------------------------------------------
-    def guard(self, cookie: str | None, *, scope: Scope = "snsapi_base", next_path: str = "/",
-              base_url: str = "", secure: bool = False) -> WebAccess:
+    def guard(
+        self,
+        cookie: str | None,
+        *,
+        scope: Scope = "snsapi_base",
+        next_path: str = "/",
+        base_url: str = "",
+        secure: bool = False,
+    ) -> WebAccess:
         """Let a request with a web session of ``scope`` through; redirect the rest.
 
         ``next_path`` is the page (path and query) to come back to and ``base_url`` the
@@ -261,12 +276,12 @@ class WebLogin:
             location = self.authorize_url(scope=scope, next_path=next_path, base_url=base_url)
         except WaferError as exc:  # the store is down: say so, do not send to WeChat
             return WebAccess(None, self.on_error(exc, local_path(next_path)))
-        answer = WebAnswer(302, [("Location", location), ("Cache-Control", "no-store"),
-                                 *headers])
+        answer = WebAnswer(302, [("Location", location), ("Cache-Control", "no-store"), *headers])
         return WebAccess(None, answer)
 
-    def authorize_url(self, *, scope: Scope = "snsapi_base", next_path: str = "/",
-                      base_url: str = "") -> str:
+    def authorize_url(
+        self, *, scope: Scope = "snsapi_base", next_path: str = "/", base_url: str = ""
+    ) -> str:
         """WeChat's authorize URL for a login that comes back to ``next_path``."""
         next_path = local_path(next_path)
         origin = self.public_url or base_url.rstrip("/")
@@ -274,8 +289,9 @@ class WebLogin:
         state = self.states.issue(bound=next_path)
         return self.oauth.authorize_url(redirect_uri, state=state, scope=scope).url
 
-    def finish(self, query: Mapping[str, str], *, cookie: str | None = None,
-               secure: bool = False) -> WebAnswer:
+    def finish(
+        self, query: Mapping[str, str], *, cookie: str | None = None, secure: bool = False
+    ) -> WebAnswer:
         """Answer WeChat's callback: a redirect with a new web session, or an error page."""
         raw_next = query.get("next") or "/"
         try:
@@ -284,19 +300,33 @@ class WebLogin:
             logger.info("wafer_py: web login refused: %s", exc.reason)
             return self.on_error(exc, local_path(raw_next))
         self._revoke(cookie)
-        return WebAnswer(302, [("Location", _location(local_path(raw_next))),
-                               ("Cache-Control", "no-store"), self._set_cookie(user, secure)])
+        return WebAnswer(
+            302,
+            [
+                ("Location", _location(local_path(raw_next))),
+                ("Cache-Control", "no-store"),
+                self._set_cookie(user, secure),
+            ],
+        )
 
-    def logout(self, cookie: str | None, *, redirect_to: str = "/",
-               secure: bool = False) -> WebAnswer:
+    def logout(
+        self, cookie: str | None, *, redirect_to: str = "/", secure: bool = False
+    ) -> WebAnswer:
         """End the web session (its tokens are deleted) and clear the cookie."""
         self._revoke(cookie)
-        return WebAnswer(302, [("Location", _location(local_path(redirect_to))),
-                               ("Cache-Control", "no-store"), self._clear_cookie(secure)])
+        return WebAnswer(
+            302,
+            [
+                ("Location", _location(local_path(redirect_to))),
+                ("Cache-Control", "no-store"),
+                self._clear_cookie(secure),
+            ],
+        )
 
     # -- web sessions ------------------------------------------------------------------
-    def authenticate(self, cookie: str | None, *,
-                     secure: bool = False) -> tuple[WebUser | None, list[tuple[str, str]]]:
+    def authenticate(
+        self, cookie: str | None, *, secure: bool = False
+    ) -> tuple[WebUser | None, list[tuple[str, str]]]:
         """The cookie's user (refreshing an expired access token), and cookie headers."""
         user = self._read_cookie(cookie)
         if user is None:
@@ -348,8 +378,12 @@ class WebLogin:
         try:
             token = self.oauth.fetch_token(code)
         except InvalidCode as exc:  # 40029 / 40163 / 42003: a web page's words for them
-            raise type(exc)(exc.errcode, exc.errmsg, "WeChat did not accept this login code "
-                            "(invalid, expired or already used); please start again") from None
+            raise type(exc)(
+                exc.errcode,
+                exc.errmsg,
+                "WeChat did not accept this login code "
+                "(invalid, expired or already used); please start again",
+            ) from None
         nickname = avatar = ""
         if token.has_scope(_USERINFO):
             info = self.oauth.get_userinfo(token.access_token, token.openid, self.lang)
@@ -359,8 +393,9 @@ class WebLogin:
         now = self.clock()
         tokens = _Tokens(token.openid, token.scope, "", 0.0, "", now + _REFRESH_TTL)
         self._save(key, tokens, token)
-        return WebUser(token.openid, token.scope or "snsapi_base", token.unionid, nickname,
-                       avatar, session_id)
+        return WebUser(
+            token.openid, token.scope or "snsapi_base", token.unionid, nickname, avatar, session_id
+        )
 
     def _refresh(self, user: WebUser, key: str, tokens: _Tokens) -> WebUser | None:
         try:
@@ -369,12 +404,15 @@ class WebLogin:
             self._call(self.store.delete_entry, key)
             return None
         except WeChatError as exc:
-            logger.warning("wafer_py: web session refresh failed (%s); serving the cookie's "
-                           "profile", exc.reason)
+            logger.warning(
+                "wafer_py: web session refresh failed (%s); serving the cookie's profile",
+                exc.reason,
+            )
             return user
         self._save(key, tokens, token)
-        fresh = replace(user, scope=token.scope or user.scope,
-                        unionid=token.unionid or user.unionid)
+        fresh = replace(
+            user, scope=token.scope or user.scope, unionid=token.unionid or user.unionid
+        )
         if token.has_scope(_USERINFO):
             try:
                 info = self.oauth.get_userinfo(token.access_token, token.openid, self.lang)
@@ -387,7 +425,8 @@ class WebLogin:
     def _save(self, key: str, old: _Tokens, token: OAuthToken) -> None:
         now = self.clock()
         same_refresh = bool(old.refresh) and hmac.compare_digest(
-            self._unseal(old.refresh, key).encode(), token.refresh_token.encode())
+            self._unseal(old.refresh, key).encode(), token.refresh_token.encode()
+        )
         # A refresh that hands back the same refresh token does not extend its 30 days.
         refresh_expires_at = old.refresh_expires_at if same_refresh else now + _REFRESH_TTL
         record = _Tokens(
@@ -408,8 +447,11 @@ class WebLogin:
         try:
             return self.secrets.unseal(sealed, context=key)
         except ValueError:
-            raise InvalidRefreshToken(40030, "", "the web session's tokens do not open under "
-                                      "the configured keys; log in again") from None
+            raise InvalidRefreshToken(
+                40030,
+                "",
+                "the web session's tokens do not open under the configured keys; log in again",
+            ) from None
 
     def _revoke(self, cookie: str | None) -> None:
         user = self._read_cookie(cookie)
@@ -421,9 +463,14 @@ class WebLogin:
             return None
         try:
             data = self._cookies.loads(cookie, max_age=self.session_max_age)
-            return WebUser(openid=str(data["o"]), scope=str(data["c"]),
-                           unionid=data.get("u") or None, nickname=str(data.get("n", "")),
-                           avatar=str(data.get("a", "")), session_id=str(data["s"]))
+            return WebUser(
+                openid=str(data["o"]),
+                scope=str(data["c"]),
+                unionid=data.get("u") or None,
+                nickname=str(data.get("n", "")),
+                avatar=str(data.get("a", "")),
+                session_id=str(data["s"]),
+            )
         except (BadData, KeyError, TypeError, AttributeError):
             return None
 
@@ -432,14 +479,24 @@ class WebLogin:
         return "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
 
     def _set_cookie(self, user: WebUser, secure: bool = False) -> tuple[str, str]:
-        value = self._cookies.dumps({"s": user.session_id, "o": user.openid, "c": user.scope,
-                                     "u": user.unionid, "n": user.nickname, "a": user.avatar})
-        return ("Set-Cookie", f"{self.cookie_name}={value}; Max-Age={self.session_max_age}"
-                + self._cookie_attributes(secure))
+        value = self._cookies.dumps(
+            {
+                "s": user.session_id,
+                "o": user.openid,
+                "c": user.scope,
+                "u": user.unionid,
+                "n": user.nickname,
+                "a": user.avatar,
+            }
+        )
+        return (
+            "Set-Cookie",
+            f"{self.cookie_name}={value}; Max-Age={self.session_max_age}"
+            + self._cookie_attributes(secure),
+        )
 
     def _clear_cookie(self, secure: bool = False) -> tuple[str, str]:
-        return ("Set-Cookie", f"{self.cookie_name}=; Max-Age=0"
-                + self._cookie_attributes(secure))
+        return ("Set-Cookie", f"{self.cookie_name}=; Max-Age=0" + self._cookie_attributes(secure))
 
     def _call(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call the store; anything but a wafer_py error means it is unavailable."""

@@ -97,8 +97,15 @@ class WeChatClient:
     def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         return self.request("GET", path, params=params)
 
-    def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-                body: Mapping[str, Any] | None = None, retry: bool = False) -> dict[str, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        retry: bool = False,
+    ) -> dict[str, Any]:
         """Call WeChat's ``path`` (``body`` is sent as JSON); return the JSON answer.
 
         A non-zero errcode raises its exception from :mod:`wafer_py.exceptions`. With
@@ -114,16 +121,23 @@ class WeChatClient:
                 if attempt + 1 >= attempts:
                     raise
                 pause = min(self.backoff * 2**attempt, 2.0)
-                logger.info("wafer_py: WeChat %s: %s; retrying in %.2f s", path,
-                            type(exc).__name__, pause)
+                logger.info(
+                    "wafer_py: WeChat %s: %s; retrying in %.2f s", path, type(exc).__name__, pause
+                )
                 time.sleep(pause)
         raise AssertionError("unreachable")
 
-    def _send(self, method: str, path: str, params: Mapping[str, str] | None,
-              body: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
         try:
-            response = self.http.request(method, self.api_base + path, params=params,
-                                         json=body, timeout=self.timeout)
+            response = self.http.request(
+                method, self.api_base + path, params=params, json=body, timeout=self.timeout
+            )
         except requests.RequestException as exc:
             # The exception text may hold the URL, and so the secret: name the type only.
             logger.warning("wafer_py: WeChat %s failed: %s", path, type(exc).__name__)
@@ -139,8 +153,12 @@ class WeChatClient:
         """
         data = self._get(
             "/sns/jscode2session",
-            {"appid": self.appid, "secret": self._secret, "js_code": code,
-             "grant_type": "authorization_code"},
+            {
+                "appid": self.appid,
+                "secret": self._secret,
+                "js_code": code,
+                "grant_type": "authorization_code",
+            },
         )
         openid, session_key = data.get("openid"), data.get("session_key")
         if not isinstance(openid, str) or not openid or not isinstance(session_key, str):
@@ -148,8 +166,9 @@ class WeChatClient:
         unionid = data.get("unionid")
         return Code2Session(openid, session_key, unionid if isinstance(unionid, str) else None)
 
-    def fetch_access_token(self, *, stable: bool = True,
-                           force_refresh: bool = False) -> AccessToken:
+    def fetch_access_token(
+        self, *, stable: bool = True, force_refresh: bool = False
+    ) -> AccessToken:
         """Fetch the app's global ``access_token`` from WeChat: no cache, no lock.
 
         Use :class:`~wafer_py.tokens.AccessTokenCache` instead: it shares one token
@@ -158,15 +177,27 @@ class WeChatClient:
         one, 20 times a day), else the classic ``GET /cgi-bin/token`` (every call makes a
         new token and retires the previous one after 5 minutes).
         """
-        credentials = {"grant_type": "client_credential", "appid": self.appid,
-                       "secret": self._secret}
+        credentials = {
+            "grant_type": "client_credential",
+            "appid": self.appid,
+            "secret": self._secret,
+        }
         if stable:
-            data = self.request("POST", "/cgi-bin/stable_token", retry=True,
-                                body={**credentials, "force_refresh": force_refresh})
+            data = self.request(
+                "POST",
+                "/cgi-bin/stable_token",
+                retry=True,
+                body={**credentials, "force_refresh": force_refresh},
+            )
         else:
             data = self.request("GET", "/cgi-bin/token", params=credentials, retry=True)
         token, expires_in = data.get("access_token"), data.get("expires_in")
-        if (not isinstance(token, str) or not token or isinstance(expires_in, bool)
-                or not isinstance(expires_in, (int, float)) or expires_in <= 0):
+        if (
+            not isinstance(token, str)
+            or not token
+            or isinstance(expires_in, bool)
+            or not isinstance(expires_in, (int, float))
+            or expires_in <= 0
+        ):
             raise WeChatError("WeChat's access_token answer has no token or lifetime")
         return AccessToken(token, float(expires_in))

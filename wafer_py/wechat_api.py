@@ -66,12 +66,20 @@ class WeChatAPI:
         """A valid ``access_token`` from the shared cache."""
         return self.tokens.get()
 
-    def call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-             body: Mapping[str, Any] | None = None, retry: bool = False) -> dict[str, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        retry: bool = False,
+    ) -> dict[str, Any]:
         """Call any token-taking API ``path``; ``access_token`` is added to the query.
 
         ``retry`` as in :meth:`WeChatClient.request`: only for calls safe to repeat.
         """
+
         def send(token: str) -> dict[str, Any]:
             query = {**(params or {}), "access_token": token}
             return self.client.request(method, path, params=query, body=body, retry=retry)
@@ -83,8 +91,12 @@ class WeChatAPI:
         try:
             return send(token)
         except InvalidAccessToken as exc:
-            logger.info("wafer_py: WeChat rejected the access_token on %s (errcode %s); "
-                        "retrying once with a fresh one", path, exc.errcode)
+            logger.info(
+                "wafer_py: WeChat rejected the access_token on %s (errcode %s); "
+                "retrying once with a fresh one",
+                path,
+                exc.errcode,
+            )
             token = self.tokens.refresh(rejected=token)
         return send(token)
 
@@ -101,9 +113,12 @@ class WeChatAPI:
         try:
             data = self.call("POST", PHONE_NUMBER, body=body)
         except InvalidCode as exc:
-            raise type(exc)(exc.errcode, exc.errmsg,
-                            "the phone number code is invalid, expired or already used; "
-                            "ask the user to tap the phone number button again") from None
+            raise type(exc)(
+                exc.errcode,
+                exc.errmsg,
+                "the phone number code is invalid, expired or already used; "
+                "ask the user to tap the phone number button again",
+            ) from None
         return PhoneNumber.from_wechat(data.get("phone_info"))
 
     # -------------------------------------------------------------- session key
@@ -136,5 +151,8 @@ class WeChatAPI:
 
 def _signed(openid: str, session_key: str) -> dict[str, str]:
     # WeChat's login-state signature of an empty message, keyed by the session_key string.
-    return {"openid": openid, "signature": hmac_signature(session_key, ""),
-            "sig_method": "hmac_sha256"}
+    return {
+        "openid": openid,
+        "signature": hmac_signature(session_key, ""),
+        "sig_method": "hmac_sha256",
+    }

@@ -36,8 +36,7 @@ class _InThreads:
     async def _run(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._limiter is None:  # made inside the event loop that uses it
             self._limiter = CapacityLimiter(self.max_threads)
-        return await anyio.to_thread.run_sync(lambda: call(*args, **kwargs),
-                                              limiter=self._limiter)
+        return await anyio.to_thread.run_sync(lambda: call(*args, **kwargs), limiter=self._limiter)
 
 
 class AsyncWeChatClient(_InThreads):
@@ -54,11 +53,13 @@ class AsyncWeChatClient(_InThreads):
         """See :meth:`WeChatClient.code2session`."""
         return await self._run(self.client.code2session, code)
 
-    async def fetch_access_token(self, *, stable: bool = True,
-                                 force_refresh: bool = False) -> AccessToken:
+    async def fetch_access_token(
+        self, *, stable: bool = True, force_refresh: bool = False
+    ) -> AccessToken:
         """See :meth:`WeChatClient.fetch_access_token`."""
-        return await self._run(self.client.fetch_access_token, stable=stable,
-                               force_refresh=force_refresh)
+        return await self._run(
+            self.client.fetch_access_token, stable=stable, force_refresh=force_refresh
+        )
 
 
 class AsyncWeChatAPI(_InThreads):
@@ -75,11 +76,17 @@ class AsyncWeChatAPI(_InThreads):
         """See :meth:`WeChatAPI.access_token`."""
         return await self._run(self.api.access_token)
 
-    async def call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-                   body: Mapping[str, Any] | None = None, retry: bool = False) -> dict[str, Any]:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        retry: bool = False,
+    ) -> dict[str, Any]:
         """See :meth:`WeChatAPI.call`."""
-        return await self._run(self.api.call, method, path, params=params, body=body,
-                               retry=retry)
+        return await self._run(self.api.call, method, path, params=params, body=body, retry=retry)
 
     async def get_phone_number(self, code: str, openid: str | None = None) -> PhoneNumber:
         """See :meth:`WeChatAPI.get_phone_number`."""

@@ -58,10 +58,17 @@ def send_response(response: WaferResponse, start_response: StartResponse) -> Ite
     return [response.content]
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-            422: "Unprocessable Entity", 429: "Too Many Requests",
-            431: "Request Header Fields Too Large", 502: "Bad Gateway",
-            503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 class WaferWSGIMiddleware:
@@ -86,8 +93,7 @@ class WaferWSGIMiddleware:
         self.protocol = WaferProtocol(self.auth, path_matcher(protect))
         self.challenge_statuses = frozenset(challenge_statuses)
 
-    def __call__(self, environ: WSGIEnvironment,
-                 start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
         outcome = self.protocol.handle(path, wafer_headers(environ))
         if isinstance(outcome, WaferResponse):
@@ -97,12 +103,14 @@ class WaferWSGIMiddleware:
             return self.app(environ, start_response)
         return self._call_with_challenge(environ, start_response, outcome)
 
-    def _call_with_challenge(self, environ: WSGIEnvironment, start_response: StartResponse,
-                             state: RequestState) -> Iterable[bytes]:
+    def _call_with_challenge(
+        self, environ: WSGIEnvironment, start_response: StartResponse, state: RequestState
+    ) -> Iterable[bytes]:
         challenged = started = False
 
-        def capture(status: str, headers: list[tuple[str, str]],
-                    exc_info: Any = None) -> Callable[[bytes], object]:
+        def capture(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], object]:
             nonlocal challenged, started
             started = True
             if int(status.split(" ", 1)[0]) in self.challenge_statuses:

@@ -71,9 +71,9 @@ def create_app(auth: WaferAuth | None = None) -> Flask:
 def profile_page(nickname: str, avatar: str) -> str:
     """The page a WeChat user sees: nickname and avatar, escaped."""
     return (
-        "<!doctype html><html><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!doctype html><html><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>Profile</title></head><body>"
-        f"<img id=\"avatar\" src=\"{escape(avatar)}\" alt=\"\" width=\"64\" height=\"64\">"
-        f"<h1 id=\"nickname\">{escape(nickname)}</h1></body></html>"
+        f'<img id="avatar" src="{escape(avatar)}" alt="" width="64" height="64">'
+        f'<h1 id="nickname">{escape(nickname)}</h1></body></html>'
     )

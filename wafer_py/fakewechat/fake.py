@@ -120,11 +120,17 @@ class FakeWeChat:
         """What ``wx.getUserInfo`` returns, under the user's current session_key."""
         return miniprogram.user_info(self.state, appid or self.state.default_appid, user, **profile)
 
-    def phone_code(self, appid: str | None = None, user: str = "alice",
-                   phone_number: str | None = None, country_code: str = "86") -> dict[str, str]:
+    def phone_code(
+        self,
+        appid: str | None = None,
+        user: str = "alice",
+        phone_number: str | None = None,
+        country_code: str = "86",
+    ) -> dict[str, str]:
         """What the ``getPhoneNumber`` button yields: ``{"code", "phoneNumber", ...}``."""
-        return self.server_api.phone_code(appid or self.state.default_appid, user,
-                                          phone_number, country_code)
+        return self.server_api.phone_code(
+            appid or self.state.default_appid, user, phone_number, country_code
+        )
 
     def expire_tokens(self, appid: str | None = None) -> int:
         """Expire every access_token handed out so far, at once; return how many."""

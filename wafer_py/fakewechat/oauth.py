@@ -130,8 +130,9 @@ class OAuthBook:
         self._profiles.clear()
 
     # -- what tests call ---------------------------------------------------------
-    def authorize(self, appid: str | None = None, user: str = "alice",
-                  scope: str = "snsapi_base") -> str:
+    def authorize(
+        self, appid: str | None = None, user: str = "alice", scope: str = "snsapi_base"
+    ) -> str:
         """A code for ``user``, as the authorize page gives after "allow"."""
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}")
@@ -140,8 +141,9 @@ class OAuthBook:
             self.state.user(appid, user)  # checks the app and the handle
             now = self.state.now()
             if len(self._codes) > _PRUNE_ABOVE:
-                self._codes = {c: v for c, v in self._codes.items()
-                               if now - v.issued_at <= 2 * OAUTH_CODE_TTL}
+                self._codes = {
+                    c: v for c, v in self._codes.items() if now - v.issued_at <= 2 * OAUTH_CODE_TTL
+                }
             code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(32))
             self._codes[code] = OAuthCode(code, appid, user, scope, now)
             return code
@@ -178,8 +180,13 @@ class OAuthBook:
         """``handle``'s profile as ``/sns/userinfo`` sends it (without ids)."""
         base = miniprogram.default_profile(handle)
         profile: dict[str, Any] = {
-            "nickname": base["nickName"], "sex": 0, "province": "", "city": "", "country": "",
-            "headimgurl": base["avatarUrl"], "privilege": [],
+            "nickname": base["nickName"],
+            "sex": 0,
+            "province": "",
+            "city": "",
+            "country": "",
+            "headimgurl": base["avatarUrl"],
+            "privilege": [],
         }
         with self.state.lock:
             profile.update(self._profiles.get(handle, {}))
@@ -196,13 +203,29 @@ class OAuthBook:
     def _grant_tokens(self, code: OAuthCode, now: float) -> dict[str, Any]:
         account = self.state.user(code.appid, code.handle)
         access, refresh = self._new_token(), self._new_token()
-        self._access[access] = Grant(code.appid, code.handle, account.openid, account.unionid,
-                                     code.scope, now + ACCESS_TOKEN_TTL)
-        self._refresh[refresh] = Grant(code.appid, code.handle, account.openid,
-                                       account.unionid, code.scope, now + REFRESH_TOKEN_TTL)
-        body: dict[str, Any] = {"access_token": access, "expires_in": ACCESS_TOKEN_TTL,
-                                "refresh_token": refresh, "openid": account.openid,
-                                "scope": code.scope}
+        self._access[access] = Grant(
+            code.appid,
+            code.handle,
+            account.openid,
+            account.unionid,
+            code.scope,
+            now + ACCESS_TOKEN_TTL,
+        )
+        self._refresh[refresh] = Grant(
+            code.appid,
+            code.handle,
+            account.openid,
+            account.unionid,
+            code.scope,
+            now + REFRESH_TOKEN_TTL,
+        )
+        body: dict[str, Any] = {
+            "access_token": access,
+            "expires_in": ACCESS_TOKEN_TTL,
+            "refresh_token": refresh,
+            "openid": account.openid,
+            "scope": code.scope,
+        }
         if code.scope == "snsapi_userinfo":
             body["unionid"] = account.unionid
         return body
@@ -232,11 +255,21 @@ class OAuthBook:
             if grant.expires_at <= now:
                 return 42002
             access = self._new_token()
-            self._access[access] = Grant(grant.appid, grant.handle, grant.openid,
-                                         grant.unionid, grant.scope, now + ACCESS_TOKEN_TTL)
-            return {"access_token": access, "expires_in": ACCESS_TOKEN_TTL,
-                    "refresh_token": refresh_token, "openid": grant.openid,
-                    "scope": grant.scope}
+            self._access[access] = Grant(
+                grant.appid,
+                grant.handle,
+                grant.openid,
+                grant.unionid,
+                grant.scope,
+                now + ACCESS_TOKEN_TTL,
+            )
+            return {
+                "access_token": access,
+                "expires_in": ACCESS_TOKEN_TTL,
+                "refresh_token": refresh_token,
+                "openid": grant.openid,
+                "scope": grant.scope,
+            }
 
     def access(self, access_token: str, openid: str) -> Grant | int:
         """The grant of ``access_token`` if it is valid for ``openid``, or WeChat's errcode."""

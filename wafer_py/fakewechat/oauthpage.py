@@ -49,23 +49,28 @@ _PAGE_ERRORS = {
 
 
 def _page(title: str, body: str, status: int = 200) -> Response:
-    text = ("<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{html.escape(title)}</title></head><body>{body}</body></html>")
+    text = (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title></head><body>{body}</body></html>"
+    )
     return Response(status, text.encode("utf-8"), _HTML)
 
 
 def _error_page(errcode: int | None, message: str | None = None) -> Response:
     text = message or _PAGE_ERRORS.get(errcode or 0, "请求参数错误 (bad request)")
-    code = f"<p id=\"errcode\">errcode: {errcode}</p>" if errcode is not None else ""
-    return _page("微信 - 错误", f"<h1>Oops! Something went wrong:(</h1>"
-                 f"<p id=\"errmsg\">{html.escape(text)}</p>{code}")
+    code = f'<p id="errcode">errcode: {errcode}</p>' if errcode is not None else ""
+    return _page(
+        "微信 - 错误",
+        f'<h1>Oops! Something went wrong:(</h1><p id="errmsg">{html.escape(text)}</p>{code}',
+    )
 
 
 def _redirect(location: str) -> Response:
-    body = f"<a href=\"{html.escape(location)}\">{html.escape(location)}</a>"
-    return Response(302, body.encode("utf-8"), _HTML,
-                    {"Location": location, "Cache-Control": "no-store"})
+    body = f'<a href="{html.escape(location)}">{html.escape(location)}</a>'
+    return Response(
+        302, body.encode("utf-8"), _HTML, {"Location": location, "Cache-Control": "no-store"}
+    )
 
 
 def _with_params(uri: str, params: list[tuple[str, str]]) -> str:
@@ -97,8 +102,11 @@ def _check(book: OAuthBook, fields: dict[str, str]) -> Response | None:
     if not redirect_uri:
         return _error_page(10011)
     parts = urlsplit(redirect_uri)
-    if parts.scheme not in ("http", "https") or not parts.hostname or not book.domain_allowed(
-            appid, parts.hostname):
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not book.domain_allowed(appid, parts.hostname)
+    ):
         return _error_page(10003)
     if fields.get("response_type") != "code":
         return _error_page(None, "response_type must be code")
@@ -121,32 +129,38 @@ def authorize(book: OAuthBook, request: Request) -> Response:
     user = _user(request, fields)
     if scope == "snsapi_base":
         code = book.authorize(appid, user, scope)
-        return _redirect(_with_params(fields["redirect_uri"], [("code", code),
-                                                               ("state", state)]))
+        return _redirect(_with_params(fields["redirect_uri"], [("code", code), ("state", state)]))
     nickname = book.profile(user, "zh_CN")["nickname"]
     hidden = "".join(
-        f"<input type=\"hidden\" name=\"{name}\" value=\"{html.escape(fields.get(name, ''))}\">"
-        for name in ("appid", "redirect_uri", "response_type", "scope", "state"))
-    hidden += f"<input type=\"hidden\" name=\"user\" value=\"{html.escape(user)}\">"
+        f'<input type="hidden" name="{name}" value="{html.escape(fields.get(name, ""))}">'
+        for name in ("appid", "redirect_uri", "response_type", "scope", "state")
+    )
+    hidden += f'<input type="hidden" name="user" value="{html.escape(user)}">'
     host = urlsplit(fields["redirect_uri"]).hostname or ""
-    return _page("微信授权 - WeChat authorization", (
-        "<h1>微信授权登录</h1>"
-        f"<p id=\"app\">{html.escape(host)} (AppID {html.escape(appid)}) 申请获得以下权限 / "
-        "requests:</p><ul><li>获得你的公开信息（昵称、头像等）/ your public profile "
-        "(nickname, avatar)</li></ul>"
-        f"<p>当前微信用户 / signed in as: <strong id=\"user\">{html.escape(nickname)}"
-        "</strong></p>"
-        f"<form method=\"post\" action=\"{CONFIRM}\">{hidden}"
-        "<button type=\"submit\" name=\"decision\" value=\"allow\" id=\"allow\">允许 Allow"
-        "</button> <button type=\"submit\" name=\"decision\" value=\"deny\" id=\"deny\">"
-        "拒绝 Deny</button></form>"))
+    return _page(
+        "微信授权 - WeChat authorization",
+        (
+            "<h1>微信授权登录</h1>"
+            f'<p id="app">{html.escape(host)} (AppID {html.escape(appid)}) 申请获得以下权限 / '
+            "requests:</p><ul><li>获得你的公开信息（昵称、头像等）/ your public profile "
+            "(nickname, avatar)</li></ul>"
+            f'<p>当前微信用户 / signed in as: <strong id="user">{html.escape(nickname)}'
+            "</strong></p>"
+            f'<form method="post" action="{CONFIRM}">{hidden}'
+            '<button type="submit" name="decision" value="allow" id="allow">允许 Allow'
+            '</button> <button type="submit" name="decision" value="deny" id="deny">'
+            "拒绝 Deny</button></form>"
+        ),
+    )
 
 
 def confirm(book: OAuthBook, request: Request) -> Response:
     """``POST /connect/oauth2/authorize/confirm``: the consent form's answer."""
     try:
-        form = {k: v[0] for k, v in parse_qs(request.body.decode("utf-8"),
-                                              keep_blank_values=True).items()}
+        form = {
+            k: v[0]
+            for k, v in parse_qs(request.body.decode("utf-8"), keep_blank_values=True).items()
+        }
     except UnicodeDecodeError:
         return _error_page(None, "the form is not UTF-8")
     problem = _check(book, form)

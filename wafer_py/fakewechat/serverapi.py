@@ -35,8 +35,14 @@ from .server import Request, Response, Router
 from .state import CODE_TTL, WeChatState
 from .tokens import TokenAuthority, fail
 
-__all__ = ["PHONE_NUMBER", "CHECK_SESSION", "RESET_SESSION_KEY", "PhoneCode", "ServerAPI",
-           "register"]
+__all__ = [
+    "PHONE_NUMBER",
+    "CHECK_SESSION",
+    "RESET_SESSION_KEY",
+    "PhoneCode",
+    "ServerAPI",
+    "register",
+]
 
 PHONE_NUMBER = "/wxa/business/getuserphonenumber"
 CHECK_SESSION = "/wxa/checksession"
@@ -80,16 +86,22 @@ class ServerAPI:
             self._codes.clear()
             self._phones.clear()
 
-    def phone_code(self, appid: str, user: str = "alice", phone_number: str | None = None,
-                   country_code: str = "86") -> dict[str, str]:
+    def phone_code(
+        self,
+        appid: str,
+        user: str = "alice",
+        phone_number: str | None = None,
+        country_code: str = "86",
+    ) -> dict[str, str]:
         """What tapping the ``getPhoneNumber`` button yields: a code for the user's number.
 
         ``phone_number`` (digits, without the country code) becomes the user's number;
         by default each user has a stable made-up one. Returns ``{"code", "openid",
         "phoneNumber", "purePhoneNumber", "countryCode"}``.
         """
-        if phone_number is not None and not (phone_number.isdigit()
-                                             and 5 <= len(phone_number) <= 15):
+        if phone_number is not None and not (
+            phone_number.isdigit() and 5 <= len(phone_number) <= 15
+        ):
             raise ValueError("phoneNumber must be 5 to 15 digits, without the country code")
         if not (country_code.isdigit() and 1 <= len(country_code) <= 4):
             raise ValueError("countryCode must be 1 to 4 digits")
@@ -97,8 +109,9 @@ class ServerAPI:
             account = self.state.user(appid, user)
             if phone_number is not None:
                 self._phones[(appid, user)] = (phone_number, country_code)
-            pure, country = self._phones.setdefault((appid, user),
-                                                    (default_phone(user), country_code))
+            pure, country = self._phones.setdefault(
+                (appid, user), (default_phone(user), country_code)
+            )
             code = "".join(secrets.choice(_ALPHABET) for _ in range(32))
             self._codes[code] = PhoneCode(code, appid, user, pure, country, self.state.now())
             return {"code": code, "openid": account.openid, **_numbers(pure, country)}
@@ -121,8 +134,12 @@ class ServerAPI:
             return fail(41008, now)
         with self.state.lock:
             found = self._codes.get(code)
-            if (found is None or found.appid != appid or found.used
-                    or now - found.issued_at > CODE_TTL):
+            if (
+                found is None
+                or found.appid != appid
+                or found.used
+                or now - found.issued_at > CODE_TTL
+            ):
                 return fail(40029, now)
             openid = body.get("openid")
             if openid is not None and openid != self.state.user(appid, found.handle).openid:
@@ -165,8 +182,9 @@ class ServerAPI:
             appid, handle = found
             new_key = self.state.rotate_session_key(appid, handle)
             openid = self.state.user(appid, handle).openid
-        return Response.json({"errcode": 0, "errmsg": "ok", "openid": openid,
-                              "session_key": new_key})
+        return Response.json(
+            {"errcode": 0, "errmsg": "ok", "openid": openid, "session_key": new_key}
+        )
 
 
 def _numbers(pure: str, country: str) -> dict[str, str]:
@@ -187,9 +205,12 @@ def register(router: Router, state: WeChatState) -> ServerAPI:
         number = body.get("phoneNumber")
         if number is not None and not isinstance(number, str):
             raise ValueError("'phoneNumber' must be a string of digits")
-        return api.phone_code(_string(body, "appid", state.default_appid),
-                              _string(body, "user", "alice"), number,
-                              _string(body, "countryCode", "86"))
+        return api.phone_code(
+            _string(body, "appid", state.default_appid),
+            _string(body, "user", "alice"),
+            number,
+            _string(body, "countryCode", "86"),
+        )
 
     def expire_tokens(body: dict[str, Any]) -> Any:
         appid = body.get("appid")

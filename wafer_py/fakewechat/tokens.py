@@ -28,8 +28,18 @@ from .errors import error_response
 from .server import Request, Response, Router
 from .state import App, WeChatState
 
-__all__ = ["TOKEN_PATH", "STABLE_TOKEN_PATH", "TOKEN_TTL", "OVERLAP", "IssuedToken", "Limits",
-           "TokenAuthority", "register", "MESSAGES", "fail"]
+__all__ = [
+    "TOKEN_PATH",
+    "STABLE_TOKEN_PATH",
+    "TOKEN_TTL",
+    "OVERLAP",
+    "IssuedToken",
+    "Limits",
+    "TokenAuthority",
+    "register",
+    "MESSAGES",
+    "fail",
+]
 
 TOKEN_PATH = "/cgi-bin/token"  # noqa: S105 - a URL path, not a password
 STABLE_TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105
@@ -61,7 +71,8 @@ class Limits:
     """Daily quotas per app: calls per path (45009 beyond), and forced refreshes."""
 
     per_day: dict[str, int] = field(
-        default_factory=lambda: {TOKEN_PATH: 2000, STABLE_TOKEN_PATH: 500_000})
+        default_factory=lambda: {TOKEN_PATH: 2000, STABLE_TOKEN_PATH: 500_000}
+    )
     force_per_day: int = 20
     force_interval: float = 30.0
 
@@ -184,8 +195,9 @@ class TokenAuthority:
             return None if found is None else found.token
 
 
-def _credentials(state: WeChatState, grant_type: object, appid: object,
-                 secret: object) -> App | int:
+def _credentials(
+    state: WeChatState, grant_type: object, appid: object, secret: object
+) -> App | int:
     if not isinstance(appid, str) or not appid:
         return 41002
     if not isinstance(secret, str) or not secret:
@@ -201,8 +213,9 @@ def _credentials(state: WeChatState, grant_type: object, appid: object,
 
 
 def _answer(issued: IssuedToken, now: float) -> Response:
-    return Response.json({"access_token": issued.token,
-                          "expires_in": max(1, round(issued.expires_at - now))})
+    return Response.json(
+        {"access_token": issued.token, "expires_in": max(1, round(issued.expires_at - now))}
+    )
 
 
 def register(router: Router, authority: TokenAuthority) -> None:
@@ -212,8 +225,7 @@ def register(router: Router, authority: TokenAuthority) -> None:
     def token(request: Request) -> Response:
         now = state.now()
         query = request.query
-        app = _credentials(state, query.get("grant_type"), query.get("appid"),
-                           query.get("secret"))
+        app = _credentials(state, query.get("grant_type"), query.get("appid"), query.get("secret"))
         if isinstance(app, int):
             return fail(app, now)
         limit = authority.limits.per_day.get(TOKEN_PATH)

@@ -39,16 +39,18 @@ class SessionStore(ABC):
 
     # -- users ------------------------------------------------------------------
     @abstractmethod
-    def ensure_user(self, openid: str, *, unionid: str | None, profile: dict[str, Any],
-                    now: float) -> User:
+    def ensure_user(
+        self, openid: str, *, unionid: str | None, profile: dict[str, Any], now: float
+    ) -> User:
         """Return the user ``openid``, creating it with ``profile`` if it does not exist.
 
         An existing user keeps its profile; its ``unionid`` is filled in if it had none.
         """
 
     @abstractmethod
-    def update_profile(self, openid: str, profile: dict[str, Any], *, now: float,
-                       unionid: str | None = None) -> User | None:
+    def update_profile(
+        self, openid: str, profile: dict[str, Any], *, now: float, unionid: str | None = None
+    ) -> User | None:
         """Merge ``profile`` into the user's profile; ``None`` if there is no such user."""
 
     @abstractmethod

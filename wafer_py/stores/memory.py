@@ -30,8 +30,9 @@ class MemoryStore(SessionStore):
     def __repr__(self) -> str:
         return f"MemoryStore(users={len(self._users)}, sessions={len(self._sessions)})"
 
-    def ensure_user(self, openid: str, *, unionid: str | None, profile: dict[str, Any],
-                    now: float) -> User:
+    def ensure_user(
+        self, openid: str, *, unionid: str | None, profile: dict[str, Any], now: float
+    ) -> User:
         with self._lock:
             user = self._users.get(openid)
             if user is None:
@@ -43,8 +44,9 @@ class MemoryStore(SessionStore):
             self._users[openid] = user
             return user
 
-    def update_profile(self, openid: str, profile: dict[str, Any], *, now: float,
-                       unionid: str | None = None) -> User | None:
+    def update_profile(
+        self, openid: str, profile: dict[str, Any], *, now: float, unionid: str | None = None
+    ) -> User | None:
         with self._lock:
             user = self._users.get(openid)
             if user is None:

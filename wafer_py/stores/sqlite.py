@@ -142,8 +142,13 @@ class SQLiteStore(SessionStore):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self._target, uri=True, timeout=self._timeout,
-                                       isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(
+                    self._target,
+                    uri=True,
+                    timeout=self._timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
                 conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
@@ -165,8 +170,9 @@ class SQLiteStore(SessionStore):
         return _Transaction(self._conn())
 
     # -- users ------------------------------------------------------------------
-    def ensure_user(self, openid: str, *, unionid: str | None, profile: dict[str, Any],
-                    now: float) -> User:
+    def ensure_user(
+        self, openid: str, *, unionid: str | None, profile: dict[str, Any], now: float
+    ) -> User:
         with self._write() as db:
             db.execute(
                 "INSERT INTO wafer_users (openid, unionid, profile, created_at, updated_at) "
@@ -179,37 +185,45 @@ class SQLiteStore(SessionStore):
                     "WHERE openid = ? AND unionid IS NULL",
                     (unionid, now, openid),
                 )
-            row = db.execute(f"SELECT {_USER_COLUMNS} FROM wafer_users WHERE openid = ?",
-                             (openid,)).fetchone()
+            row = db.execute(
+                f"SELECT {_USER_COLUMNS} FROM wafer_users WHERE openid = ?", (openid,)
+            ).fetchone()
         user = _user(row)
         assert user is not None
         return user
 
-    def update_profile(self, openid: str, profile: dict[str, Any], *, now: float,
-                       unionid: str | None = None) -> User | None:
+    def update_profile(
+        self, openid: str, profile: dict[str, Any], *, now: float, unionid: str | None = None
+    ) -> User | None:
         with self._write() as db:
-            user = _user(db.execute(f"SELECT {_USER_COLUMNS} FROM wafer_users WHERE openid = ?",
-                                    (openid,)).fetchone())
+            user = _user(
+                db.execute(
+                    f"SELECT {_USER_COLUMNS} FROM wafer_users WHERE openid = ?", (openid,)
+                ).fetchone()
+            )
             if user is None:
                 return None
             user = user.with_profile(profile, now=now, unionid=unionid)
             db.execute(
-                "UPDATE wafer_users SET unionid = ?, profile = ?, updated_at = ? "
-                "WHERE openid = ?",
+                "UPDATE wafer_users SET unionid = ?, profile = ?, updated_at = ? WHERE openid = ?",
                 (user.unionid, json.dumps(user.profile, ensure_ascii=False), now, openid),
             )
         return user
 
     def get_user(self, openid: str) -> User | None:
-        return _user(self._read(f"SELECT {_USER_COLUMNS} FROM wafer_users WHERE openid = ?",
-                                (openid,)))
+        return _user(
+            self._read(f"SELECT {_USER_COLUMNS} FROM wafer_users WHERE openid = ?", (openid,))
+        )
 
     def update_phone(self, openid: str, phone: str | None, *, now: float) -> User | None:
         with self._write() as db:
-            db.execute("UPDATE wafer_users SET phone = ?, updated_at = ? WHERE openid = ?",
-                       (phone, now, openid))
-            row = db.execute(f"SELECT {_USER_COLUMNS} FROM wafer_users WHERE openid = ?",
-                             (openid,)).fetchone()
+            db.execute(
+                "UPDATE wafer_users SET phone = ?, updated_at = ? WHERE openid = ?",
+                (phone, now, openid),
+            )
+            row = db.execute(
+                f"SELECT {_USER_COLUMNS} FROM wafer_users WHERE openid = ?", (openid,)
+            ).fetchone()
         return _user(row)
 
     # -- sessions ---------------------------------------------------------------
@@ -217,27 +231,39 @@ class SQLiteStore(SessionStore):
         with self._write() as db:
             db.execute(
                 f"INSERT INTO wafer_sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (session.id, session.openid, session.skey_hash, session.sealed_session_key,
-                 session.created_at, session.last_seen, session.expires_at),
+                (
+                    session.id,
+                    session.openid,
+                    session.skey_hash,
+                    session.sealed_session_key,
+                    session.created_at,
+                    session.last_seen,
+                    session.expires_at,
+                ),
             )
 
     def get_session(self, session_id: str) -> Session | None:
-        return _session(self._read(
-            f"SELECT {_SESSION_COLUMNS} FROM wafer_sessions WHERE id = ?", (session_id,)))
+        return _session(
+            self._read(f"SELECT {_SESSION_COLUMNS} FROM wafer_sessions WHERE id = ?", (session_id,))
+        )
 
     def find_session(self, skey_hash: str) -> Session | None:
-        return _session(self._read(
-            f"SELECT {_SESSION_COLUMNS} FROM wafer_sessions WHERE skey_hash = ?", (skey_hash,)))
+        return _session(
+            self._read(
+                f"SELECT {_SESSION_COLUMNS} FROM wafer_sessions WHERE skey_hash = ?", (skey_hash,)
+            )
+        )
 
     def touch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         with self._write() as db:
-            db.execute("UPDATE wafer_sessions SET last_seen = ?, expires_at = ? WHERE id = ?",
-                       (last_seen, expires_at, session_id))
+            db.execute(
+                "UPDATE wafer_sessions SET last_seen = ?, expires_at = ? WHERE id = ?",
+                (last_seen, expires_at, session_id),
+            )
 
     def revoke_session(self, session_id: str) -> bool:
         with self._write() as db:
-            return db.execute("DELETE FROM wafer_sessions WHERE id = ?",
-                              (session_id,)).rowcount > 0
+            return db.execute("DELETE FROM wafer_sessions WHERE id = ?", (session_id,)).rowcount > 0
 
     def revoke_user(self, openid: str) -> int:
         with self._write() as db:
@@ -245,9 +271,15 @@ class SQLiteStore(SessionStore):
 
     def list_sessions(self, openid: str) -> list[Session]:
         try:
-            rows = self._conn().execute(
-                f"SELECT {_SESSION_COLUMNS} FROM wafer_sessions WHERE openid = ? "
-                "ORDER BY created_at", (openid,)).fetchall()
+            rows = (
+                self._conn()
+                .execute(
+                    f"SELECT {_SESSION_COLUMNS} FROM wafer_sessions WHERE openid = ? "
+                    "ORDER BY created_at",
+                    (openid,),
+                )
+                .fetchall()
+            )
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"SQLite store error: {exc}") from None
         return [Session(*row) for row in rows]
@@ -256,13 +288,13 @@ class SQLiteStore(SessionStore):
         with self._write() as db:
             db.execute("DELETE FROM wafer_entries WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM wafer_locks WHERE expires_at <= ?", (now,))
-            return db.execute("DELETE FROM wafer_sessions WHERE expires_at <= ?",
-                              (now,)).rowcount
+            return db.execute("DELETE FROM wafer_sessions WHERE expires_at <= ?", (now,)).rowcount
 
     # -- entries ----------------------------------------------------------------
     def get_entry(self, key: str, *, now: float) -> str | None:
-        row = self._read("SELECT value FROM wafer_entries WHERE key = ? AND expires_at > ?",
-                         (key, now))
+        row = self._read(
+            "SELECT value FROM wafer_entries WHERE key = ? AND expires_at > ?", (key, now)
+        )
         return None if row is None else str(row[0])
 
     def set_entry(self, key: str, value: str, *, expires_at: float) -> None:
@@ -294,8 +326,12 @@ class SQLiteStore(SessionStore):
 
     def release_lock(self, name: str, owner: str) -> bool:
         with self._write() as db:
-            return db.execute("DELETE FROM wafer_locks WHERE name = ? AND owner = ?",
-                              (name, owner)).rowcount > 0
+            return (
+                db.execute(
+                    "DELETE FROM wafer_locks WHERE name = ? AND owner = ?", (name, owner)
+                ).rowcount
+                > 0
+            )
 
     def close(self) -> None:
         with self._all_lock:
@@ -309,6 +345,7 @@ class SQLiteStore(SessionStore):
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
     """Bring a file made by an older wafer_py up to date (``phone`` came in 0.2)."""
+
     def columns() -> set[str]:
         return {row[1] for row in conn.execute("PRAGMA table_info(wafer_users)")}
 
@@ -333,8 +370,9 @@ class _Transaction:
             raise StoreUnavailable(f"SQLite store error: {exc}") from None
         return self.conn
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         if exc_type is None:
             try:
                 self.conn.execute("COMMIT")
