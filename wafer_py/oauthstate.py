@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadData, SignatureExpired, TimestampSigner
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from .exceptions import InvalidState, StateExpired, StateReplayed
 from .stores import SessionStore
@@ -82,6 +83,18 @@ class StateClaims:
 
     nonce: str
     issued_at: int
+
+
+def _canonical(signed: bytes) -> bool:
+    """Whether every base64 part of a signed token is in its one canonical spelling.
+
+    Base64 ignores the spare low bits of a final character, so without this check a
+    changed last character could still verify: a tampered state must be refused.
+    """
+    try:
+        return all(base64_encode(base64_decode(part)) == part for part in signed.split(b"."))
+    except BadData:
+        return False
 
 
 def _binding(bound: str) -> bytes:
@@ -146,6 +159,8 @@ class OAuthStateSigner:
             raise InvalidState()
         try:
             signed = b62decode(state)
+            if not _canonical(signed):
+                raise InvalidState()
             value, issued_at = self._signer.unsign(
                 signed, max_age=int(self.max_age), return_timestamp=True
             )
