@@ -37,7 +37,7 @@ from .config import WaferConfig
 from .exceptions import MissingCredentials, WaferError
 from .models import User
 from .phone import PhoneNumber, phone_code_from_body
-from .protocol import PathMatcher, RequestState
+from .protocol import PathMatcher, RequestState, WaferResponse
 from .protocol import error_response as _protocol_error
 from .weblogin import WebAnswer, WebLogin, WebUser
 from .wsgi import WaferWSGIMiddleware, get_state
@@ -63,6 +63,16 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _auth_from_config(app: Flask) -> WaferAuth:
+    """A :class:`WaferAuth` configured by the ``WAFER_*`` keys of ``app.config``."""
+    env = {k: str(v) for k, v in app.config.items() if k.startswith("WAFER_") and v is not None}
+    return WaferAuth(WaferConfig.from_env(env))
+
+
+def _flask_response(answer: WaferResponse) -> Response:
+    return Response(answer.content, answer.status, headers=answer.headers)
+
+
 class Wafer:
     """The Flask extension: wraps ``app.wsgi_app`` in :class:`WaferWSGIMiddleware`."""
 
@@ -80,10 +90,7 @@ class Wafer:
 
     def init_app(self, app: Flask) -> None:
         if self.auth is None:
-            env = {
-                k: str(v) for k, v in app.config.items() if k.startswith("WAFER_") and v is not None
-            }
-            self.auth = WaferAuth(WaferConfig.from_env(env))
+            self.auth = _auth_from_config(app)
         app.wsgi_app = WaferWSGIMiddleware(  # type: ignore[method-assign]
             app.wsgi_app, self.auth, protect=self.protect
         )
@@ -125,8 +132,7 @@ def login_required(view: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         state = wafer_state()
         if not state.is_authenticated:
-            answer = state.challenge()
-            return Response(answer.content, answer.status, headers=answer.headers)
+            return _flask_response(state.challenge())
         return view(*args, **kwargs)
 
     return cast(F, wrapper)
@@ -134,8 +140,7 @@ def login_required(view: F) -> F:
 
 def error_response(exc: WaferError) -> Response:
     """The protocol's error answer for ``exc``, as a Flask response (4xx/5xx)."""
-    answer = _protocol_error(exc)
-    return Response(answer.content, answer.status, headers=answer.headers)
+    return _flask_response(_protocol_error(exc))
 
 
 def fetch_phone_number(code: str | None = None, auth: WaferAuth | None = None) -> PhoneNumber:
@@ -214,12 +219,7 @@ class WaferWeb:
                 wafer = app.extensions.get("wafer")
                 auth = wafer.auth if isinstance(wafer, Wafer) else None
             if auth is None:
-                env = {
-                    k: str(v)
-                    for k, v in app.config.items()
-                    if k.startswith("WAFER_") and v is not None
-                }
-                auth = WaferAuth(WaferConfig.from_env(env))
+                auth = _auth_from_config(app)
             self._login = WebLogin.from_auth(auth, **self.options)
         app.add_url_rule(
             self.login.callback_path, endpoint="wafer_web_callback", view_func=self.callback
