@@ -72,8 +72,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         fake = FakeWeChat(apps={config.appid: config.app_secret, oauth_appid: oauth_secret})
         fake_server = fake.serve(host=args.host, port=args.fake_port)
         config = config.replace(api_base=fake_server.url, open_base=fake_server.url)
-    if not config.secret_keys:
-        logger.warning("wafer_py demo: set WAFER_SECRET_KEY to keep sessions across restarts")
     auth = WaferAuth(config)
     module = _examples_module(args.framework)
     app = module.create_app(auth)
