@@ -21,8 +21,6 @@ from .config import DEMO_APP_SECRET, DEMO_APPID, WaferConfig
 
 __all__ = ["main"]
 
-logger = logging.getLogger("wafer_py")
-
 
 def _examples_module(framework: str) -> Any:
     """Import an example app: the checkout's ``examples/`` package."""
