@@ -2,7 +2,16 @@
 /*
  * Run one step of a login scenario with a real Wafer client SDK and print ONE line of JSON.
  *
- *   node run.js <v1|v2> <step> <server-url> [--profile JSON] [--path /weapp/user]
+ *   node run.js <sdk> <step> <server-url> [--profile JSON] [--path /weapp/user]
+ *
+ * SDKs (tests/e2e/package.json installs them side by side):
+ *   v1         wafer-client-sdk 0.8.4
+ *   v2         wafer2-client-sdk 2.1.0
+ *   v1-legacy  qcloud-weapp-client-sdk 0.7.4: X-WX-Code + X-WX-Encrypt-Data (the 2016
+ *              getUserInfo `encryptData`, IV = key; the shim answers in that format)
+ *   v2-113     wafer2-client-sdk 1.1.3 (alias wafer2-client-sdk-113): requestLogin, and a
+ *              login() with the wx.checkSession short-cut
+ *   v2-200     wafer2-client-sdk 2.0.0 (alias wafer2-client-sdk-200)
  *
  * Steps:
  *   login            qcloud.login(): wx.login + wx.getUserInfo, login with encrypted data
@@ -12,6 +21,11 @@
  *   request          qcloud.request({login: false, url: <server>/weapp/user}) with the stored session
  *   seed             wx.getUserInfo (no new wx.login) with --profile overrides, then
  *                    qcloud.request({login: false}) carrying X-WX-Encrypted-Data and X-WX-IV
+ *   request_login_params  (v2-113) wx.login, then wx.getUserInfo, then
+ *                    qcloud.requestLogin({loginParams: {code, encryptedData, iv}})
+ *   request_login_button  (v2-113) the <button open-type="getUserInfo"> order: the user info
+ *                    first (the button's e.detail), then wx.login, then qcloud.requestLogin
+ *                    (SDKs without requestLogin: "skipped")
  *
  * The wx shim is configured by WAFER_E2E_* variables (see wx-shim.js). The output has:
  *   outcome   "success" | "fail" | "skipped" | "timeout" | "error"
@@ -25,7 +39,15 @@ const wx = require('./wx-shim');
 
 const SESSION_STORAGE_KEY = 'weapp_session_F2C224D4-2BCE-4C64-AF9F-A6D872000D1A';
 const STEP_TIMEOUT_MS = Number(process.env.WAFER_E2E_STEP_TIMEOUT_MS || 20000);
-const SDK_PACKAGES = { v1: 'wafer-client-sdk', v2: 'wafer2-client-sdk' };
+const SDK_PACKAGES = {
+    v1: 'wafer-client-sdk',
+    v2: 'wafer2-client-sdk',
+    'v1-legacy': 'qcloud-weapp-client-sdk',
+    'v2-113': 'wafer2-client-sdk-113',
+    'v2-200': 'wafer2-client-sdk-200',
+};
+// SDKs that read wx.getUserInfo's 2016 `encryptData` (IV = key) instead of encryptedData + iv
+const LEGACY_USERINFO_SDKS = ['v1-legacy'];
 
 function parseArgs(argv) {
     const positional = [];
@@ -41,7 +63,8 @@ function parseArgs(argv) {
         }
     }
     if (positional.length !== 3) {
-        throw new Error('usage: node run.js <v1|v2> <step> <server-url> [--profile JSON] [--path P]');
+        const sdks = Object.keys(SDK_PACKAGES).join('|');
+        throw new Error(`usage: node run.js <${sdks}> <step> <server-url> [--profile JSON] [--path P]`);
     }
     const [sdk, step, server] = positional;
     if (!SDK_PACKAGES[sdk]) throw new Error('unknown sdk ' + JSON.stringify(sdk));
@@ -64,13 +87,34 @@ function describeResponse(response) {
     return { statusCode: response.statusCode, data: response.data, header: response.header };
 }
 
+function wxCall(name) {
+    return new Promise((resolve, reject) => wx[name]({ success: resolve, fail: reject }));
+}
+
+/**
+ * {code, encryptedData, iv} as an app gathers them for requestLogin: wx.login then
+ * wx.getUserInfo, or (userInfoFirst) the user info from the button first, then wx.login.
+ */
+async function loginParams(userInfoFirst) {
+    let login;
+    let info;
+    if (userInfoFirst) {
+        info = await wxCall('getUserInfo');
+        login = await wxCall('login');
+    } else {
+        login = await wxCall('login');
+        info = await wxCall('getUserInfo');
+    }
+    return { code: login.code, encryptedData: info.encryptedData, iv: info.iv };
+}
+
 /** The step as a promise of {outcome, result?, error?, note?}. */
 function runStep(qcloud, args) {
     const url = args.server + args.path;
     return new Promise((resolve) => {
         const success = (kind) => (value) => resolve({
             outcome: 'success',
-            result: kind === 'response' ? describeResponse(value) : value,
+            result: kind === 'response' ? describeResponse(value) : (value === undefined ? null : value),
         });
         const fail = (error) => resolve({ outcome: 'fail', error: describeError(error) });
 
@@ -108,6 +152,18 @@ function runStep(qcloud, args) {
                 },
             });
             break;
+        case 'request_login_params':
+        case 'request_login_button':
+            if (typeof qcloud.requestLogin !== 'function') {
+                resolve({ outcome: 'skipped', note: `${args.sdk} has no requestLogin` });
+                break;
+            }
+            // a wx failure is the step's failure; a throw inside requestLogin is an error
+            loginParams(args.step === 'request_login_button').then(
+                (params) => qcloud.requestLogin({ loginParams: params, success: success('none'), fail }),
+                (error) => resolve({ outcome: 'fail', error: describeError(error), note: 'wx failed' }),
+            );
+            break;
         default:
             resolve({ outcome: 'error', error: { message: 'unknown step ' + JSON.stringify(args.step) } });
         }
@@ -127,6 +183,7 @@ async function main() {
         return;
     }
     if (args.profile) wx.__config.profile = args.profile;
+    if (LEGACY_USERINFO_SDKS.indexOf(args.sdk) !== -1) wx.__config.legacyUserInfo = true;
 
     const qcloud = require(SDK_PACKAGES[args.sdk]);
     qcloud.setLoginUrl(args.server + '/weapp/login');

@@ -1,7 +1,8 @@
 'use strict';
 /*
  * A minimal stand-in for the mini-program `wx` object, enough for the Wafer client SDKs
- * (wafer-client-sdk 0.8.4 and wafer2-client-sdk 2.1.0) to run in Node.
+ * (wafer-client-sdk 0.8.4, wafer2-client-sdk 2.1.0, 2.0.0 and 1.1.3, and the legacy
+ * qcloud-weapp-client-sdk 0.7.4) to run in Node.
  *
  * Configured by environment variables:
  *   WAFER_E2E_FAKE_URL       base URL of the fake WeChat (required for wx.login / wx.getUserInfo)
@@ -13,6 +14,9 @@
  *                            (e.g. {"nickName": "Bob"})
  *   WAFER_E2E_ROTATE         "0" makes wx.login keep the user's session_key (default: rotate)
  *   WAFER_E2E_CHECK_SESSION  "fail" makes wx.checkSession fail (default: succeed)
+ *   WAFER_E2E_USERINFO       "legacy" makes wx.getUserInfo answer in the 2016 format:
+ *                            `encryptData` (IV = key) instead of `encryptedData` + `iv`
+ *                            (run.js sets this itself for the legacy SDK)
  *
  * Everything the shim does is recorded in `wx.__journal` (logins, user-info calls, and
  * every wx.request with what was sent and what came back), so a test can check the wire.
@@ -33,6 +37,7 @@ const config = {
     profile: env.WAFER_E2E_PROFILE ? JSON.parse(env.WAFER_E2E_PROFILE) : {},
     rotate: env.WAFER_E2E_ROTATE !== '0',
     checkSessionFails: env.WAFER_E2E_CHECK_SESSION === 'fail',
+    legacyUserInfo: env.WAFER_E2E_USERINFO === 'legacy',
 };
 
 const journal = { logins: [], userInfo: [], requests: [], checkSession: [] };
@@ -148,17 +153,21 @@ const wx = {
 
     getUserInfo(options) {
         const payload = Object.assign({}, config.profile, { appid: config.appid, user: config.user });
+        if (config.legacyUserInfo) payload.legacy = true;
         fakeCall('/_fake/userinfo', payload)
             .then((answer) => {
                 journal.userInfo.push({ userInfo: answer.userInfo });
-                finish(options, true, {
+                const result = {
                     userInfo: answer.userInfo,
                     rawData: answer.rawData,
                     signature: answer.signature,
-                    encryptedData: answer.encryptedData,
-                    iv: answer.iv,
-                    errMsg: 'getUserInfo:ok',
+                };
+                // the 2016 format has `encryptData` only; the current one `encryptedData` + `iv`
+                ['encryptData', 'encryptedData', 'iv'].forEach((name) => {
+                    if (answer[name] !== undefined) result[name] = answer[name];
                 });
+                result.errMsg = 'getUserInfo:ok';
+                finish(options, true, result);
             })
             .catch((error) => {
                 journal.userInfo.push({ error: error.message });

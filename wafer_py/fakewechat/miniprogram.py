@@ -83,14 +83,23 @@ def login(
 
 
 def user_info(
-    state: WeChatState, appid: str, user: str = "alice", **overrides: Any
+    state: WeChatState,
+    appid: str,
+    user: str = "alice",
+    *,
+    legacy: bool = False,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """What ``wx.getUserInfo`` returns, encrypted under the user's current session_key.
 
     ``overrides`` replace fields of the default profile for this call only. Returns
     ``encryptedData``, ``iv``, ``rawData``, ``signature`` (sha1 of rawData + session_key)
-    and ``userInfo``.
+    and ``userInfo``. With ``legacy`` it is the 2016 result instead: ``encryptData``
+    (AES-128-CBC with IV = key, no separate IV, as ``qcloud-weapp-client-sdk`` 0.7.x reads
+    it), ``rawData``, ``signature`` and ``userInfo``.
     """
+    if not isinstance(legacy, bool):
+        raise ValueError("legacy must be true or false")
     _check_overrides(overrides)
     with state.lock:
         account = state.user(appid, user)
@@ -101,11 +110,20 @@ def user_info(
     profile.update(overrides)
     raw_data = json.dumps(profile, ensure_ascii=False, separators=(",", ":"))
     payload = {"openId": openid, **profile, "unionId": unionid}
-    encrypted, iv = encrypt_data(session_key, payload, appid=appid, timestamp=int(now))
     # sha1 is WeChat's choice for this signature, not ours.
     signature = hashlib.sha1(
         (raw_data + session_key).encode("utf-8"), usedforsecurity=False
     ).hexdigest()
+    if legacy:
+        key = base64.b64decode(session_key)
+        old, _ = encrypt_data(session_key, payload, appid=appid, timestamp=int(now), iv=key)
+        return {
+            "encryptData": old,
+            "rawData": raw_data,
+            "signature": signature,
+            "userInfo": profile,
+        }
+    encrypted, iv = encrypt_data(session_key, payload, appid=appid, timestamp=int(now))
     return {
         "encryptedData": encrypted,
         "iv": iv,
