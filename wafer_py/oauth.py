@@ -35,7 +35,6 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from .config import DEFAULT_API_BASE, DEFAULT_OPEN_BASE, WaferConfig
 from .exceptions import (
@@ -44,10 +43,8 @@ from .exceptions import (
     InvalidOpenId,
     InvalidState,
     WeChatError,
-    WeChatUnavailable,
 )
-from .logsafe import install_redaction
-from .wechat import parse_wechat_body
+from .wechat import http_session, send
 
 __all__ = [
     "ACCESS_TOKEN_TTL",
@@ -239,13 +236,7 @@ class WeChatOAuth:
         self.api_base = api_base.rstrip("/")
         self.open_base = open_base.rstrip("/")
         self.timeout = timeout
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-        self.http = session
-        install_redaction("urllib3.connectionpool")
+        self.http = session if session is not None else http_session(pool_size)
 
     @classmethod
     def from_config(cls, config: WaferConfig) -> WeChatOAuth:
@@ -266,15 +257,7 @@ class WeChatOAuth:
         self.http.close()
 
     def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
-        try:
-            response = self.http.get(self.api_base + path, params=params, timeout=self.timeout)
-        except requests.RequestException as exc:
-            # The exception text may hold the URL, and so a token: name the type only.
-            logger.warning("wafer_py: WeChat %s failed: %s", path, type(exc).__name__)
-            raise WeChatUnavailable() from None
-        if response.status_code >= 500:
-            raise WeChatUnavailable(f"WeChat answered {path} with HTTP {response.status_code}")
-        return parse_wechat_body(response.content, path)
+        return send(self.http, "GET", self.api_base + path, path, params, timeout=self.timeout)
 
     # -- the browser's trip ------------------------------------------------------
     def authorize_url(

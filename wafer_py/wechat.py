@@ -50,6 +50,38 @@ def parse_wechat_body(raw: bytes, where: str) -> dict[str, Any]:
     return data
 
 
+def http_session(pool_size: int) -> requests.Session:
+    """A keep-alive ``requests`` session for WeChat, its debug logs rid of secrets."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    install_redaction("urllib3.connectionpool")
+    return session
+
+
+def send(
+    http: requests.Session,
+    method: str,
+    url: str,
+    where: str,
+    params: Mapping[str, str] | None = None,
+    body: Mapping[str, Any] | None = None,
+    timeout: float = 5.0,
+) -> dict[str, Any]:
+    """One call to WeChat: network trouble and HTTP 5xx become ``WeChatUnavailable``, the
+    body is parsed by :func:`parse_wechat_body` (``where`` names the call in errors)."""
+    try:
+        response = http.request(method, url, params=params, json=body, timeout=timeout)
+    except requests.RequestException as exc:
+        # The exception text may hold the URL, and so a secret: name the type only.
+        logger.warning("wafer_py: WeChat %s failed: %s", where, type(exc).__name__)
+        raise WeChatUnavailable() from None
+    if response.status_code >= 500:
+        raise WeChatUnavailable(f"WeChat answered {where} with HTTP {response.status_code}")
+    return parse_wechat_body(response.content, where)
+
+
 class WeChatClient:
     """WeChat's server APIs for one mini-program (``appid`` + ``app_secret``).
 
@@ -80,13 +112,7 @@ class WeChatClient:
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff = backoff
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-        self.http = session
-        install_redaction("urllib3.connectionpool")
+        self.http = session if session is not None else http_session(pool_size)
 
     def __repr__(self) -> str:
         return f"WeChatClient(appid={self.appid!r}, api_base={self.api_base!r})"
@@ -134,17 +160,7 @@ class WeChatClient:
         params: Mapping[str, str] | None,
         body: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
-        try:
-            response = self.http.request(
-                method, self.api_base + path, params=params, json=body, timeout=self.timeout
-            )
-        except requests.RequestException as exc:
-            # The exception text may hold the URL, and so the secret: name the type only.
-            logger.warning("wafer_py: WeChat %s failed: %s", path, type(exc).__name__)
-            raise WeChatUnavailable() from None
-        if response.status_code >= 500:
-            raise WeChatUnavailable(f"WeChat answered {path} with HTTP {response.status_code}")
-        return parse_wechat_body(response.content, path)
+        return send(self.http, method, self.api_base + path, path, params, body, self.timeout)
 
     def code2session(self, code: str) -> Code2Session:
         """Exchange a ``wx.login`` code at ``/sns/jscode2session``.
