@@ -20,13 +20,12 @@ from .exceptions import (
     InvalidSession,
     MalformedEncryptedData,
     StaleSessionKey,
-    StoreUnavailable,
-    WaferError,
     WeChatError,
 )
 from .models import Session, User, clean_profile
 from .phone import PhoneNumber
 from .stores import SessionStore, open_store
+from .stores.base import call_store
 
 if TYPE_CHECKING:
     from .tokens import AccessTokenCache
@@ -160,16 +159,6 @@ class WaferAuth:
         self.store.close()
         self.wechat.close()
 
-    def _store(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call the store; anything but a wafer_py error means it is unavailable."""
-        try:
-            return call(*args, **kwargs)
-        except WaferError:
-            raise
-        except Exception as exc:  # a driver's own error: the store is down or broken
-            logger.error("wafer_py: session store failed: %s: %s", type(exc).__name__, exc)
-            raise StoreUnavailable() from None
-
     # -- login ------------------------------------------------------------------
     def login(
         self,
@@ -208,12 +197,12 @@ class WaferAuth:
             "nickName": self.config.default_nickname,
             "avatarUrl": self.config.default_avatar,
         }
-        user = self._store(
+        user = call_store(
             self.store.ensure_user, wx.openid, unionid=unionid, profile=profile or defaults, now=now
         )
         created = user.created_at == now
         if profile and not created:
-            updated = self._store(
+            updated = call_store(
                 self.store.update_profile, wx.openid, profile, now=now, unionid=unionid
             )
             user = updated or user
@@ -228,7 +217,7 @@ class WaferAuth:
             last_seen=now,
             expires_at=now + min(self.config.session_ttl, self.config.session_max_age),
         )
-        self._store(self.store.create_session, session)
+        call_store(self.store.create_session, session)
         self._prune(wx.openid, now)
         return LoginResult(user, session, skey, created)
 
@@ -238,26 +227,26 @@ class WaferAuth:
         v2 clients log in before every ``login: true`` request, so sessions pile up;
         this keeps each user's count bounded without a cron job.
         """
-        sessions = self._store(self.store.list_sessions, openid)
+        sessions = call_store(self.store.list_sessions, openid)
         live = [s for s in sessions if not s.is_expired(now)]
         doomed = [s for s in sessions if s.is_expired(now)]
         excess = len(live) - self.config.max_sessions_per_user
         if excess > 0:
             doomed.extend(live[:excess])  # oldest first
         for session in doomed:
-            self._store(self.store.revoke_session, session.id)
+            call_store(self.store.revoke_session, session.id)
 
     # -- validation -------------------------------------------------------------
     def validate(self, credentials: Credentials) -> Authenticated:
         """Check session credentials; renew the sliding expiry. Raises ``InvalidSession``."""
         if credentials.session_id is not None:
-            session = self._store(self.store.get_session, credentials.session_id)
+            session = call_store(self.store.get_session, credentials.session_id)
             if session is None or not self.secrets.check_skey(credentials.skey, session.skey_hash):
                 raise InvalidSession()
         else:
             session = None
             for skey_hash in self.secrets.skey_hashes(credentials.skey):
-                session = self._store(self.store.find_session, skey_hash)
+                session = call_store(self.store.find_session, skey_hash)
                 if session is not None:
                     break
             if session is None:
@@ -266,14 +255,14 @@ class WaferAuth:
         now = self.clock()
         if session.is_expired(now):
             raise InvalidSession("the session has expired; log in again")
-        user = self._store(self.store.get_user, session.openid)
+        user = call_store(self.store.get_user, session.openid)
         if user is None:
             raise InvalidSession()
         if now - session.last_seen >= self.config.touch_interval:
             expires_at = min(
                 now + self.config.session_ttl, session.created_at + self.config.session_max_age
             )
-            self._store(self.store.touch_session, session.id, last_seen=now, expires_at=expires_at)
+            call_store(self.store.touch_session, session.id, last_seen=now, expires_at=expires_at)
             session = Session(
                 session.id,
                 session.openid,
@@ -305,7 +294,7 @@ class WaferAuth:
         """The seed flow: store the profile inside ``encryptedData``; return the new identity."""
         data = self.decrypt(who, encrypted_data, iv)
         found = data.get("unionId")
-        user = self._store(
+        user = call_store(
             self.store.update_profile,
             who.openid,
             clean_profile(data),
@@ -358,7 +347,7 @@ class WaferAuth:
 
     def set_phone_number(self, who: Authenticated, phone: PhoneNumber | None) -> Authenticated:
         """Store (or with ``None`` clear) the user's phone number; return the new identity."""
-        user = self._store(
+        user = call_store(
             self.store.update_phone,
             who.openid,
             None if phone is None else phone.e164,
@@ -385,12 +374,12 @@ class WaferAuth:
     # -- revocation -------------------------------------------------------------
     def revoke(self, session_id: str) -> bool:
         """Revoke one session; ``True`` if it existed."""
-        return self._store(self.store.revoke_session, session_id)
+        return call_store(self.store.revoke_session, session_id)
 
     def revoke_user(self, openid: str) -> int:
         """Revoke every session of a user; return how many."""
-        return self._store(self.store.revoke_user, openid)
+        return call_store(self.store.revoke_user, openid)
 
     def purge_expired(self) -> int:
         """Delete expired sessions; return how many."""
-        return self._store(self.store.purge_expired, self.clock())
+        return call_store(self.store.purge_expired, self.clock())

@@ -49,12 +49,12 @@ from .exceptions import (
     InvalidAccessToken,
     InvalidCode,
     InvalidRefreshToken,
-    StoreUnavailable,
     WaferError,
     WeChatError,
 )
 from .oauthstate import ClockedSigner, OAuthStateSigner
 from .stores import SessionStore
+from .stores.base import call_store
 
 if TYPE_CHECKING:
     from .auth import WaferAuth
@@ -339,12 +339,12 @@ class WebLogin:
         if tokens.access_expires_at - self.refresh_margin > now:
             return user, []
         lock, owner = f"wafer-web-refresh:{key}", secrets.token_hex(8)
-        if not self._call(self.store.acquire_lock, lock, owner, ttl=30, now=now):
+        if not call_store(self.store.acquire_lock, lock, owner, ttl=30, now=now):
             return user, []  # another request is refreshing this session right now
         try:
             fresh = self._refresh(user, key, tokens)
         finally:
-            self._call(self.store.release_lock, lock, owner)
+            call_store(self.store.release_lock, lock, owner)
         if fresh is None:
             return None, [self._clear_cookie(secure)]
         return fresh, [] if fresh == user else [self._set_cookie(fresh, secure)]
@@ -374,7 +374,7 @@ class WebLogin:
         code = query.get("code")
         if not code:
             raise ConsentDenied()
-        self._call(self.states.spend, claims, self.store)
+        call_store(self.states.spend, claims, self.store)
         try:
             token = self.oauth.fetch_token(code)
         except InvalidCode as exc:  # 40029 / 40163 / 42003: a web page's words for them
@@ -401,7 +401,7 @@ class WebLogin:
         try:
             token = self.oauth.refresh_token(self._unseal(tokens.refresh, key))
         except InvalidRefreshToken:
-            self._call(self.store.delete_entry, key)
+            call_store(self.store.delete_entry, key)
             return None
         except WeChatError as exc:
             logger.warning(
@@ -437,10 +437,10 @@ class WebLogin:
             refresh=self.secrets.seal(token.refresh_token, context=key),
             refresh_expires_at=refresh_expires_at,
         )
-        self._call(self.store.set_entry, key, record.dumps(), expires_at=refresh_expires_at)
+        call_store(self.store.set_entry, key, record.dumps(), expires_at=refresh_expires_at)
 
     def _load(self, key: str, now: float) -> _Tokens | None:
-        text = self._call(self.store.get_entry, key, now=now)
+        text = call_store(self.store.get_entry, key, now=now)
         return None if text is None else _Tokens.loads(text)
 
     def _unseal(self, sealed: str, key: str) -> str:
@@ -456,7 +456,7 @@ class WebLogin:
     def _revoke(self, cookie: str | None) -> None:
         user = self._read_cookie(cookie)
         if user is not None:
-            self._call(self.store.delete_entry, _entry_key(user.session_id))
+            call_store(self.store.delete_entry, _entry_key(user.session_id))
 
     def _read_cookie(self, cookie: str | None) -> WebUser | None:
         if not cookie:
@@ -497,16 +497,6 @@ class WebLogin:
 
     def _clear_cookie(self, secure: bool = False) -> tuple[str, str]:
         return ("Set-Cookie", f"{self.cookie_name}=; Max-Age=0" + self._cookie_attributes(secure))
-
-    def _call(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call the store; anything but a wafer_py error means it is unavailable."""
-        try:
-            return call(*args, **kwargs)
-        except WaferError:
-            raise
-        except Exception as exc:  # a driver's own error: the store is down or broken
-            logger.error("wafer_py: session store failed: %s", type(exc).__name__)
-            raise StoreUnavailable() from None
 
 
 def _entry_key(session_id: str) -> str:

@@ -13,12 +13,35 @@ A backend that cannot reach its server raises
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
+from ..exceptions import StoreUnavailable, WaferError
 from ..models import Session, User
 
-__all__ = ["SessionStore"]
+__all__ = ["SessionStore", "call_store"]
+
+logger = logging.getLogger("wafer_py")
+
+T = TypeVar("T")
+
+
+def call_store(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call a store method; a driver's own exception becomes ``StoreUnavailable``.
+
+    Backends raise ``StoreUnavailable`` themselves where they know the failure; anything
+    else a driver throws (a lost connection, a broken server) is logged once and answered
+    the same way, never as a 500.
+    """
+    try:
+        return call(*args, **kwargs)
+    except WaferError:
+        raise
+    except Exception as exc:
+        logger.error("wafer_py: session store failed: %s: %s", type(exc).__name__, exc)
+        raise StoreUnavailable() from None
 
 
 class SessionStore(ABC):
