@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -25,6 +26,8 @@ from ..models import Session, User
 from .base import SessionStore
 
 __all__ = ["SQLiteStore"]
+
+logger = logging.getLogger("wafer_py")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS wafer_users (
@@ -57,6 +60,13 @@ CREATE TABLE IF NOT EXISTS wafer_locks (
     expires_at  REAL NOT NULL
 );
 """
+
+
+def _unavailable(what: str, exc: BaseException) -> StoreUnavailable:
+    """Log what SQLite said (for the operator) and give the client the generic 503."""
+    logger.error("wafer_py: %s: %s", what, exc)
+    return StoreUnavailable()
+
 
 _SESSION_COLUMNS = "id, openid, skey_hash, sealed_session_key, created_at, last_seen, expires_at"
 _USER_COLUMNS = "openid, unionid, profile, created_at, updated_at, phone"
@@ -101,7 +111,7 @@ class SQLiteStore(SessionStore):
             self._keepalive.executescript(_SCHEMA)
             _add_missing_columns(self._keepalive)
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot create the SQLite store's tables: {exc}") from None
+            raise _unavailable("cannot create the SQLite store's tables", exc) from None
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -136,7 +146,8 @@ class SQLiteStore(SessionStore):
             with os.fdopen(fd, "w") as file:
                 file.write(secrets.token_hex(32) + "\n")
             return key_path.read_text().strip()
-        raise StoreUnavailable(f"cannot read the key file {key_path}")
+        logger.error("wafer_py: cannot read the key file %s", key_path)
+        raise StoreUnavailable()
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -153,7 +164,7 @@ class SQLiteStore(SessionStore):
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.Error as exc:
-                raise StoreUnavailable(f"cannot open the SQLite store: {exc}") from None
+                raise _unavailable("cannot open the SQLite store", exc) from None
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
@@ -164,7 +175,7 @@ class SQLiteStore(SessionStore):
             row: tuple[Any, ...] | None = self._conn().execute(sql, args).fetchone()
             return row
         except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"SQLite store error: {exc}") from None
+            raise _unavailable("SQLite store error", exc) from None
 
     def _write(self) -> _Transaction:
         return _Transaction(self._conn())
@@ -281,7 +292,7 @@ class SQLiteStore(SessionStore):
                 .fetchall()
             )
         except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"SQLite store error: {exc}") from None
+            raise _unavailable("SQLite store error", exc) from None
         return [Session(*row) for row in rows]
 
     def purge_expired(self, now: float) -> int:
@@ -367,7 +378,7 @@ class _Transaction:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"SQLite store error: {exc}") from None
+            raise _unavailable("SQLite store error", exc) from None
         return self.conn
 
     def __exit__(
@@ -379,7 +390,7 @@ class _Transaction:
                 return
             except sqlite3.OperationalError as err:
                 self.conn.execute("ROLLBACK")
-                raise StoreUnavailable(f"SQLite store error: {err}") from None
+                raise _unavailable("SQLite store error", err) from None
         self.conn.execute("ROLLBACK")
         if isinstance(exc, sqlite3.OperationalError):
-            raise StoreUnavailable(f"SQLite store error: {exc}") from None
+            raise _unavailable("SQLite store error", exc) from None
