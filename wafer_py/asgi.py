@@ -33,10 +33,12 @@ from .protocol import (
     path_matcher,
 )
 
-__all__ = ["WaferMiddleware", "WaferUser", "SCOPE_KEY", "get_state"]
+__all__ = ["WaferMiddleware", "WaferUser", "SCOPE_KEY", "AUTH_KEY", "get_state"]
 
 #: Where the middleware leaves the :class:`RequestState` in the ASGI scope.
 SCOPE_KEY = "wafer"
+#: Where it leaves its :class:`~wafer_py.auth.WaferAuth`, for helpers in the app.
+AUTH_KEY = "wafer.auth"
 
 _NAMES = {name.encode("latin-1"): name for name in WAFER_HEADERS}
 
@@ -148,6 +150,7 @@ class WaferMiddleware:
             await send_response(outcome, send)
             return
         scope[SCOPE_KEY] = outcome
+        scope[AUTH_KEY] = self.auth
         if outcome.identity is not None:
             scope["user"] = WaferUser(outcome.identity)
             scope["auth"] = AuthCredentials(["authenticated"])

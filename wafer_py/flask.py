@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from flask import Flask, Response, current_app, g, make_response, request
 from werkzeug.local import LocalProxy
@@ -264,7 +264,13 @@ def get_web_user() -> WebUser | None:
 current_web_user: WebUser = cast("WebUser", LocalProxy(get_web_user))
 
 
-def web_login_required(view: F | None = None, *, scope: Scope = "snsapi_base") -> Any:
+@overload
+def web_login_required(view: F, *, scope: Scope = ...) -> F: ...
+@overload
+def web_login_required(view: None = None, *, scope: Scope = ...) -> Callable[[F], F]: ...
+def web_login_required(
+    view: F | None = None, *, scope: Scope = "snsapi_base"
+) -> F | Callable[[F], F]:
     """Send a browser without a web session of ``scope`` through WeChat's OAuth first.
 
     ``@web_login_required`` (silent ``snsapi_base``: openid only) or

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -32,7 +32,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .asgi import SCOPE_KEY, WaferMiddleware, WaferUser, get_state
+from .asgi import AUTH_KEY, SCOPE_KEY, WaferMiddleware, WaferUser, get_state
 from .auth import WaferAuth
 from .exceptions import MissingCredentials, WaferError
 from .phone import PhoneNumber, phone_code_from_body
@@ -107,17 +107,22 @@ def error_response(exc: WaferError) -> Response:
 
 
 async def fetch_phone_number(
-    request: Request, auth: WaferAuth, code: str | None = None
+    request: Request, auth: WaferAuth | None = None, code: str | None = None
 ) -> PhoneNumber:
     """Exchange a ``getPhoneNumber`` code for the request's user; store it on the user.
 
-    ``code`` defaults to the ``code`` of the request's JSON body. WeChat and the store
+    ``auth`` defaults to the one of the :class:`~wafer_py.asgi.WaferMiddleware` in front
+    of the app; ``code`` to the ``code`` of the request's JSON body. WeChat and the store
     are called in a worker thread. Raises a :class:`~wafer_py.exceptions.WaferError`
     (bad body, bad code, no session...): answer it with :func:`error_response`.
     """
     identity = wafer_state(request).identity
     if identity is None:
         raise MissingCredentials()
+    if auth is None:
+        auth = request.scope.get(AUTH_KEY)
+        if not isinstance(auth, WaferAuth):
+            raise RuntimeError("fetch_phone_number needs WaferMiddleware in front, or an auth")
     if code is None:
         code = phone_code_from_body(await request.body())
     return await run_in_threadpool(auth.fetch_phone_number, identity, code)
@@ -214,7 +219,13 @@ def get_web_user(conn: HTTPConnection) -> WebUser | None:
     return user if isinstance(user, WebUser) else None
 
 
-def web_login_required(endpoint: F | None = None, *, scope: Scope = "snsapi_base") -> Any:
+@overload
+def web_login_required(endpoint: F, *, scope: Scope = ...) -> F: ...
+@overload
+def web_login_required(endpoint: None = None, *, scope: Scope = ...) -> Callable[[F], F]: ...
+def web_login_required(
+    endpoint: F | None = None, *, scope: Scope = "snsapi_base"
+) -> F | Callable[[F], F]:
     """Send a browser without a web session of ``scope`` through WeChat's OAuth first.
 
     ``@web_login_required`` (silent ``snsapi_base``: openid only) or

@@ -49,7 +49,7 @@ async def weapp_user(request: Request) -> JSONResponse:
 async def weapp_phone(request: Request) -> Response:
     # {"code": <getPhoneNumber code>}: WeChat gives the number; it is kept on the user.
     try:
-        phone = await fetch_phone_number(request, request.app.state.wafer_auth)
+        phone = await fetch_phone_number(request)
     except WaferError as exc:
         return error_response(exc)
     return JSONResponse({"code": 0, "data": {"phoneNumber": phone.phone_number}})
@@ -85,6 +85,5 @@ def create_app(auth: WaferAuth | None = None) -> Starlette:
     # wafer_py: the middleware answers /weapp/login and sets request.user
     auth = auth or WaferAuth(WaferConfig.from_env())
     app = Starlette(routes=routes, middleware=[Middleware(WaferMiddleware, auth=auth)])
-    app.state.wafer_auth = auth  # wafer_py: for /weapp/phone
     WaferWeb(app, auth)  # wafer_py: adds the OAuth callback, /wechat/oauth/callback
     return app
