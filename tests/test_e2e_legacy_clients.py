@@ -31,39 +31,34 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import re
-import shutil
-import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import serve_example, skip_or_fail
-from wafer_py import WaferAuth
+from tests.conftest import require_sdk
+from tests.e2e_support import (
+    MAGIC,
+    StepReport,
+    World,
+    check_credentials,
+    check_login_answer,
+    check_success,
+    secret_forms,
+)
 from wafer_py.config import DEFAULT_NICKNAME, DEMO_APPID
 from wafer_py.crypto import decrypt_data
 from wafer_py.exceptions import StaleSessionKey
 from wafer_py.fakewechat import FakeWeChat
-from wafer_py.fakewechat.miniprogram import default_profile
 
-E2E_DIR = Path(__file__).resolve().parent / "e2e"
-RUN_JS = E2E_DIR / "run.js"
 #: run.js sdk name -> (directory under node_modules, the exact version it must hold)
 SDKS = {
     "v1-legacy": ("qcloud-weapp-client-sdk", "0.7.4"),
     "v2-113": ("wafer2-client-sdk-113", "1.1.3"),
     "v2-200": ("wafer2-client-sdk-200", "2.0.0"),
 }
-MAGIC = "F2C224D4-2BCE-4C64-AF9F-A6D872000D1A"
 SESSION_STORAGE_KEY = "weapp_session_" + MAGIC
-JSCODE2SESSION = "/sns/jscode2session"
-NODE_TIMEOUT = 30.0
 
 #: The headers of a login, by kind, exactly as they go on the wire (the shim adds
 #: content-type to every wx.request).
@@ -142,196 +137,13 @@ def test_fake_legacy_user_info_over_the_control_api(fake: FakeWeChat, fake_serve
         fake.user_info(DEMO_APPID, user="pete", legacy=1)
 
 
-# ------------------------------------------------------------------ environment checks
-
-
-@pytest.fixture(scope="session")
-def node() -> str:
-    executable = shutil.which("node")
-    if executable is None:
-        skip_or_fail("node is not installed; the e2e tests run the client SDKs in Node")
-    assert executable is not None
-    return executable
-
-
-def require_sdk(sdk: str) -> None:
-    """The SDK is installed under tests/e2e/node_modules, at its exact version."""
-    directory, version = SDKS[sdk]
-    manifest = E2E_DIR / "node_modules" / directory / "package.json"
-    if not manifest.is_file():
-        skip_or_fail(f"{directory} is not installed: run `npm ci --prefix tests/e2e`")
-    installed = json.loads(manifest.read_text(encoding="utf-8")).get("version")
-    if installed != version:
-        skip_or_fail(
-            f"node_modules/{directory} holds {installed}, not {version}: "
-            "run `npm ci --prefix tests/e2e`"
-        )
-
-
 # ------------------------------------------------------------------ the world of one test
 
 
-@dataclass
-class Step:
-    """What one ``run.js`` step printed."""
-
-    raw: dict[str, Any]
-
-    @property
-    def outcome(self) -> str:
-        return str(self.raw["outcome"])
-
-    @property
-    def result(self) -> Any:
-        return self.raw.get("result")
-
-    @property
-    def error(self) -> dict[str, Any]:
-        return dict(self.raw.get("error") or {})
-
-    @property
-    def session(self) -> dict[str, Any] | None:
-        """What the SDK keeps under its storage key (``None`` when nothing)."""
-        return self.raw.get("session")
-
-    @property
-    def logins(self) -> list[dict[str, Any]]:
-        return list(self.raw["wx"]["logins"])
-
-    @property
-    def check_sessions(self) -> list[str]:
-        return list(self.raw["wx"]["checkSession"])
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        """Every wx.request on the wire, in order, with what came back."""
-        return list(self.raw["wx"]["requests"])
-
-    def __repr__(self) -> str:
-        return json.dumps(self.raw, ensure_ascii=False, indent=1)
-
-
-@dataclass
-class World:
-    """One test's fake WeChat, example server, auth and Node client."""
-
-    framework: str
-    sdk: str
-    node: str
-    fake: FakeWeChat
-    fake_url: str
-    auth: WaferAuth
-    server_url: str
-    user: str
-    storage: Path
-    steps: list[Step] = field(default_factory=list)
-
-    def run(
-        self,
-        step: str,
-        *,
-        profile: dict[str, Any] | None = None,
-        check_session_fails: bool = False,
-        rotate: bool = True,
-    ) -> Step:
-        """Run one step in a fresh Node process; the storage file carries the session.
-
-        ``profile`` overrides what wx.getUserInfo returns, ``check_session_fails`` makes
-        wx.checkSession fail, ``rotate=False`` makes wx.login keep the session_key.
-        """
-        command = [self.node, str(RUN_JS), self.sdk, step, self.server_url]
-        if profile is not None:
-            command += ["--profile", json.dumps(profile)]
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("WAFER_E2E_") or k == "WAFER_E2E_STEP_TIMEOUT_MS"
-        }
-        env.update(
-            {
-                "WAFER_E2E_FAKE_URL": self.fake_url,
-                "WAFER_E2E_APPID": DEMO_APPID,
-                "WAFER_E2E_USER": self.user,
-                "WAFER_E2E_STORAGE": str(self.storage),
-            }
-        )
-        if check_session_fails:
-            env["WAFER_E2E_CHECK_SESSION"] = "fail"
-        if not rotate:
-            env["WAFER_E2E_ROTATE"] = "0"
-        try:
-            done = subprocess.run(
-                command,
-                cwd=E2E_DIR,
-                env=env,
-                capture_output=True,
-                encoding="utf-8",
-                timeout=NODE_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            pytest.fail(f"node {step} ({self.sdk}) ran over {NODE_TIMEOUT} s:\n{exc.stderr}")
-        lines = [line for line in done.stdout.splitlines() if line.strip()]
-        assert lines, f"node {step} printed nothing (exit {done.returncode}):\n{done.stderr}"
-        try:
-            raw = json.loads(lines[-1])
-        except json.JSONDecodeError:
-            pytest.fail(f"node {step} printed no JSON line:\n{done.stdout}\n{done.stderr}")
-        report = Step(raw)
-        assert report.outcome not in ("error", "timeout", "skipped"), (
-            f"node {step} ({self.sdk}) broke: {report!r}\nstderr:\n{done.stderr}"
-        )
-        assert done.returncode == 0, f"node exited {done.returncode}: {done.stderr}"
-        self.steps.append(report)
-        return report
-
-    @property
-    def openid(self) -> str:
-        """The fake's openid of this test's user (what wx.login answered)."""
-        openids = {login["openid"] for s in self.steps for login in s.logins}
-        assert len(openids) == 1, f"expected one openid, got {openids}"
-        return openids.pop()
-
-    def session_key(self) -> str:
-        """The user's CURRENT session_key at the fake (the last wx.login's)."""
-        return self.fake.session_key_of(DEMO_APPID, self.openid)
-
-    def jscode2session_calls(self) -> int:
-        return self.fake.calls[JSCODE2SESSION]
-
-    def profile(self, **overrides: Any) -> dict[str, Any]:
-        """The userInfo the fake's wx.getUserInfo gives this user with ``overrides``."""
-        profile = default_profile(self.user)
-        profile.update(overrides)
-        return profile
-
-    def session_ids(self, openid: str) -> set[str]:
-        return {s.id for s in self.auth.store.list_sessions(openid)}
-
-
-@pytest.fixture(params=["starlette", "flask"])
-def framework(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
-def world(
-    request: pytest.FixtureRequest,
-    node: str,
-    framework: str,
-    sdk: str,
-    fake: FakeWeChat,
-    fake_server: Any,
-    make_auth: Callable[..., WaferAuth],
-    tmp_path: Path,
-) -> Iterator[World]:
-    require_sdk(sdk)
-    auth = make_auth()
-    user = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
-    with serve_example(framework, auth) as url:
-        yield World(
-            framework, sdk, node, fake, fake_server.url, auth, url, user, tmp_path / "wx.json"
-        )
+def sdk_installed(sdk: str) -> None:
+    """The test's SDK is installed at its exact version (``world`` asks)."""
+    require_sdk(*SDKS[sdk])
 
 
 def sdks(*names: str) -> pytest.MarkDecorator:
@@ -343,12 +155,6 @@ e2e = pytest.mark.e2e
 
 
 # ------------------------------------------------------------------ shared checks
-
-
-def secret_forms(session_key: str) -> list[str]:
-    """The session_key and what could be derived from it."""
-    raw = base64.b64decode(session_key)
-    return [session_key, raw.hex(), hashlib.sha1(session_key.encode()).hexdigest()]
 
 
 def check_login(
@@ -373,27 +179,16 @@ def check_login(
         assert payload["openId"] == world.openid
         assert payload["nickName"] == nickname
 
-    assert exchange["statusCode"] == 200, exchange
-    raw = exchange["rawBody"]
-    for secret in secret_forms(session_key):
-        assert secret not in raw, "the login answer leaks the session_key"
-    assert "session_key" not in raw
-    body = json.loads(raw)
-    assert body[MAGIC] == 1
-    assert body["code"] == 0
-    assert set(body["session"]) == {"id", "skey"}
+    body = check_login_answer(world, exchange, session_key)
     skey = body["session"]["skey"]
     assert isinstance(skey, str) and len(skey) >= 32
     assert body["session"]["id"] != skey
-    assert body["data"]["skey"] == skey
-    assert isinstance(body["data"]["time"], int)
-    assert body["data"]["userinfo"]["openId"] == world.openid
     assert body["data"]["userinfo"]["nickName"] == nickname
     assert body["session"]["id"] in world.session_ids(world.openid)
-    return dict(body)
+    return body
 
 
-def check_stored(world: World, step: Step, answer: dict[str, Any], client_info: Any) -> None:
+def check_stored(world: World, step: StepReport, answer: dict[str, Any], client_info: Any) -> None:
     """What the SDK stored after the login ``answer``.
 
     v1 stores ``answer.session`` plus its OWN plaintext userInfo (``client_info``); the v2
@@ -406,16 +201,6 @@ def check_stored(world: World, step: Step, answer: dict[str, Any], client_info: 
     assert step.raw["storage"] == {SESSION_STORAGE_KEY: step.session}
 
 
-def check_credentials(world: World, exchange: dict[str, Any], stored: dict[str, Any]) -> None:
-    """A request carried the stored session: v1 X-WX-Id + X-WX-Skey, v2 X-WX-Skey only."""
-    sent = exchange["header"]
-    assert sent["X-WX-Skey"] == stored["skey"]
-    if world.sdk == "v1-legacy":
-        assert sent["X-WX-Id"] == stored["id"]
-    else:
-        assert "X-WX-Id" not in sent
-
-
 def check_user_answer(world: World, exchange: dict[str, Any], nickname: str) -> None:
     """A successful /weapp/user exchange for this test's user."""
     assert exchange["url"] == world.server_url + "/weapp/user"
@@ -425,16 +210,6 @@ def check_user_answer(world: World, exchange: dict[str, Any], nickname: str) -> 
     assert body["code"] == 0
     assert body["data"]["userInfo"]["openId"] == world.openid
     assert body["data"]["userInfo"]["nickName"] == nickname
-
-
-def check_success(world: World, step: Step, nickname: str) -> None:
-    """The request step ended in the SDK's success callback with the user's answer."""
-    assert step.outcome == "success", step
-    assert step.result["statusCode"] == 200
-    data = step.result["data"]
-    assert data["code"] == 0 and MAGIC not in data
-    assert data["data"]["userInfo"]["openId"] == world.openid
-    assert data["data"]["userInfo"]["nickName"] == nickname
 
 
 def check_session_refused(exchange: dict[str, Any], skey: str | None, reason: str) -> None:
@@ -536,7 +311,7 @@ def test_request_with_login_from_empty_storage(world: World) -> None:
     step = world.run("request_login")
     code_only = world.sdk == "v2-200"
     nickname = DEFAULT_NICKNAME if code_only else world.profile()["nickName"]
-    check_success(world, step, nickname)
+    check_success(step, world.openid, nickname)
 
     login, user_request = step.requests
     headers = CODE_ONLY_HEADERS if code_only else full_login_headers(world.sdk)
@@ -550,7 +325,7 @@ def test_request_with_login_from_empty_storage(world: World) -> None:
     assert user is not None and user.nickname == nickname
 
     again = world.run("request_login")
-    check_success(world, again, nickname)
+    check_success(again, world.openid, nickname)
     if code_only:
         relogin, user_request = again.requests
         answer = check_login(world, relogin, CODE_ONLY_HEADERS, nickname=nickname)
@@ -581,7 +356,7 @@ def test_revoked_session_relogin_and_retry(world: World) -> None:
     assert world.session_ids(openid) == set()
 
     step = world.run("request")
-    check_success(world, step, nickname)
+    check_success(step, world.openid, nickname)
     rejected, relogin, retried = step.requests
     check_credentials(world, rejected, first.session)
     check_session_refused(rejected, first.session["skey"], "invalid_session")
@@ -624,7 +399,7 @@ def test_v2_113_request_login_with_login_params(world: World) -> None:
     assert world.jscode2session_calls() == 1
 
     follow = world.run("request")
-    check_success(world, follow, nickname)
+    check_success(follow, world.openid, nickname)
     [exchange] = follow.requests
     check_credentials(world, exchange, step.session)
     assert follow.logins == []
@@ -691,7 +466,7 @@ def test_v2_200_revoked_session_never_reaches_the_server(world: World) -> None:
     assert world.auth.revoke_user(openid) == 1
 
     step = world.run("request_login")
-    check_success(world, step, nickname)  # the code-only login keeps the stored profile
+    check_success(step, world.openid, nickname)  # the code-only login keeps the stored profile
     login, user_request = step.requests
     answer = check_login(world, login, CODE_ONLY_HEADERS, nickname=nickname)
     check_stored(world, step, answer, None)

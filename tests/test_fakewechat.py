@@ -10,55 +10,35 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import pytest
 import requests
 
+from tests.conftest import (
+    OTHER_APPID,
+    OTHER_SECRET,
+    RID,
+    TIMEOUT,
+    TWO_APPS,
+    errcode_of,
+    exchange_code,
+)
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.crypto import decrypt_data
 from wafer_py.exceptions import StaleSessionKey
 from wafer_py.fakewechat import CODE_TTL, FakeWeChat, FakeWeChatServer
 
-OTHER_APPID = "wx0123456789abcdef"
-OTHER_SECRET = "othersecret00000000000000000000x"
 JSCODE2SESSION = "/sns/jscode2session"
-RID = re.compile(r" rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$")
-TIMEOUT = 10
 
 
-@pytest.fixture
-def fake() -> FakeWeChat:
-    return FakeWeChat({DEMO_APPID: DEMO_APP_SECRET, OTHER_APPID: OTHER_SECRET})
+pytestmark = pytest.mark.fake_apps(TWO_APPS)
 
 
-@pytest.fixture
-def server(fake: FakeWeChat) -> Iterator[FakeWeChatServer]:
-    with fake.serve() as running:
-        yield running
-
-
-def exchange(
-    server: FakeWeChatServer,
-    code: str | None,
-    appid: str | None = DEMO_APPID,
-    secret: str | None = DEMO_APP_SECRET,
-    grant_type: str | None = "authorization_code",
-    **extra: str,
-) -> requests.Response:
-    params = {"appid": appid, "secret": secret, "js_code": code, "grant_type": grant_type}
-    params.update(extra)
-    query = {k: v for k, v in params.items() if v is not None}
-    return requests.get(server.url + JSCODE2SESSION, params=query, timeout=TIMEOUT)
-
-
-def errcode_of(response: requests.Response) -> int:
-    assert response.status_code == 200
-    body = response.json()
-    assert RID.search(body["errmsg"]), body
-    return int(body["errcode"])
+#: ``exchange(server, code, appid, secret, grant_type, **extra)``: jscode2session.
+exchange = partial(exchange_code, path=JSCODE2SESSION, code_name="js_code")
 
 
 def control(server: FakeWeChatServer, name: str, body: Any = None) -> requests.Response:

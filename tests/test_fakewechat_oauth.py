@@ -2,47 +2,31 @@
 
 from __future__ import annotations
 
-import html
 import json
 import re
-from collections.abc import Iterator
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
 
-from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
+from tests.conftest import (
+    CALLBACK,
+    OTHER_APPID,
+    OTHER_SECRET,
+    TIMEOUT,
+    TWO_APPS,
+    confirm_consent,
+    consent_form,
+    errcode_of,
+    exchange_code,
+    fake_get,
+)
+from wafer_py.config import DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
 
-OTHER_APPID = "wx0123456789abcdef"
-OTHER_SECRET = "othersecret00000000000000000000x"
-RID = re.compile(r" rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$")
-CALLBACK = "https://example.com/wechat/oauth/callback?next=%2Fweb"
-TIMEOUT = 10
-
-
-@pytest.fixture
-def fake() -> FakeWeChat:
-    return FakeWeChat({DEMO_APPID: DEMO_APP_SECRET, OTHER_APPID: OTHER_SECRET})
-
-
-@pytest.fixture
-def server(fake: FakeWeChat) -> Iterator[FakeWeChatServer]:
-    with fake.serve() as running:
-        yield running
-
-
-def get(server: FakeWeChatServer, path: str, **params: Any) -> requests.Response:
-    query = {k: v for k, v in params.items() if v is not None}
-    return requests.get(server.url + path, params=query, timeout=TIMEOUT, allow_redirects=False)
-
-
-def errcode_of(response: requests.Response) -> int:
-    assert response.status_code == 200
-    body = response.json()
-    assert RID.search(body["errmsg"]), body
-    return int(body["errcode"])
+pytestmark = pytest.mark.fake_apps(TWO_APPS)
 
 
 def authorize(
@@ -53,7 +37,7 @@ def authorize(
     redirect_uri: str | None = CALLBACK,
     **extra: str,
 ) -> requests.Response:
-    return get(
+    return fake_get(
         server,
         "/connect/oauth2/authorize",
         appid=appid,
@@ -69,27 +53,8 @@ def query_of(location: str) -> dict[str, list[str]]:
     return parse_qs(urlsplit(location).query, keep_blank_values=True)
 
 
-def consent_form(page: requests.Response) -> dict[str, str]:
-    return {
-        k: html.unescape(v) for k, v in re.findall(r'name="([^"]+)" value="([^"]*)"', page.text)
-    }
-
-
-def token(
-    server: FakeWeChatServer,
-    code: str | None,
-    appid: str | None = DEMO_APPID,
-    secret: str | None = DEMO_APP_SECRET,
-    grant_type: str | None = "authorization_code",
-) -> requests.Response:
-    return get(
-        server,
-        "/sns/oauth2/access_token",
-        appid=appid,
-        secret=secret,
-        code=code,
-        grant_type=grant_type,
-    )
+#: ``token(server, code, appid, secret, grant_type)``: the access_token of an OAuth code.
+token = partial(exchange_code, path="/sns/oauth2/access_token", code_name="code")
 
 
 def tokens_for(
@@ -126,12 +91,7 @@ def test_userinfo_scope_shows_a_consent_page_then_allow(
     assert 'id="allow"' in page.text and 'id="deny"' in page.text
     assert "Alice" in page.text
     form = consent_form(page)
-    answer = requests.post(
-        server.url + "/connect/oauth2/authorize/confirm",
-        data={**form, "decision": "allow"},
-        timeout=TIMEOUT,
-        allow_redirects=False,
-    )
+    answer = confirm_consent(server.url, form, "allow")
     assert answer.status_code == 302
     query = query_of(answer.headers["Location"])
     assert query["state"] == ["xyz"]
@@ -141,12 +101,7 @@ def test_userinfo_scope_shows_a_consent_page_then_allow(
 
 def test_deny_comes_back_without_a_code(server: FakeWeChatServer) -> None:
     form = consent_form(authorize(server, "snsapi_userinfo", "xyz"))
-    answer = requests.post(
-        server.url + "/connect/oauth2/authorize/confirm",
-        data={**form, "decision": "deny"},
-        timeout=TIMEOUT,
-        allow_redirects=False,
-    )
+    answer = confirm_consent(server.url, form, "deny")
     assert answer.status_code == 302
     query = query_of(answer.headers["Location"])
     assert query["state"] == ["xyz"] and "code" not in query
@@ -289,7 +244,7 @@ def refresh(
     appid: str | None = DEMO_APPID,
     grant_type: str | None = "refresh_token",
 ) -> requests.Response:
-    return get(
+    return fake_get(
         server,
         "/sns/oauth2/refresh_token",
         appid=appid,
@@ -347,7 +302,7 @@ def test_refresh_token_expires_after_30_days_42002(
 def userinfo(
     server: FakeWeChatServer, access_token: str | None, openid: str | None, lang: str | None = None
 ) -> requests.Response:
-    return get(server, "/sns/userinfo", access_token=access_token, openid=openid, lang=lang)
+    return fake_get(server, "/sns/userinfo", access_token=access_token, openid=openid, lang=lang)
 
 
 def test_userinfo(fake: FakeWeChat, server: FakeWeChatServer) -> None:
@@ -404,18 +359,18 @@ def test_access_token_errors_on_userinfo_and_auth(
     for path in ("/sns/userinfo", "/sns/auth"):
 
         def call(access: str | None, openid: str | None, path: str = path) -> int:
-            return errcode_of(get(server, path, access_token=access, openid=openid))
+            return errcode_of(fake_get(server, path, access_token=access, openid=openid))
 
         assert call(None, body["openid"]) == 41001
         assert call(body["access_token"], None) == 41009
         assert call("bad token!", body["openid"]) == 40014
         assert call(well_formed_unknown, body["openid"]) == 40001
         assert call(body["access_token"], other["openid"]) == 40003
-    ok = get(server, "/sns/auth", access_token=body["access_token"], openid=body["openid"])
+    ok = fake_get(server, "/sns/auth", access_token=body["access_token"], openid=body["openid"])
     assert ok.json() == {"errcode": 0, "errmsg": "ok"}
     fake.advance(7201)
     for path in ("/sns/userinfo", "/sns/auth"):
-        expired = get(server, path, access_token=body["access_token"], openid=body["openid"])
+        expired = fake_get(server, path, access_token=body["access_token"], openid=body["openid"])
         assert errcode_of(expired) == 42001
 
 
@@ -434,7 +389,7 @@ def test_control_reset_over_http_forgets_grants(fake: FakeWeChat, server: FakeWe
 
 
 def test_confirm_needs_post(server: FakeWeChatServer) -> None:
-    response = get(server, "/connect/oauth2/authorize/confirm")
+    response = fake_get(server, "/connect/oauth2/authorize/confirm")
     assert errcode_of(response) == 43002
 
 

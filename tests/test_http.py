@@ -22,13 +22,6 @@ from wafer_py.crypto import encrypt_data
 from wafer_py.fakewechat import FakeWeChat
 from wafer_py.protocol import MAGIC_ID
 
-FRAMEWORKS = ["starlette", "flask"]
-
-
-@pytest.fixture(params=FRAMEWORKS)
-def framework(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
 
 @pytest.fixture
 def auth(make_auth: Callable[..., WaferAuth]) -> WaferAuth:

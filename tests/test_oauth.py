@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.conftest import Clock
+from tests.conftest import CALLBACK, OTHER_APPID, OTHER_SECRET, TWO_APPS, Clock
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID, WaferConfig
 from wafer_py.exceptions import (
     AccessTokenExpired,
@@ -44,20 +44,7 @@ from wafer_py.oauth import (
 from wafer_py.oauthstate import OAuthStateSigner, b62decode, b62encode
 from wafer_py.stores import MemoryStore, SQLiteStore
 
-OTHER_APPID = "wx0123456789abcdef"
-OTHER_SECRET = "othersecret00000000000000000000x"
-CALLBACK = "https://example.com/wechat/oauth/callback?next=%2Fweb"
-
-
-@pytest.fixture
-def fake() -> FakeWeChat:
-    return FakeWeChat({DEMO_APPID: DEMO_APP_SECRET, OTHER_APPID: OTHER_SECRET})
-
-
-@pytest.fixture
-def server(fake: FakeWeChat) -> Iterator[FakeWeChatServer]:
-    with fake.serve() as running:
-        yield running
+pytestmark = pytest.mark.fake_apps(TWO_APPS)
 
 
 @pytest.fixture

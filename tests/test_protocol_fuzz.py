@@ -11,12 +11,7 @@ from wafer_py import WaferAuth, WaferConfig
 from wafer_py.config import DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat
 from wafer_py.protocol import (
-    HEADER_CODE,
-    HEADER_ENCRYPTED_DATA,
-    HEADER_ID,
-    HEADER_IV,
-    HEADER_LEGACY_ENCRYPTED_DATA,
-    HEADER_SKEY,
+    WAFER_HEADERS,
     RequestState,
     WaferProtocol,
     WaferResponse,
@@ -26,14 +21,7 @@ from wafer_py.protocol import (
 hypothesis = pytest.importorskip("hypothesis")
 st = hypothesis.strategies
 
-NAMES = [
-    HEADER_CODE,
-    HEADER_ENCRYPTED_DATA,
-    HEADER_LEGACY_ENCRYPTED_DATA,
-    HEADER_IV,
-    HEADER_ID,
-    HEADER_SKEY,
-]
+NAMES = sorted(WAFER_HEADERS)  # every header the protocol reads
 VALUES = st.one_of(
     st.text(max_size=60),
     st.text(alphabet=string.ascii_letters + string.digits + "+/=", max_size=80),

@@ -180,6 +180,17 @@ def test_token_get_commands_share_one_refresh(
     assert fake.calls[STABLE] == 2
 
 
+def _token_command(env: dict[str, str], command: str) -> subprocess.CompletedProcess[str]:
+    """``wafer-py token <command>`` in a child process with ``env``; what it printed."""
+    return subprocess.run(
+        [sys.executable, "-m", "wafer_py", "token", command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_token_command_errors_are_one_line(
     store_url: str, fake_server: Any, fake: FakeWeChat
 ) -> None:
@@ -190,36 +201,18 @@ def test_token_command_errors_are_one_line(
         "WAFER_APPID": DEMO_APPID,
         "WAFER_APP_SECRET": "not-the-secret",
     }
-    run = subprocess.run(
-        [sys.executable, "-m", "wafer_py", "token", "get"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = _token_command(env, "get")
     assert run.returncode == 1 and run.stdout == ""
     assert run.stderr == (
         "wafer-py token: the server's AppSecret is not accepted by WeChat (errcode 40125)\n"
     )
     fake.inject(STABLE, 45009)
     env["WAFER_APP_SECRET"] = DEMO_APP_SECRET
-    run = subprocess.run(
-        [sys.executable, "-m", "wafer_py", "token", "refresh"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = _token_command(env, "refresh")
     assert run.returncode == 1 and len(run.stderr.splitlines()) == 1
     assert "daily quota" in run.stderr and "Traceback" not in run.stderr
     # Masked unless --reveal.
-    run = subprocess.run(
-        [sys.executable, "-m", "wafer_py", "token", "get"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = _token_command(env, "get")
     token = fake.server_api.tokens.current(DEMO_APPID)
     assert run.returncode == 0 and token is not None
     assert token not in run.stdout and token[:6] in run.stdout

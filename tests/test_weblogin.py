@@ -6,7 +6,6 @@ Every bad callback must get a human-readable 4xx page (never a 500) and no web s
 
 from __future__ import annotations
 
-import html
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -18,26 +17,22 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from tests.conftest import serve_asgi, serve_example, serve_wsgi
+from tests.conftest import (
+    OTHER_APPID,
+    TIMEOUT,
+    TWO_APPS,
+    confirm_consent,
+    consent_form,
+    serve_asgi,
+    serve_example,
+    serve_wsgi,
+)
 from wafer_py import WaferAuth
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
 from wafer_py.weblogin import WebLogin, local_path
 
-OTHER_APPID = "wx0123456789abcdef"
-OTHER_SECRET = "othersecret00000000000000000000x"
-FRAMEWORKS = ["starlette", "flask"]
-TIMEOUT = 10
-
-
-@pytest.fixture
-def fake() -> FakeWeChat:
-    return FakeWeChat({DEMO_APPID: DEMO_APP_SECRET, OTHER_APPID: OTHER_SECRET})
-
-
-@pytest.fixture(params=FRAMEWORKS)
-def framework(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.fake_apps(TWO_APPS)
 
 
 @pytest.fixture
@@ -75,16 +70,8 @@ class Browser:
         if page.status_code == 302:  # snsapi_base: silent
             return page.headers["Location"]
         assert page.status_code == 200 and 'id="allow"' in page.text, page.text
-        form = {
-            k: html.unescape(v) for k, v in re.findall(r'name="([^"]+)" value="([^"]*)"', page.text)
-        }
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(authorize_url))
-        answer = self.http.post(
-            f"{origin}/connect/oauth2/authorize/confirm",
-            data={**form, "decision": decision},
-            allow_redirects=False,
-            timeout=TIMEOUT,
-        )
+        answer = confirm_consent(origin, consent_form(page), decision, self.http)
         assert answer.status_code == 302
         return answer.headers["Location"]
 
