@@ -5,6 +5,7 @@ from __future__ import annotations
 import string
 from collections.abc import Iterator
 
+import hypothesis
 import pytest
 
 from wafer_py import WaferAuth, WaferConfig
@@ -18,7 +19,6 @@ from wafer_py.protocol import (
     path_matcher,
 )
 
-hypothesis = pytest.importorskip("hypothesis")
 st = hypothesis.strategies
 
 NAMES = sorted(WAFER_HEADERS)  # every header the protocol reads
