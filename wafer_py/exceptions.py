@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 __all__ = [
     "WaferError",
     "BadRequest",
+    "HeaderTooLarge",
     "LoginFailed",
     "MissingCode",
     "InvalidSession",
@@ -94,6 +95,14 @@ class BadBody(BadRequest):
 
     reason = "bad_body"
     default_message = "the request body is malformed"
+
+
+class HeaderTooLarge(BadRequest):
+    """A Wafer header is larger than any legitimate value."""
+
+    status = 431
+    reason = "header_too_large"
+    default_message = "a Wafer header is too large"
 
 
 class LoginFailed(WaferError):

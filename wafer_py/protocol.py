@@ -25,6 +25,7 @@ from .auth import Authenticated, Credentials, LoginResult, WaferAuth
 from .exceptions import (
     ERR_LOGIN_FAILED,
     BadRequest,
+    HeaderTooLarge,
     InvalidSession,
     MalformedEncryptedData,
     MissingCode,
@@ -72,14 +73,6 @@ _MAX_TOKEN = 256
 _MAX_ENCRYPTED = 32 * 1024
 _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]+")
 _BASE64 = re.compile(r"[A-Za-z0-9+/= ]+")
-
-
-class HeaderTooLarge(BadRequest):
-    """A Wafer header is larger than any legitimate value."""
-
-    status = 431
-    reason = "header_too_large"
-    default_message = "a Wafer header is too large"
 
 
 @dataclass(frozen=True)
