@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,3 +79,31 @@ def test_sqlite_purge_drops_expired_entries_and_lapsed_locks(tmp_path: Path) -> 
     assert [r[0] for r in db.execute("SELECT key FROM wafer_entries")] == ["new"]
     assert [r[0] for r in db.execute("SELECT name FROM wafer_locks")] == ["held"]
     db.close()
+
+
+def _open_and_write(url: str, results: Any) -> None:
+    try:
+        for i in range(20):  # open while the others hold write transactions
+            store = open_store(url)
+            store.set_entry(f"k{i}", "v", expires_at=1e12)
+            store.close()
+        results.put("ok")
+    except Exception as exc:  # reported to the parent
+        results.put(repr(exc))
+
+
+def test_processes_open_a_new_sqlite_file_together(tmp_path: Path) -> None:
+    """Switching a new file to WAL needs it alone; processes starting together must wait."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    for round_ in range(2):
+        url = f"sqlite:///{tmp_path}/together-{round_}.db"
+        results: Any = ctx.Queue()
+        processes = [ctx.Process(target=_open_and_write, args=(url, results)) for _ in range(6)]
+        for process in processes:
+            process.start()
+        outcomes = [results.get(timeout=60) for _ in processes]
+        for process in processes:
+            process.join(10)
+        assert outcomes == ["ok"] * 6

@@ -7,7 +7,6 @@ writer wait for another instead of failing at once.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -109,7 +108,6 @@ class SQLiteStore(SessionStore):
         self._keepalive = self._conn()
         try:
             self._keepalive.executescript(_SCHEMA)
-            _add_missing_columns(self._keepalive)
         except sqlite3.Error as exc:
             raise _unavailable("cannot create the SQLite store's tables", exc) from None
 
@@ -161,7 +159,7 @@ class SQLiteStore(SessionStore):
                     check_same_thread=False,
                 )
                 conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-                conn.execute("PRAGMA journal_mode = WAL")
+                self._use_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.Error as exc:
                 raise _unavailable("cannot open the SQLite store", exc) from None
@@ -169,6 +167,21 @@ class SQLiteStore(SessionStore):
             with self._all_lock:
                 self._all.append(conn)
         return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL (it stays so). Switching needs the file to itself and
+        SQLite's busy timeout does not apply: processes opening a new file together retry.
+        """
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _read(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         try:
@@ -352,20 +365,6 @@ class SQLiteStore(SessionStore):
         self._local = threading.local()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
-
-
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    """Bring a file made by an older wafer_py up to date (``phone`` came in 0.2)."""
-
-    def columns() -> set[str]:
-        return {row[1] for row in conn.execute("PRAGMA table_info(wafer_users)")}
-
-    if "phone" not in columns():
-        # Another process opening the same file may add it first ("duplicate column").
-        with contextlib.suppress(sqlite3.OperationalError):
-            conn.execute("ALTER TABLE wafer_users ADD COLUMN phone TEXT")
-        if "phone" not in columns():
-            raise sqlite3.OperationalError("cannot add the phone column to wafer_users")
 
 
 class _Transaction:
