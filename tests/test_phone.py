@@ -4,10 +4,7 @@ over real HTTP (log in, get a code from the fake, post it, the number is on the 
 from __future__ import annotations
 
 import base64
-import json
-import sqlite3
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,7 +17,6 @@ from wafer_py.exceptions import BadBody, MalformedEncryptedData, WeChatError
 from wafer_py.fakewechat import FakeWeChat
 from wafer_py.phone import PhoneNumber, mask_phone, phone_code_from_body
 from wafer_py.protocol import MAGIC_ID
-from wafer_py.stores import SQLiteStore
 
 # A fixed vector: key b"0123456789abcdef", IV b"fedcba9876543210", and WeChat's legacy
 # phone payload with a fixed watermark. The ciphertext was checked against
@@ -118,28 +114,6 @@ def test_auth_decrypts_stores_and_checks(
     fake.login(DEMO_APPID, "alice")  # a later wx.login rotates the key at WeChat
     assert auth.check_session_key(who) is False
     assert auth.set_phone_number(who, None).user.phone is None
-
-
-def test_old_sqlite_files_get_the_phone_column(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as db:
-        db.execute(
-            "CREATE TABLE wafer_users (openid TEXT PRIMARY KEY, unionid TEXT, "
-            "profile TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL)"
-        )
-        db.execute(
-            "INSERT INTO wafer_users VALUES ('o1', NULL, ?, 1.0, 1.0)",
-            (json.dumps({"nickName": "A"}),),
-        )
-    db.close()
-    with SQLiteStore(path) as store:
-        user = store.get_user("o1")
-        assert user is not None and user.phone is None and user.nickname == "A"
-        updated = store.update_phone("o1", "+8613800138000", now=2.0)
-        assert updated is not None and updated.phone == "+8613800138000"
-    with SQLiteStore(path) as store:  # opening again finds the column in place
-        again = store.get_user("o1")
-        assert again is not None and again.phone == "+8613800138000"
 
 
 # ---------------------------------------------------- both examples over HTTP
