@@ -219,6 +219,7 @@ LOGIN_CASES: dict[str, tuple[int, str]] = {
     "other_appid_watermark": (403, "wrong_appid"),
     "other_users_data": (403, "openid_mismatch"),
     "oversized_data": (431, "header_too_large"),
+    "missing_iv": (400, "malformed_encrypted_data"),
 }
 
 
@@ -280,6 +281,8 @@ def test_bad_login_requests(case: str, base: str, fake: FakeWeChat, auth: WaferA
         headers.update({"X-WX-Encrypted-Data": data, "X-WX-IV": iv})
     elif case == "oversized_data":
         headers.update({"X-WX-Encrypted-Data": "A" * 40_000, "X-WX-IV": fresh["iv"]})
+    elif case == "missing_iv":
+        headers["X-WX-Encrypted-Data"] = fresh["encryptedData"]
 
     response = requests.get(f"{base}/weapp/login", headers=headers, timeout=10)
     status, reason = LOGIN_CASES[case]

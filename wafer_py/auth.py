@@ -141,7 +141,7 @@ class WaferAuth:
 
     def _local_secret_keys(self) -> tuple[str, ...]:
         """Without configured keys: a key kept beside a SQLite file, shared by the
-        processes that use that file (none for other stores: SecretBox makes one)."""
+        processes that use that file (none for other stores)."""
         local = getattr(self.store, "local_secret", None)
         key = local() if callable(local) else None
         if isinstance(key, str) and key:

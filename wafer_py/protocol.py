@@ -189,6 +189,7 @@ def read_encrypted(headers: Mapping[str, str]) -> tuple[str | None, str | None, 
     """``(encrypted_data, iv, legacy)`` from the headers.
 
     ``legacy`` is the 0.7.x client's ``X-WX-Encrypt-Data`` without an IV (IV = key).
+    ``X-WX-Encrypted-Data`` without ``X-WX-IV`` is malformed.
     """
     bad = MalformedEncryptedData
     data = _header(headers, HEADER_ENCRYPTED_DATA, _MAX_ENCRYPTED, _BASE64, bad)
@@ -197,6 +198,8 @@ def read_encrypted(headers: Mapping[str, str]) -> tuple[str | None, str | None, 
         legacy = _header(headers, HEADER_LEGACY_ENCRYPTED_DATA, _MAX_ENCRYPTED, _BASE64, bad)
         if legacy is not None:
             return legacy, iv, iv is None
+    elif iv is None:
+        raise MalformedEncryptedData("X-WX-IV must come with X-WX-Encrypted-Data")
     return data, iv, False
 
 
@@ -267,8 +270,6 @@ class WaferProtocol:
             generation: Literal["v1", "v2"] = "v1" if headers.get(HEADER_ID) else "v2"
             return RequestState(error=exc, generation=generation)
         data, iv, legacy = read_encrypted(headers)
-        if data is not None and not legacy:
-            if iv is None:
-                raise MalformedEncryptedData("X-WX-IV must come with X-WX-Encrypted-Data")
+        if data is not None and iv is not None and not legacy:
             identity = self.auth.update_profile(identity, data, iv)
         return RequestState(identity=identity, generation=identity.generation)
