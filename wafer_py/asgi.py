@@ -131,6 +131,8 @@ class WaferMiddleware:
         self._limiter: CapacityLimiter | None = None
 
     async def _handle(self, path: str, headers: dict[str, str]) -> WaferResponse | RequestState:
+        if self.protocol.handles_async(path, headers):
+            return await self.protocol.ahandle(path, headers)
         if not self.protocol.needs_io(path, headers) or (
             path != self.protocol.login_path and not self.auth.store.blocking
         ):

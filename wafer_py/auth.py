@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .config import WaferConfig
@@ -25,7 +25,7 @@ from .exceptions import (
 from .models import Session, User, clean_profile
 from .phone import PhoneNumber
 from .stores import SessionStore, open_store
-from .stores.base import call_store
+from .stores.base import acall_store, call_store
 
 if TYPE_CHECKING:
     from .tokens import AccessTokenCache
@@ -239,40 +239,49 @@ class WaferAuth:
     # -- validation -------------------------------------------------------------
     def validate(self, credentials: Credentials) -> Authenticated:
         """Check session credentials; renew the sliding expiry. Raises ``InvalidSession``."""
-        if credentials.session_id is not None:
-            session = call_store(self.store.get_session, credentials.session_id)
-            if session is None or not self.secrets.check_skey(credentials.skey, session.skey_hash):
-                raise InvalidSession()
-        else:
-            session = None
-            for skey_hash in self.secrets.skey_hashes(credentials.skey):
-                session = call_store(self.store.find_session, skey_hash)
-                if session is not None:
-                    break
-            if session is None:
-                raise InvalidSession()
+        found = call_store(self.store.find_login, **self._lookup(credentials))
+        who, touch = self._check(credentials, found)
+        if touch is not None:
+            call_store(self.store.touch_session, who.session.id, **touch)
+        return who
 
+    async def avalidate(self, credentials: Credentials) -> Authenticated:
+        """:meth:`validate` through the store's async driver (``store.supports_async``)."""
+        found = await acall_store(self.store.afind_login, **self._lookup(credentials))
+        who, touch = self._check(credentials, found)
+        if touch is not None:
+            await acall_store(self.store.atouch_session, who.session.id, **touch)
+        return who
+
+    def _lookup(self, credentials: Credentials) -> dict[str, Any]:
+        if credentials.session_id is not None:
+            return {"session_id": credentials.session_id}
+        return {"skey_hashes": self.secrets.skey_hashes(credentials.skey)}
+
+    def _check(
+        self, credentials: Credentials, found: tuple[Session, User | None] | None
+    ) -> tuple[Authenticated, dict[str, float] | None]:
+        """The identity a lookup found, and the touch to record (``None`` if too soon)."""
+        if found is None:
+            raise InvalidSession()
+        session, user = found
+        if credentials.session_id is not None and not self.secrets.check_skey(
+            credentials.skey, session.skey_hash
+        ):
+            raise InvalidSession()
         now = self.clock()
         if session.is_expired(now):
             raise InvalidSession("the session has expired; log in again")
-        user = call_store(self.store.get_user, session.openid)
         if user is None:
             raise InvalidSession()
+        touch = None
         if now - session.last_seen >= self.config.touch_interval:
             expires_at = min(
                 now + self.config.session_ttl, session.created_at + self.config.session_max_age
             )
-            call_store(self.store.touch_session, session.id, last_seen=now, expires_at=expires_at)
-            session = Session(
-                session.id,
-                session.openid,
-                session.skey_hash,
-                session.sealed_session_key,
-                session.created_at,
-                now,
-                expires_at,
-            )
-        return Authenticated(user, session, credentials.generation)
+            touch = {"last_seen": now, "expires_at": expires_at}
+            session = replace(session, last_seen=now, expires_at=expires_at)
+        return Authenticated(user, session, credentials.generation), touch
 
     # -- encrypted data ---------------------------------------------------------
     def decrypt(self, who: Authenticated, encrypted_data: str, iv: str) -> dict[str, Any]:

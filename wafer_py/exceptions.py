@@ -138,11 +138,19 @@ class MissingCredentials(InvalidSession):
 
 
 class StoreUnavailable(WaferError):
-    """The session store cannot be reached. Not a session problem: no re-login."""
+    """The session store cannot be reached. Not a session problem: no re-login.
+
+    ``detail`` says what the driver reported, for the operator's log; it is never part of
+    the answer to the client.
+    """
 
     reason = "store_unavailable"
     status = 503
     default_message = "the session store is unavailable; try again shortly"
+
+    def __init__(self, message: str | None = None, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class DecryptError(WaferError):

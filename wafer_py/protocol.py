@@ -206,6 +206,11 @@ def read_encrypted(headers: Mapping[str, str]) -> tuple[str | None, str | None, 
 PathMatcher = Callable[[str], bool]
 
 
+def _generation(headers: Mapping[str, str]) -> Literal["v1", "v2"]:
+    """Which client generation sent these headers (v1 sends the session id)."""
+    return "v1" if headers.get(HEADER_ID) else "v2"
+
+
 def path_matcher(protect: Iterable[str] | PathMatcher | None) -> PathMatcher:
     """A predicate from path prefixes (``"/api/"``) or a callable; ``None`` matches none."""
     if protect is None:
@@ -245,6 +250,38 @@ class WaferProtocol:
             state = self._validate(headers)
         except WaferError as exc:
             return error_response(exc)
+        return self._finish(path, state)
+
+    def handles_async(self, path: str, headers: Mapping[str, str]) -> bool:
+        """Whether :meth:`ahandle` can take this request: a session check only (no login,
+        no seed flow) with a store that has an async driver."""
+        return (
+            self.auth.store.supports_async
+            and path != self.login_path
+            and HEADER_ENCRYPTED_DATA not in headers
+            and HEADER_LEGACY_ENCRYPTED_DATA not in headers
+            and HEADER_IV not in headers
+        )
+
+    async def ahandle(self, path: str, headers: Mapping[str, str]) -> WaferResponse | RequestState:
+        """:meth:`handle` on the event loop, for requests :meth:`handles_async` accepts."""
+        if not self.handles_async(path, headers):
+            raise ValueError("ahandle() takes only what handles_async() accepts")
+        try:
+            try:
+                credentials = read_credentials(headers)
+                if credentials is None:
+                    state = ANONYMOUS
+                else:
+                    identity = await self.auth.avalidate(credentials)
+                    state = RequestState(identity=identity, generation=identity.generation)
+            except InvalidSession as exc:
+                state = RequestState(error=exc, generation=_generation(headers))
+        except WaferError as exc:
+            return error_response(exc)
+        return self._finish(path, state)
+
+    def _finish(self, path: str, state: RequestState) -> WaferResponse | RequestState:
         if not state.is_authenticated and self.protect(path):
             return state.challenge()
         return state
@@ -267,8 +304,7 @@ class WaferProtocol:
                 return ANONYMOUS
             identity = self.auth.validate(credentials)
         except InvalidSession as exc:
-            generation: Literal["v1", "v2"] = "v1" if headers.get(HEADER_ID) else "v2"
-            return RequestState(error=exc, generation=generation)
+            return RequestState(error=exc, generation=_generation(headers))
         data, iv, legacy = read_encrypted(headers)
         if data is not None and iv is not None and not legacy:
             identity = self.auth.update_profile(identity, data, iv)

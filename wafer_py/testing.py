@@ -205,6 +205,65 @@ class SessionStoreContract:
         assert store.get_session(old.id) is None
         assert store.get_session(live.id) == live
 
+    def test_purge_in_batches(self, store: SessionStore, openid: str) -> None:
+        old = [make_session(openid, now=0.0, ttl=10.0)[0] for _ in range(5)]
+        live, _ = make_session(openid, now=0.0, ttl=10_000_000_000.0)
+        for s in [*old, live]:
+            store.create_session(s)
+        removed = 0
+        while True:
+            batch = store.purge_expired(now=100.0, limit=2)
+            assert batch <= 2
+            removed += batch
+            if batch < 2:
+                break
+        assert all(store.get_session(s.id) is None for s in old)
+        assert store.get_session(live.id) == live
+        assert removed >= 5  # a store shared with other tests may purge theirs too
+
+    def test_stats(self, store: SessionStore, openid: str) -> None:
+        before = store.stats(now=100.0)
+        store.ensure_user(openid, unionid=None, profile={}, now=1.0)
+        for ttl in (10.0, 10.0, 10_000_000_000.0):
+            store.create_session(make_session(openid, now=0.0, ttl=ttl)[0])
+        store.set_entry("stats:" + openid, "x", expires_at=10_000_000_000.0)
+        after = store.stats(now=100.0)
+        assert after.users - before.users == 1
+        assert after.active_sessions - before.active_sessions == 1
+        assert after.expired_sessions - before.expired_sessions == 2
+        assert after.sessions == after.active_sessions + after.expired_sessions
+        assert after.entries - before.entries == 1
+
+    def test_find_login(self, store: SessionStore, openid: str) -> None:
+        user = store.ensure_user(openid, unionid="u", profile={"nickName": "A"}, now=1.0)
+        session, _ = make_session(openid)
+        store.create_session(session)
+        assert store.find_login(session_id=session.id) == (session, user)
+        assert store.find_login(skey_hashes=["0" * 64, session.skey_hash]) == (session, user)
+        assert store.find_login(session_id="nope" + new_session_id()) is None
+        assert store.find_login(skey_hashes=["0" * 64]) is None
+        assert store.find_login() is None
+        orphan, _ = make_session(openid + "-gone")
+        store.create_session(orphan)
+        assert store.find_login(session_id=orphan.id) == (orphan, None)
+
+    def test_async_lookup(self, store: SessionStore, openid: str) -> None:
+        import asyncio
+
+        user = store.ensure_user(openid, unionid=None, profile={}, now=1.0)
+        session, _ = make_session(openid, now=100.0)
+        store.create_session(session)
+
+        async def check() -> None:
+            assert await store.afind_login(skey_hashes=[session.skey_hash]) == (session, user)
+            assert await store.afind_login(session_id=session.id) == (session, user)
+            assert await store.afind_login(skey_hashes=["0" * 64]) is None
+            await store.atouch_session(session.id, last_seen=200.0, expires_at=9000.0)
+
+        asyncio.run(check())
+        found = store.get_session(session.id)
+        assert found is not None and (found.last_seen, found.expires_at) == (200.0, 9000.0)
+
     def test_secrets_are_stored_as_given(self, store: SessionStore, openid: str) -> None:
         session, skey = make_session(openid)
         store.create_session(session)

@@ -15,33 +15,100 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from ..exceptions import StoreUnavailable, WaferError
 from ..models import Session, User
 
-__all__ = ["SessionStore", "call_store"]
+__all__ = ["SessionStore", "StoreStats", "call_store"]
 
 logger = logging.getLogger("wafer_py")
 
 T = TypeVar("T")
 
 
+class _Outage:
+    """Whether the store is failing, so that an outage logs one line, not one per request.
+
+    The first failure logs an error; later failures while it lasts log at debug level;
+    the first success after it logs that the store is back.
+    """
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def failed(self, detail: str) -> None:
+        if self.down:
+            logger.debug("wafer_py: session store still unavailable: %s", detail)
+            return
+        self.down = True
+        logger.error(
+            "wafer_py: session store unavailable, answering 503 until it is back: %s", detail
+        )
+
+    def succeeded(self) -> None:
+        if self.down:
+            self.down = False
+            logger.warning("wafer_py: session store is reachable again")
+
+
+OUTAGE = _Outage()
+
+
 def call_store(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call a store method; a driver's own exception becomes ``StoreUnavailable``.
 
-    Backends raise ``StoreUnavailable`` themselves where they know the failure; anything
-    else a driver throws (a lost connection, a broken server) is logged once and answered
-    the same way, never as a 500.
+    Backends raise ``StoreUnavailable`` themselves where they know the failure (after
+    logging what went wrong through :func:`store_failed`); anything else a driver throws
+    (a lost connection, a broken server) is logged and answered the same way, never as a
+    500. An outage logs one error line when it starts and one when it ends.
     """
     try:
-        return call(*args, **kwargs)
+        result = call(*args, **kwargs)
+    except StoreUnavailable as exc:
+        OUTAGE.failed(exc.detail or "see the previous message")
+        raise
     except WaferError:
         raise
     except Exception as exc:
-        logger.error("wafer_py: session store failed: %s: %s", type(exc).__name__, exc)
+        OUTAGE.failed(f"{type(exc).__name__}: {exc}")
         raise StoreUnavailable() from None
+    if OUTAGE.down:
+        OUTAGE.succeeded()
+    return result
+
+
+async def acall_store(call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """:func:`call_store` for a coroutine function."""
+    try:
+        result = await call(*args, **kwargs)
+    except StoreUnavailable as exc:
+        OUTAGE.failed(exc.detail or "see the previous message")
+        raise
+    except WaferError:
+        raise
+    except Exception as exc:
+        OUTAGE.failed(f"{type(exc).__name__}: {exc}")
+        raise StoreUnavailable() from None
+    if OUTAGE.down:
+        OUTAGE.succeeded()
+    return result
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """Counts for ``wafer-py sessions stats``: sessions by state at a moment."""
+
+    users: int
+    active_sessions: int
+    expired_sessions: int
+    entries: int = 0
+
+    @property
+    def sessions(self) -> int:
+        return self.active_sessions + self.expired_sessions
 
 
 class SessionStore(ABC):
@@ -59,6 +126,9 @@ class SessionStore(ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     #: Whether a call may block on I/O.
     blocking: ClassVar[bool] = True
+    #: Whether :meth:`afind_login` and :meth:`atouch_session` use an async driver (the
+    #: ASGI middleware then validates sessions on the event loop, without a thread).
+    supports_async: ClassVar[bool] = False
 
     # -- users ------------------------------------------------------------------
     @abstractmethod
@@ -97,6 +167,39 @@ class SessionStore(ABC):
     def find_session(self, skey_hash: str) -> Session | None:
         """The session whose skey hashes to ``skey_hash``, or ``None``."""
 
+    def find_login(
+        self, *, session_id: str | None = None, skey_hashes: Sequence[str] = ()
+    ) -> tuple[Session, User | None] | None:
+        """The session a request names and its user, for validation.
+
+        By ``session_id`` if given (the caller then checks the skey against the session's
+        hash), else the first of ``skey_hashes`` (one per secret key, newest first) that
+        names a session. ``None`` if there is no such session. Backends that can fetch
+        both records in one round trip (a join, a script) override this.
+        """
+        session: Session | None = None
+        if session_id is not None:
+            session = self.get_session(session_id)
+        else:
+            for skey_hash in skey_hashes:
+                session = self.find_session(skey_hash)
+                if session is not None:
+                    break
+        if session is None:
+            return None
+        return session, self.get_user(session.openid)
+
+    async def afind_login(
+        self, *, session_id: str | None = None, skey_hashes: Sequence[str] = ()
+    ) -> tuple[Session, User | None] | None:
+        """:meth:`find_login` for async callers; backends with an async driver override
+        it (and set :attr:`supports_async`). This default blocks."""
+        return self.find_login(session_id=session_id, skey_hashes=skey_hashes)
+
+    async def atouch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
+        """:meth:`touch_session` for async callers (see :meth:`afind_login`)."""
+        self.touch_session(session_id, last_seen=last_seen, expires_at=expires_at)
+
     @abstractmethod
     def touch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         """Record a use of the session and move its sliding expiry."""
@@ -114,11 +217,17 @@ class SessionStore(ABC):
         """The sessions of ``openid``, oldest first (expired ones included)."""
 
     @abstractmethod
-    def purge_expired(self, now: float) -> int:
+    def purge_expired(self, now: float, *, limit: int | None = None) -> int:
         """Delete the sessions that expired by ``now``; return how many.
 
-        Expired entries and lapsed locks go too (they are not counted).
+        With ``limit``, delete at most that many sessions (call again until it returns
+        less than ``limit``: each call is one short transaction). Expired entries and
+        lapsed locks go too (they are not counted).
         """
+
+    @abstractmethod
+    def stats(self, now: float) -> StoreStats:
+        """How many users, live and expired sessions and entries the store holds."""
 
     # -- entries: small shared values with an expiry (tokens, web sessions) -------
     @abstractmethod

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from ..models import Session, User
-from .base import SessionStore
+from .base import SessionStore, StoreStats
 
 __all__ = ["MemoryStore"]
 
@@ -115,13 +115,19 @@ class MemoryStore(SessionStore):
             found = [self._sessions[i] for i in ids if i in self._sessions]
         return sorted(found, key=lambda s: s.created_at)
 
-    def purge_expired(self, now: float) -> int:
+    def purge_expired(self, now: float, *, limit: int | None = None) -> int:
         with self._lock:
-            expired = [s.id for s in self._sessions.values() if s.is_expired(now)]
+            expired = [s.id for s in self._sessions.values() if s.is_expired(now)][:limit]
             for table in (self._entries, self._locks):
                 for key in [k for k, (_, until) in table.items() if until <= now]:
                     del table[key]
             return sum(self._drop(i) for i in expired)
+
+    def stats(self, now: float) -> StoreStats:
+        with self._lock:
+            expired = sum(1 for s in self._sessions.values() if s.is_expired(now))
+            entries = sum(1 for _, until in self._entries.values() if until > now)
+            return StoreStats(len(self._users), len(self._sessions) - expired, expired, entries)
 
     def get_entry(self, key: str, *, now: float) -> str | None:
         found = self._entries.get(key)

@@ -16,13 +16,14 @@ import sqlite3
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..exceptions import StoreUnavailable
 from ..models import Session, User
-from .base import SessionStore
+from .base import SessionStore, StoreStats
 
 __all__ = ["SQLiteStore"]
 
@@ -62,13 +63,21 @@ CREATE TABLE IF NOT EXISTS wafer_locks (
 
 
 def _unavailable(what: str, exc: BaseException) -> StoreUnavailable:
-    """Log what SQLite said (for the operator) and give the client the generic 503."""
-    logger.error("wafer_py: %s: %s", what, exc)
-    return StoreUnavailable()
+    """The generic 503 for the client, carrying what SQLite said for the operator's log
+    (:func:`~wafer_py.stores.base.call_store` logs it once per outage)."""
+    return StoreUnavailable(detail=f"{what}: {exc}")
 
 
 _SESSION_COLUMNS = "id, openid, skey_hash, sealed_session_key, created_at, last_seen, expires_at"
 _USER_COLUMNS = "openid, unionid, profile, created_at, updated_at, phone"
+#: A session and its user in one query (validation's lookup).
+_LOGIN_JOIN = (
+    "SELECT "
+    + ", ".join(f"s.{c}" for c in _SESSION_COLUMNS.split(", "))
+    + ", "
+    + ", ".join(f"u.{c}" for c in _USER_COLUMNS.split(", "))
+    + " FROM wafer_sessions s LEFT JOIN wafer_users u ON u.openid = s.openid"
+)
 
 
 def _user(row: tuple[Any, ...] | None) -> User | None:
@@ -105,11 +114,15 @@ class SQLiteStore(SessionStore):
             file = Path(self.path)
             file.parent.mkdir(parents=True, exist_ok=True)
         self._target = file.absolute().as_uri()
-        self._keepalive = self._conn()
         try:
+            self._keepalive = self._conn()
             self._keepalive.executescript(_SCHEMA)
         except sqlite3.Error as exc:
+            logger.error("wafer_py: cannot create the SQLite store's tables: %s", exc)
             raise _unavailable("cannot create the SQLite store's tables", exc) from None
+        except StoreUnavailable as exc:
+            logger.error("wafer_py: %s", exc.detail)
+            raise
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -308,11 +321,48 @@ class SQLiteStore(SessionStore):
             raise _unavailable("SQLite store error", exc) from None
         return [Session(*row) for row in rows]
 
-    def purge_expired(self, now: float) -> int:
+    def purge_expired(self, now: float, *, limit: int | None = None) -> int:
         with self._write() as db:
             db.execute("DELETE FROM wafer_entries WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM wafer_locks WHERE expires_at <= ?", (now,))
-            return db.execute("DELETE FROM wafer_sessions WHERE expires_at <= ?", (now,)).rowcount
+            args: tuple[float, ...] = (now,)
+            if limit is None:
+                sql = "DELETE FROM wafer_sessions WHERE expires_at <= ?"
+            else:
+                sql = (
+                    "DELETE FROM wafer_sessions WHERE id IN (SELECT id FROM wafer_sessions "
+                    "WHERE expires_at <= ? LIMIT ?)"
+                )
+                args = (now, limit)
+            return db.execute(sql, args).rowcount
+
+    def stats(self, now: float) -> StoreStats:
+        row = self._read(
+            "SELECT (SELECT COUNT(*) FROM wafer_users), "
+            "(SELECT COUNT(*) FROM wafer_sessions WHERE expires_at > ?), "
+            "(SELECT COUNT(*) FROM wafer_sessions WHERE expires_at <= ?), "
+            "(SELECT COUNT(*) FROM wafer_entries WHERE expires_at > ?)",
+            (now, now, now),
+        )
+        assert row is not None
+        return StoreStats(*row)
+
+    def find_login(
+        self, *, session_id: str | None = None, skey_hashes: Sequence[str] = ()
+    ) -> tuple[Session, User | None] | None:
+        join = _LOGIN_JOIN
+        if session_id is not None:
+            row = self._read(f"{join} WHERE s.id = ?", (session_id,))
+        else:
+            row = None
+            for skey_hash in skey_hashes:
+                row = self._read(f"{join} WHERE s.skey_hash = ?", (skey_hash,))
+                if row is not None:
+                    break
+        if row is None:
+            return None
+        session = Session(*row[:7])
+        return session, (None if row[7] is None else _user(row[7:]))
 
     # -- entries ----------------------------------------------------------------
     def get_entry(self, key: str, *, now: float) -> str | None:
