@@ -168,6 +168,20 @@ def test_revoked_session_gets_the_invalid_session_answer(
     assert answer["code"] == -1
 
 
+def test_logout_revokes_only_this_session(base: str, fake: FakeWeChat, auth: WaferAuth) -> None:
+    first = login(base, fake, "erin").json()["data"]["skey"]
+    second = login(base, fake, "erin").json()["data"]["skey"]
+    response = requests.post(f"{base}/weapp/logout", headers={"X-WX-Skey": first}, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"code": 0, "data": {"revoked": True}}
+    refused = requests.get(f"{base}/weapp/user", headers={"X-WX-Skey": first}, timeout=10)
+    assert_protocol_error(refused, 401, "ERR_INVALID_SESSION", "invalid_session")
+    again = requests.post(f"{base}/weapp/logout", headers={"X-WX-Skey": first}, timeout=10)
+    assert_protocol_error(again, 401, "ERR_INVALID_SESSION", "invalid_session")
+    kept = requests.get(f"{base}/weapp/user", headers={"X-WX-Skey": second}, timeout=10)
+    assert kept.status_code == 200, kept.text
+
+
 def test_unprotected_routes_pass_invalid_sessions_through(base: str) -> None:
     response = requests.get(base + "/", headers={"X-WX-Skey": "0" * 48}, timeout=10)
     assert response.status_code == 200 and response.json()["code"] == 0

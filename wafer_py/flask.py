@@ -53,6 +53,7 @@ __all__ = [
     "login_required",
     "wafer_state",
     "fetch_phone_number",
+    "revoke_session",
     "error_response",
     "WaferWeb",
     "web_login_required",
@@ -155,12 +156,27 @@ def fetch_phone_number(code: str | None = None, auth: WaferAuth | None = None) -
         raise MissingCredentials()
     if code is None:
         code = phone_code_from_body(request.get_data(cache=True))
-    if auth is None:
-        wafer = current_app.extensions.get("wafer")
-        if not isinstance(wafer, Wafer) or wafer.auth is None:
-            raise RuntimeError("fetch_phone_number needs Wafer(app) or an auth")
-        auth = wafer.auth
-    return auth.fetch_phone_number(identity, code)
+    return (auth or _app_auth("fetch_phone_number")).fetch_phone_number(identity, code)
+
+
+def revoke_session(auth: WaferAuth | None = None) -> bool:
+    """Revoke the current request's session (log out); ``True`` if it existed.
+
+    The client's next ``login: true`` request logs in again. Every app process sharing
+    the store refuses the session from now on. Raises ``MissingCredentials`` without a
+    valid session, ``StoreUnavailable`` if the store cannot be reached.
+    """
+    identity = wafer_state().identity
+    if identity is None:
+        raise MissingCredentials()
+    return (auth or _app_auth("revoke_session")).revoke(identity.session.id)
+
+
+def _app_auth(what: str) -> WaferAuth:
+    wafer = current_app.extensions.get("wafer")
+    if not isinstance(wafer, Wafer) or wafer.auth is None:
+        raise RuntimeError(f"{what} needs Wafer(app) or an auth")
+    return wafer.auth
 
 
 # ------------------------------------------------------------- web pages (网页授权)

@@ -53,6 +53,7 @@ __all__ = [
     "wafer_state",
     "SCOPE_KEY",
     "fetch_phone_number",
+    "revoke_session",
     "error_response",
     "WaferWeb",
     "web_login_required",
@@ -119,13 +120,33 @@ async def fetch_phone_number(
     identity = wafer_state(request).identity
     if identity is None:
         raise MissingCredentials()
-    if auth is None:
-        auth = request.scope.get(AUTH_KEY)
-        if not isinstance(auth, WaferAuth):
-            raise RuntimeError("fetch_phone_number needs WaferMiddleware in front, or an auth")
+    auth = auth or _middleware_auth(request, "fetch_phone_number")
     if code is None:
         code = phone_code_from_body(await request.body())
     return await run_in_threadpool(auth.fetch_phone_number, identity, code)
+
+
+async def revoke_session(request: Request, auth: WaferAuth | None = None) -> bool:
+    """Revoke the session the request came with (log out); ``True`` if it existed.
+
+    The client's next ``login: true`` request logs in again. Every app process sharing
+    the store refuses the session from now on. Raises ``MissingCredentials`` without a
+    valid session, ``StoreUnavailable`` if the store cannot be reached.
+    """
+    identity = wafer_state(request).identity
+    if identity is None:
+        raise MissingCredentials()
+    auth = auth or _middleware_auth(request, "revoke_session")
+    if auth.store.blocking:
+        return await run_in_threadpool(auth.revoke, identity.session.id)
+    return auth.revoke(identity.session.id)
+
+
+def _middleware_auth(request: Request, what: str) -> WaferAuth:
+    auth = request.scope.get(AUTH_KEY)
+    if not isinstance(auth, WaferAuth):
+        raise RuntimeError(f"{what} needs WaferMiddleware in front, or an auth")
+    return auth
 
 
 # ------------------------------------------------------------- web pages (网页授权)

@@ -24,6 +24,7 @@ from wafer_py.flask import (
     error_response,
     fetch_phone_number,
     login_required,
+    revoke_session,
     web_login_required,
 )
 
@@ -56,6 +57,16 @@ def create_app(auth: WaferAuth | None = None) -> Flask:
         except WaferError as exc:
             return error_response(exc)
         return {"code": 0, "data": {"phoneNumber": phone.phone_number}}
+
+    @app.post("/weapp/logout")
+    @login_required
+    def weapp_logout() -> Any:
+        # Revokes this session in the shared store: every app process refuses it now.
+        try:
+            revoked = revoke_session()
+        except WaferError as exc:
+            return error_response(exc)
+        return {"code": 0, "data": {"revoked": revoked}}
 
     # --- wafer_py: a web page for WeChat's browser (official-account OAuth) -----------
     WaferWeb(app)  # mounts /wechat/oauth/callback, sharing Wafer(app)'s config and store

@@ -27,6 +27,7 @@ from wafer_py.starlette import (
     error_response,
     fetch_phone_number,
     get_web_user,
+    revoke_session,
     web_login_required,
 )
 
@@ -55,6 +56,16 @@ async def weapp_phone(request: Request) -> Response:
     return JSONResponse({"code": 0, "data": {"phoneNumber": phone.phone_number}})
 
 
+@requires("authenticated")
+async def weapp_logout(request: Request) -> Response:
+    # Revokes this session in the shared store: every app process refuses it now.
+    try:
+        revoked = await revoke_session(request)
+    except WaferError as exc:
+        return error_response(exc)
+    return JSONResponse({"code": 0, "data": {"revoked": revoked}})
+
+
 # --- wafer_py: a web page for WeChat's browser (official-account OAuth) ---------------
 @web_login_required(scope="snsapi_userinfo")
 async def web_profile(request: Request) -> HTMLResponse:
@@ -80,6 +91,7 @@ def create_app(auth: WaferAuth | None = None) -> Starlette:
         Route("/health", health),
         Route("/weapp/user", weapp_user),  # wafer_py
         Route("/weapp/phone", weapp_phone, methods=["POST"]),  # wafer_py
+        Route("/weapp/logout", weapp_logout, methods=["POST"]),  # wafer_py
         Route("/web/profile", web_profile),  # wafer_py
     ]
     # wafer_py: the middleware answers /weapp/login and sets request.user
