@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -12,8 +13,12 @@ import requests
 from tests.conftest import serve_example
 from wafer_py import WaferAuth
 from wafer_py.config import DEMO_APPID
+from wafer_py.exceptions import StoreUnavailable
 from wafer_py.fakewechat import FakeWeChat
+from wafer_py.models import User
 from wafer_py.protocol import MAGIC_ID
+from wafer_py.stores import MemoryStore
+from wafer_py.stores.base import OUTAGE, call_store
 
 
 @pytest.mark.parametrize("framework", ["starlette", "flask"])
@@ -54,3 +59,63 @@ def test_unreadable_store_answers_503(
             ]
             == 503
         )
+
+
+@pytest.fixture(autouse=True)
+def _no_outage_left_over() -> None:
+    OUTAGE.down = False  # the outage state is per process; tests start without one
+
+
+class FlakyStore(MemoryStore):
+    """A memory store whose lookups fail while ``broken`` is set, as a driver would."""
+
+    broken = False
+
+    def get_user(self, openid: str) -> User | None:
+        if self.broken:
+            raise ConnectionError("connection refused (the server is down)")
+        return super().get_user(openid)
+
+
+def test_an_outage_logs_one_line_when_it_starts_and_one_when_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = FlakyStore()
+    store.ensure_user("o1", unionid=None, profile={}, now=1.0)
+    caplog.set_level(logging.DEBUG, logger="wafer_py")
+    assert call_store(store.get_user, "o1") is not None
+    store.broken = True
+    for _ in range(50):
+        with pytest.raises(StoreUnavailable) as raised:
+            call_store(store.get_user, "o1")
+        assert "refused" not in raised.value.message  # the driver's words are for the log
+    store.broken = False
+    for _ in range(5):
+        assert call_store(store.get_user, "o1") is not None
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.levelno for r in loud] == [logging.ERROR, logging.WARNING]
+    assert "session store unavailable" in loud[0].getMessage()
+    assert "connection refused" in loud[0].getMessage()
+    assert "reachable again" in loud[1].getMessage()
+    assert sum(r.levelno == logging.DEBUG for r in caplog.records) == 49
+
+
+def test_a_call_begun_before_the_outage_does_not_end_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = FlakyStore()
+    store.ensure_user("o1", unionid=None, profile={}, now=1.0)
+    caplog.set_level(logging.WARNING, logger="wafer_py")
+
+    def slow_success() -> User | None:
+        # Another request notices the outage while this one is still in flight.
+        store.broken = True
+        with pytest.raises(StoreUnavailable):
+            call_store(store.get_user, "o1")
+        store.broken = False
+        return MemoryStore.get_user(store, "o1")
+
+    assert call_store(slow_success) is not None
+    assert [r.levelno for r in caplog.records] == [logging.ERROR]
+    assert call_store(store.get_user, "o1") is not None  # made during the outage: it ends
+    assert [r.levelno for r in caplog.records] == [logging.ERROR, logging.WARNING]

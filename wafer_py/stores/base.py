@@ -14,6 +14,7 @@ A backend that cannot reach its server raises
 from __future__ import annotations
 
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -33,25 +34,30 @@ class _Outage:
     """Whether the store is failing, so that an outage logs one line, not one per request.
 
     The first failure logs an error; later failures while it lasts log at debug level;
-    the first success after it logs that the store is back.
+    the first success of a call made *during* the outage logs that the store is back (a
+    call that began before the outage was noticed proves nothing).
     """
 
     def __init__(self) -> None:
         self.down = False
+        self._lock = threading.Lock()
 
     def failed(self, detail: str) -> None:
-        if self.down:
-            logger.debug("wafer_py: session store still unavailable: %s", detail)
-            return
-        self.down = True
+        with self._lock:
+            if self.down:
+                logger.debug("wafer_py: session store still unavailable: %s", detail)
+                return
+            self.down = True
         logger.error(
             "wafer_py: session store unavailable, answering 503 until it is back: %s", detail
         )
 
     def succeeded(self) -> None:
-        if self.down:
+        with self._lock:
+            if not self.down:
+                return
             self.down = False
-            logger.warning("wafer_py: session store is reachable again")
+        logger.warning("wafer_py: session store is reachable again")
 
 
 OUTAGE = _Outage()
@@ -60,39 +66,41 @@ OUTAGE = _Outage()
 def call_store(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call a store method; a driver's own exception becomes ``StoreUnavailable``.
 
-    Backends raise ``StoreUnavailable`` themselves where they know the failure (after
-    logging what went wrong through :func:`store_failed`); anything else a driver throws
-    (a lost connection, a broken server) is logged and answered the same way, never as a
-    500. An outage logs one error line when it starts and one when it ends.
+    Backends raise ``StoreUnavailable`` themselves where they know the failure (with
+    what went wrong in its ``detail``); anything else a driver throws (a lost
+    connection, a broken server) is answered the same way, never as a 500. An outage
+    logs one error line when it starts and one line when it ends.
     """
+    during_outage = OUTAGE.down
     try:
         result = call(*args, **kwargs)
     except StoreUnavailable as exc:
-        OUTAGE.failed(exc.detail or "see the previous message")
+        OUTAGE.failed(exc.detail or "no detail")
         raise
     except WaferError:
         raise
     except Exception as exc:
         OUTAGE.failed(f"{type(exc).__name__}: {exc}")
         raise StoreUnavailable() from None
-    if OUTAGE.down:
+    if during_outage:
         OUTAGE.succeeded()
     return result
 
 
 async def acall_store(call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
     """:func:`call_store` for a coroutine function."""
+    during_outage = OUTAGE.down
     try:
         result = await call(*args, **kwargs)
     except StoreUnavailable as exc:
-        OUTAGE.failed(exc.detail or "see the previous message")
+        OUTAGE.failed(exc.detail or "no detail")
         raise
     except WaferError:
         raise
     except Exception as exc:
         OUTAGE.failed(f"{type(exc).__name__}: {exc}")
         raise StoreUnavailable() from None
-    if OUTAGE.down:
+    if during_outage:
         OUTAGE.succeeded()
     return result
 

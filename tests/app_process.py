@@ -1,0 +1,113 @@
+"""The example apps as real server processes, configured by ``WAFER_*`` variables only.
+
+This is how a deployment runs them: ``uvicorn examples.starlette_app.app:create_app
+--factory`` and ``gunicorn 'examples.flask_app.app:create_app()'``, each process with its
+own port, all sharing one store.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "shared-secret-of-the-test-deployment"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class AppProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def _command(framework: str, port: int) -> list[str]:
+    if framework == "flask":
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "1",
+            "--threads",
+            "8",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "examples.flask_app.app:create_app()",
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "examples.starlette_app.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
+@contextmanager
+def app_process(
+    framework: str, *, store_url: str, api_base: str, log_dir: Path, **extra: str
+) -> Iterator[AppProcess]:
+    """Serve one example app in its own process; yield it once ``/health`` answers."""
+    port = free_port()
+    env: Mapping[str, str] = {
+        **os.environ,
+        "WAFER_STORE_URL": store_url,
+        "WAFER_SECRET_KEY": SECRET,
+        "WAFER_WECHAT_API_BASE": api_base,
+        "WAFER_WECHAT_OPEN_BASE": api_base,
+        "PYTHONPATH": str(ROOT),
+        **extra,
+    }
+    log = log_dir / f"{framework}-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            _command(framework, port), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{framework} app exited: {log.read_text()[-2000:]}")
+            try:
+                if requests.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{framework} app did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield AppProcess(url, process, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
