@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import cli_token
+from . import cli_sessions, cli_token
 from .config import DEMO_APP_SECRET, DEMO_APPID, WaferConfig
 
 __all__ = ["main"]
@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(func=cmd_sandbox)
 
     cli_token.add_parser(sub)  # wafer-py token get | refresh
+    cli_sessions.add_parser(sub)  # wafer-py sessions list | revoke | purge | stats; migrate-wafer
     return parser
 
 
