@@ -1,0 +1,342 @@
+"""What the benchmark scripts share: command-line options, stores filled with sessions,
+interleaved timing, and plain-text tables.
+
+Every script prints figures measured in one run side by side, as ratios: absolute times
+vary from machine to machine, ratios much less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import secrets
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from wafer_py.config import DEFAULT_AVATAR, DEFAULT_NICKNAME
+from wafer_py.crypto import SecretBox, new_session_id, new_skey
+from wafer_py.models import Session
+from wafer_py.stores import SessionStore, SQLiteStore, open_store
+
+#: The secret key of every benchmark auth (skeys are hashed and session keys sealed
+#: under keys derived from it, as in production).
+SECRET = "wafer_py benchmark secret, not for production"
+BOX = SecretBox([SECRET])
+#: Every store the scripts know, in the order tables list them.
+STORES = ("memory", "sqlite", "redis", "postgres")
+SERVER_STORES = ("redis", "postgres")
+DEFAULT_URLS = {
+    "redis": "redis://127.0.0.1:6379/0",
+    "postgres": "postgresql://postgres@127.0.0.1:5432/test",
+}
+#: A session lives a week, as by default.
+TTL = 7 * 24 * 3600.0
+#: What a login without a profile stores for a user (WeChat's defaults).
+DEFAULT_PROFILE = {"nickName": DEFAULT_NICKNAME, "avatarUrl": DEFAULT_AVATAR}
+#: A sealed session_key stands for every filler session's: it is never opened when a
+#: session is validated, and all sealed keys have the same length.
+_FILLER_SEAL = BOX.seal("c2Vzc2lvbmtleTEyMzQ1Ng==", context="o" + "0" * 27)
+
+
+# ----------------------------------------------------------------------- options
+
+
+def parser(description: str | None) -> argparse.ArgumentParser:
+    """The options every script takes: ``--smoke``, ``--json``, ``--stores`` and URLs."""
+    doc = (description or "").strip().splitlines()
+    parser = argparse.ArgumentParser(description=doc[0] if doc else None)
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, a few seconds: does every path run?"
+    )
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument(
+        "--stores",
+        default=",".join(STORES),
+        help=f"comma-separated stores to measure (default: {','.join(STORES)}); a server "
+        "store whose server does not answer is left out with a note",
+    )
+    for kind, url in DEFAULT_URLS.items():
+        parser.add_argument(
+            f"--{kind}-url",
+            default=os.environ.get(f"WAFER_BENCH_{kind.upper()}_URL", url),
+            help=f"the {kind} server (default $WAFER_BENCH_{kind.upper()}_URL or {url})",
+        )
+    return parser
+
+
+def chosen_stores(args: argparse.Namespace) -> list[str]:
+    """The stores of ``--stores`` that can be measured here (a note for those left out)."""
+    wanted = [s.strip() for s in args.stores.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STORES]
+    if unknown:
+        raise SystemExit(f"unknown store(s) {unknown}; choose from {', '.join(STORES)}")
+    chosen = []
+    for name in STORES:
+        if name not in wanted:
+            continue
+        if name in SERVER_STORES:
+            problem = server_problem(store_url(args, name))
+            if problem is not None:
+                print(f"note: leaving out {name}: {problem}", flush=True)
+                continue
+        chosen.append(name)
+    return chosen
+
+
+def store_url(args: argparse.Namespace, name: str) -> str:
+    url: str = getattr(args, f"{name}_url")
+    return url
+
+
+def server_problem(url: str) -> str | None:
+    """``None`` if the server of ``url`` accepts a connection, else why not."""
+    parts = urlsplit(url)
+    default = 6379 if parts.scheme.startswith("redis") else 5432
+    host, port = parts.hostname or "127.0.0.1", parts.port or default
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return None
+    except OSError as exc:
+        return f"no server at {host}:{port} ({exc})"
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures were measured."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }
+
+
+def write_json(path: Path | None, results: dict[str, Any]) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+
+
+# ------------------------------------------------------------------------ stores
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A stored session the benchmark sends, with its secrets in the clear."""
+
+    session_id: str
+    skey: str
+    openid: str
+
+    def headers(self, generation: str) -> dict[str, str]:
+        """The session headers a client of ``generation`` ("v1" or "v2") sends."""
+        if generation == "v1":
+            return {"X-WX-Id": self.session_id, "X-WX-Skey": self.skey}
+        return {"X-WX-Skey": self.skey}
+
+
+def new_openid() -> str:
+    return "o" + secrets.token_hex(14)[:27]
+
+
+def store_urls(args: argparse.Namespace) -> dict[str, str]:
+    """The server URLs of the options, by store name."""
+    return {name: store_url(args, name) for name in SERVER_STORES}
+
+
+def run_tag() -> str:
+    """A name for this run's files, keys and tables that no other run uses."""
+    return f"{os.getpid()}_{secrets.token_hex(2)}"
+
+
+def open_bench_store(
+    name: str, tag: str, workdir: Path, urls: dict[str, str], *, fresh: bool = True
+) -> SessionStore:
+    """A new, empty store ``name`` of its own: ``tag`` (unique to the run, see
+    :func:`run_tag`) names its file, key prefix or tables, so opening it again with the
+    same tag finds the same data."""
+    if name == "memory":
+        return open_store("memory://")
+    if name == "sqlite":
+        path = workdir / f"{tag}.db"
+        for leftover in workdir.glob(f"{tag}.db*") if fresh else ():
+            leftover.unlink()
+        return SQLiteStore(path)
+    if name == "redis":
+        from wafer_py.stores.redis import RedisStore
+
+        return RedisStore.from_url(urls["redis"], prefix=_prefix(tag, ":"))
+    if name == "postgres":
+        from wafer_py.stores.sql import SQLStore
+
+        # PostgreSQL names are short: a digest of the tag keeps them unique.
+        digest = hashlib.sha256(tag.encode()).hexdigest()[:16]
+        return SQLStore(urls["postgres"], table_prefix=f"bench_{digest}_")
+    raise ValueError(name)
+
+
+def _prefix(tag: str, end: str) -> str:
+    """A name prefix no other run (nor test) uses."""
+    safe = "".join(c if c.isalnum() else "_" for c in tag)
+    return f"bench_{safe}{end}"
+
+
+def drop_bench_store(store: SessionStore) -> None:
+    """Delete what :func:`open_bench_store` made and close the store."""
+    try:
+        from bench import backends
+
+        backends.drop(store)
+    finally:
+        store.close()
+
+
+def fill(
+    store: SessionStore,
+    count: int,
+    *,
+    probes: int,
+    now: float | None = None,
+    progress: bool = False,
+) -> list[Probe]:
+    """Store ``count`` sessions, each with its own user, as a code-only login leaves them.
+
+    ``probes`` of them (spread evenly) have skeys the benchmark knows; it returns those.
+    Stores with a bulk path (SQL ``executemany``/``COPY``, Redis pipelines) use it;
+    others go through the store's own methods.
+    """
+    from bench import backends
+
+    now = time.time() if now is None else now
+    probes = min(probes, count)
+    step = count // probes if probes else count + 1
+    known: list[Probe] = []
+    started = time.perf_counter()
+
+    def rows() -> Iterable[tuple[Session, str]]:
+        for i in range(count):
+            openid = new_openid()
+            if probes and i % step == 0 and len(known) < probes:
+                skey = new_skey()
+                session = Session(
+                    id=new_session_id(),
+                    openid=openid,
+                    skey_hash=BOX.hash_skey(skey),
+                    sealed_session_key=BOX.seal("c2Vzc2lvbmtleTEyMzQ1Ng==", context=openid),
+                    created_at=now,
+                    last_seen=now,
+                    expires_at=now + TTL,
+                )
+                known.append(Probe(session.id, skey, openid))
+            else:
+                session = Session(
+                    id=new_session_id(),
+                    openid=openid,
+                    skey_hash=secrets.token_hex(32),  # as long as a real keyed hash
+                    sealed_session_key=_FILLER_SEAL,
+                    created_at=now,
+                    last_seen=now,
+                    expires_at=now + TTL,
+                )
+            yield session, openid
+            if progress and i and i % 200_000 == 0:
+                elapsed = time.perf_counter() - started
+                print(f"  ... {i:,} sessions in {elapsed:.0f} s", flush=True)
+
+    backends.bulk_insert(store, rows(), DEFAULT_PROFILE, now)
+    return known
+
+
+# ------------------------------------------------------------------------ timing
+
+
+def interleaved(
+    runs: dict[str, Callable[[], float]], repetitions: int, *, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Call every run ``repetitions`` times, interleaved (a rotated order each round, so
+    slow drift of the machine falls on every variant alike); each call returns seconds
+    per operation. Returns every measurement by name."""
+    names = list(runs)
+    for _ in range(warmup):
+        for name in names:
+            runs[name]()
+    found: dict[str, list[float]] = {name: [] for name in names}
+    for rep in range(repetitions):
+        shift = rep % len(names)
+        for name in names[shift:] + names[:shift]:
+            found[name].append(runs[name]())
+    return found
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def us(seconds: float) -> str:
+    """Seconds as microseconds, for a table."""
+    return f"{seconds * 1e6:.1f}"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f}"
+
+
+def ratio(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+# ------------------------------------------------------------------------ tables
+
+
+def table(title: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A plain-text table: the first column left-aligned, the others right-aligned."""
+    body = [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in [list(header), *body]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        out = [cells[0].ljust(widths[0])]
+        out += [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join(out).rstrip()
+
+    rule = "-" * len(line(list(header)))
+    return "\n".join([title, rule, line(list(header)), rule, *map(line, body), rule])
+
+
+def show(title: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    print(table(title, header, rows), flush=True)
+    print(flush=True)
+
+
+def note(text: str) -> None:
+    print(text, file=sys.stdout, flush=True)
