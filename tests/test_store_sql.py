@@ -22,7 +22,7 @@ from tests.pg_instance import PostgresInstance, require_pg_instance
 from tests.services import require
 from wafer_py.exceptions import StoreUnavailable
 from wafer_py.stores import open_store
-from wafer_py.stores.sql import SQLStore
+from wafer_py.stores.sql import SQLStore, _poller
 from wafer_py.testing import SessionStoreContract, make_session, run_threads
 
 TABLES = ("users", "sessions", "entries", "locks")
@@ -252,20 +252,26 @@ def test_find_login_is_one_statement(server: tuple[str, str]) -> None:
 
 # -- outages ------------------------------------------------------------------------
 def _kill_connection(kind: str, url: str, store: SQLStore) -> None:
-    """End the store's connection on this thread from the server side."""
+    """End the store's connection on this thread from the server side, and wait until
+    the server's goodbye has reached the store's socket."""
     conn = store._conn()[0]
     if kind == "postgres":
-        pid = conn.info.backend_pid
-        query(url, "SELECT pg_terminate_backend(%s)", (pid,))
-        deadline = time.monotonic() + 5
-        while query(url, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        query(url, "SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
     else:
         query(url, f"KILL {int(conn.thread_id())}")
+    watch = _poller(store.dialect.fileno(conn))
+    deadline = time.monotonic() + 5
+    while not watch.poll(0):
+        assert time.monotonic() < deadline, "the server did not close the connection"
+        time.sleep(0.01)
 
 
-def test_reconnects_after_a_lost_connection(server: tuple[str, str]) -> None:
+@pytest.mark.parametrize("watched", [True, False], ids=["watched", "unwatched"])
+def test_reconnects_after_a_lost_connection(server: tuple[str, str], watched: bool) -> None:
+    """A connection the server closed while idle is replaced before use (``watched``);
+    one lost under the store's feet (``unwatched``: the check skipped, as where there is
+    no poll(2), or as when the loss comes during the query) fails one call with
+    StoreUnavailable, and the next call connects again."""
     kind, url = server
     openid = "o-lost-" + secrets.token_hex(8)
     with SQLStore(url, table_prefix=PREFIX[kind]) as store:
@@ -282,11 +288,14 @@ def test_reconnects_after_a_lost_connection(server: tuple[str, str]) -> None:
         ]
         for call in calls:
             _kill_connection(kind, url, store)
-            try:
-                call()  # the loss may show now (only as StoreUnavailable) ...
-            except StoreUnavailable as exc:
-                assert exc.status == 503 and exc.detail
-            call()  # ... and is over by the next call
+            if watched:
+                call()
+                continue
+            store._local.poll = None
+            with pytest.raises(StoreUnavailable) as caught:
+                call()
+            assert caught.value.status == 503 and caught.value.detail
+            call()
         found = store.find_login(session_id=session.id)
         assert found is not None and found[1] is not None
         assert found[1].profile == {"nickName": "A", "city": "x"}
@@ -305,6 +314,25 @@ def test_an_unreachable_server_is_unavailable_at_once(server: tuple[str, str]) -
         SQLStore(f"{scheme}://someone:pw-{port}@127.0.0.1:{port}/db")
     assert time.monotonic() - started < 3
     assert caught.value.detail and f"pw-{port}" not in caught.value.detail
+
+
+def test_a_silent_server_times_out(server: tuple[str, str]) -> None:
+    """A server that accepts connections and never answers (a hung host, a black hole)."""
+    import socket
+
+    kind, _ = server
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # the kernel accepts; nobody speaks
+    port = listener.getsockname()[1]
+    scheme = "postgresql" if kind == "postgres" else "mysql"
+    started = time.monotonic()
+    try:
+        with pytest.raises(StoreUnavailable):
+            SQLStore(f"{scheme}://someone@127.0.0.1:{port}/db", connect_timeout=1.0)
+    finally:
+        listener.close()
+    assert time.monotonic() - started < 4  # libpq waits at least 2 s
 
 
 def test_a_wrong_password_is_not_shown(mysql_url: str) -> None:

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import select
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -97,6 +98,10 @@ class _Dialect:
     driver: str
     params: Callable[[SplitResult, dict[str, str], float, float], dict[str, Any]]
     connect: Callable[[Any, dict[str, Any]], Any]
+    #: The connection's socket descriptor.
+    fileno: Callable[[Any], int]
+    #: A new cursor on a connection.
+    cursor: Callable[[Any], Any]
     key: str
     schema: tuple[str, ...]
     #: Serialises table creation between processes (DDL inside a transaction), or None.
@@ -176,7 +181,13 @@ def _mysql_params(
 
 
 def _mysql_connect(driver: Any, params: dict[str, Any]) -> Any:
-    return driver.connect(**params)
+    # PyMySQL's connect_timeout covers the TCP connect only; the handshake reads with the
+    # read timeout. Connect with both at connect_timeout, so a server that accepts and
+    # says nothing fails as fast as one that refuses; queries then get io_timeout.
+    quick = params["connect_timeout"]
+    conn = driver.connect(**{**params, "read_timeout": quick, "write_timeout": quick})
+    conn._read_timeout, conn._write_timeout = params["read_timeout"], params["write_timeout"]
+    return conn
 
 
 _PG_SCHEMA = (
@@ -260,6 +271,9 @@ _POSTGRES = _Dialect(
     driver="psycopg",
     params=_pg_params,
     connect=_pg_connect,
+    fileno=lambda conn: int(conn.fileno()),
+    # Binary results: floats arrive as 8 bytes, not text to parse.
+    cursor=lambda conn: conn.cursor(binary=True),
     key="key",
     schema=_PG_SCHEMA,
     schema_lock="SELECT pg_advisory_xact_lock(%(lock)s)",
@@ -294,6 +308,8 @@ _MYSQL = _Dialect(
     driver="pymysql",
     params=_mysql_params,
     connect=_mysql_connect,
+    fileno=lambda conn: int(conn._sock.fileno()),
+    cursor=lambda conn: conn.cursor(),
     key="`key`",
     schema=_MYSQL_SCHEMA,
     schema_lock=None,  # MySQL commits around DDL; CREATE ... IF NOT EXISTS is safe alone
@@ -463,7 +479,14 @@ class SQLStore(SessionStore):
         """This thread's connection and its cursor, connecting if there is none. The
         cursor is kept: a new one would make psycopg look up every column's loader again.
         """
-        if getattr(self._local, "conn", None) is None or self._pid != os.getpid():
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._pid != os.getpid():
+            self._connect()
+        elif self._local.poll is not None and self._local.poll.poll(0):
+            # The server spoke to an idle connection: it ended it (a restart, a KILL,
+            # MySQL's wait_timeout). Connect again now rather than fail this call.
+            logger.debug("wafer_py: the %s server closed a connection", self.dialect.name)
+            self._discard(conn)
             self._connect()
         return self._local.conn, self._local.cursor
 
@@ -487,7 +510,8 @@ class SQLStore(SessionStore):
             self._conns.append((threading.current_thread(), conn))
         for old in dead:
             _close_quietly(old)
-        self._local.conn, self._local.cursor = conn, conn.cursor()
+        self._local.conn, self._local.cursor = conn, self.dialect.cursor(conn)
+        self._local.poll = _poller(self.dialect.fileno(conn))
 
     def _discard(self, conn: Any) -> None:
         if getattr(self._local, "conn", None) is conn:
@@ -715,6 +739,16 @@ class SQLStore(SessionStore):
         for _, conn in conns:
             _close_quietly(conn)
         self._local = threading.local()
+
+
+def _poller(fd: int) -> Any:
+    """A poll object telling whether the socket ``fd`` has something to read (``None``
+    where there is no poll(2), as on Windows: the check is then skipped)."""
+    if not hasattr(select, "poll"):
+        return None
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return poller
 
 
 def _close_quietly(conn: Any) -> None:
