@@ -187,6 +187,13 @@ def redis_bytes(store: SessionStore, probes: list[Session] | None = None) -> int
     return int(total)
 
 
+def server_memory(store: SessionStore) -> int | None:
+    """Redis's ``used_memory`` (the whole server's); ``None`` for other stores."""
+    if kind(store) != "redis":
+        return None
+    return int(_redis_client(store).info("memory")["used_memory"])
+
+
 def _drop_redis(store: SessionStore) -> None:
     client = _redis_client(store)
     prefix: str = store.prefix  # type: ignore[attr-defined]

@@ -126,14 +126,12 @@ def server_app() -> Any:
         config["store"], config["tag"], Path(config["workdir"]), config["urls"], fresh=False
     )
     app = create_app(make_auth(store, config["api_base"]))
-    # Experiments (--max-threads, --switch-interval): the middleware's thread cap and
-    # the interpreter's GIL switch interval.
     if config.get("max_threads"):
+        # The sweep: the middleware's cap on worker threads, set before the app's first
+        # request builds its middleware.
         for middleware in app.user_middleware:
             if "auth" in middleware.kwargs:
                 middleware.kwargs["max_threads"] = config["max_threads"]
-    if config.get("switch_interval"):
-        sys.setswitchinterval(config["switch_interval"])
     return _WithLag(app)
 
 
@@ -268,7 +266,7 @@ async def burst(
     return {"wall_s": wall, "durations_s": sorted(durations), "lag": await lag(probe)}
 
 
-async def drive(port: int, fake_url: str, size: dict[str, Any]) -> dict[str, Any]:
+async def drive(port: int, fake_url: str, size: dict[str, Any], sequential: bool) -> dict[str, Any]:
     count = size["clients"]
     rounds = size["rounds"]
     codes = await mint_codes(fake_url, count * (rounds + 2), "run")
@@ -276,42 +274,44 @@ async def drive(port: int, fake_url: str, size: dict[str, Any]) -> dict[str, Any
     probe = await Client.connect("127.0.0.1", port)
     clients = [await Client.connect("127.0.0.1", port) for _ in range(count)]
     await asyncio.gather(*(health(c, "") for c in clients))  # the server has accepted all
+    found: dict[str, Any] = {}
     try:
         await lag(probe)  # starts the monitor
         # The first burst opens the server's worker threads and its connections to
         # WeChat: measured apart ("cold"); the bursts after it are the steady state.
-        cold = await burst(clients, batches[0], probe)
-
-        await lag(probe)
-        started = time.perf_counter()
-        sequential = [await login(probe, code) for code in batches[1]]
-        sequential_s = time.perf_counter() - started
-        sequential_lag = await lag(probe)
-
-        warm = [await burst(clients, batch, probe) for batch in batches[2:]]
+        found["cold"] = await burst(clients, batches[0], probe)
+        if sequential:
+            await lag(probe)
+            started = time.perf_counter()
+            durations = [await login(probe, code) for code in batches[1]]
+            found["sequential_s"] = time.perf_counter() - started
+            found["sequential_per_login_s"] = common.median(durations)
+            found["sequential_lag"] = await lag(probe)
+        found["concurrent"] = [await burst(clients, batch, probe) for batch in batches[2:]]
         # The reference: as many requests at once that need no login (``/health``).
-        reference = await burst(clients, [""] * count, probe, path="/health")
+        found["health"] = await burst(clients, [""] * count, probe, path="/health")
     finally:
         for client in [probe, *clients]:
             await client.close()
-    return {
-        "sequential_s": sequential_s,
-        "sequential_per_login_s": common.median(sequential),
-        "sequential_lag": sequential_lag,
-        "cold": cold,
-        "concurrent": warm,
-        "health": reference,
-    }
+    return found
 
 
 def measure(
-    name: str, args: argparse.Namespace, size: dict[str, Any], workdir: Path, tag: str
+    name: str,
+    args: argparse.Namespace,
+    size: dict[str, Any],
+    workdir: Path,
+    tag: str,
+    *,
+    max_threads: int | None = None,
+    sequential: bool = True,
 ) -> dict[str, Any]:
+    """One store: a fake WeChat and a server of their own, then :func:`drive`."""
     urls = common.store_urls(args)
-    store_tag = f"{tag}_login_{name}"
+    store_tag = f"{tag}_login_{name}_{max_threads or 0}"
     # The store starts empty (made here, so that the server opens it as it is).
     common.open_bench_store(name, store_tag, workdir, urls).close()
-    port_file = workdir / f"fake-{name}.url"
+    port_file = workdir / f"fake-{store_tag}.url"
     fake = [sys.executable, "-m", "bench.logins", "--serve-fake", str(port_file)]
     fake += ["--latency", str(size["latency"])]
     try:
@@ -324,8 +324,7 @@ def measure(
                 "workdir": str(workdir),
                 "urls": urls,
                 "api_base": fake_url,
-                "max_threads": args.max_threads,
-                "switch_interval": args.switch_interval,
+                "max_threads": max_threads,
             }
             server = [sys.executable, "-m", "uvicorn", "--factory", "bench.logins:server_app"]
             server += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
@@ -335,7 +334,7 @@ def measure(
             with process(server, env):
                 url = f"http://127.0.0.1:{port}"
                 wait_for(lambda: _answers(url), "the server")
-                return asyncio.run(drive(port, fake_url, size))
+                return asyncio.run(drive(port, fake_url, size, sequential))
     finally:
         if name in common.SERVER_STORES:
             common.drop_bench_store(
@@ -350,63 +349,90 @@ def _answers(url: str) -> bool:
         return bool(answer.status == 200)
 
 
+def summary(found: dict[str, Any], clients: int, sequential_rate: float) -> dict[str, Any]:
+    """The figures of one server: throughputs, the loop's lag, the reference's lag."""
+    bursts = found["concurrent"]
+    rate = clients / common.median([r["wall_s"] for r in bursts])
+    speedup = rate / sequential_rate
+    lag_max = max(r["lag"]["max_s"] for r in bursts)
+    return {
+        "sequential_logins_per_s": sequential_rate,
+        "concurrent_logins_per_s": rate,
+        "cold_logins_per_s": clients / found["cold"]["wall_s"],
+        "speedup": speedup,
+        "speedup_target_met": speedup >= THROUGHPUT_TARGET,
+        "login_p99_s": common.median([common.percentile(r["durations_s"], 0.99) for r in bursts]),
+        "lag_max_s": lag_max,
+        "lag_p99_s": max(r["lag"]["p99_s"] for r in bursts),
+        "lag_in_flight_max_s": max(r["lag"]["in_flight_max_s"] for r in bursts),
+        "lag_target_met": lag_max < LAG_TARGET,
+        "health_lag_max_s": found["health"]["lag"]["max_s"],
+        "raw": found,
+    }
+
+
 def report(results: dict[str, dict[str, Any]], size: dict[str, Any]) -> dict[str, Any]:
-    rows = []
-    figures: dict[str, Any] = {}
     clients = size["clients"]
-    for name, found in results.items():
-        sequential_rate = clients / found["sequential_s"]
-        walls = [r["wall_s"] for r in found["concurrent"]]
-        wall = common.median(walls)
-        rate = clients / wall
-        speedup = rate / sequential_rate
-        worst_lag = max(r["lag"]["max_s"] for r in found["concurrent"])
-        p99_lag = max(r["lag"]["p99_s"] for r in found["concurrent"])
-        p99_login = common.median(
-            [common.percentile(r["durations_s"], 0.99) for r in found["concurrent"]]
-        )
-        ok_rate = speedup >= THROUGHPUT_TARGET
-        ok_lag = worst_lag < LAG_TARGET
-        rows.append(
-            [
-                name,
-                f"{sequential_rate:.1f}",
-                f"{rate:.1f}",
-                f"{speedup:.1f}x",
-                common.verdict(ok_rate),
-                common.ms(p99_login),
-                common.ms(p99_lag),
-                common.ms(worst_lag),
-                common.verdict(ok_lag),
-            ]
-        )
-        figures[name] = {
-            "sequential_logins_per_s": sequential_rate,
-            "concurrent_logins_per_s": rate,
-            "speedup": speedup,
-            "speedup_target_met": ok_rate,
-            "lag_max_s": worst_lag,
-            "lag_p99_s": p99_lag,
-            "lag_target_met": ok_lag,
-            "login_p99_s": p99_login,
-            "raw": found,
-        }
+    figures = {
+        name: summary(found, clients, clients / found["sequential_s"])
+        for name, found in results.items()
+    }
+    rows = [
+        [
+            name,
+            f"{f['sequential_logins_per_s']:.1f}",
+            f"{f['concurrent_logins_per_s']:.0f}",
+            f"{f['speedup']:.1f}x",
+            common.verdict(f["speedup_target_met"]),
+            common.ms(f["login_p99_s"]),
+            common.ms(f["lag_p99_s"]),
+            common.ms(f["lag_max_s"]),
+            common.verdict(f["lag_target_met"]),
+            common.ms(f["lag_in_flight_max_s"]),
+            common.ms(f["health_lag_max_s"]),
+        ]
+        for name, f in figures.items()
+    ]
     common.show(
         f"Logins under load: {clients} clients, fake WeChat answering after "
         f"{size['latency'] * 1000:.0f} ms, one uvicorn process (median of "
-        f"{size['rounds']} concurrent round(s))",
+        f"{size['rounds']} bursts)",
         [
             "store",
-            "seq logins/s",
-            "concurrent/s",
+            "seq/s",
+            "at once/s",
             "speedup",
             ">= 10x",
             "p99 login ms",
-            "p99 lag ms",
-            "max lag ms",
+            "lag p99 ms",
+            "lag max ms",
             "< 10 ms",
+            "max after arrivals",
+            f"max, {clients} x /health",
         ],
         rows,
+    )
+    return figures
+
+
+def report_sweep(found: dict[int, dict[str, Any]], size: dict[str, Any], base: float) -> Any:
+    clients = size["clients"]
+    figures = {threads: summary(f, clients, base) for threads, f in found.items()}
+    common.show(
+        f"The middleware's thread cap (max_threads) against the loop's lag: memory store, "
+        f"{clients} logins at once, speedup over {base:.1f} sequential logins/s",
+        ["max_threads", "at once/s", "speedup", "lag p99 ms", "lag max ms", "max after arrivals"],
+        [
+            [
+                str(threads),
+                f"{f['concurrent_logins_per_s']:.0f}",
+                f"{f['speedup']:.1f}x",
+                common.ms(f["lag_p99_s"]),
+                common.ms(f["lag_max_s"]),
+                common.ms(f["lag_in_flight_max_s"]),
+            ]
+            for threads, f in figures.items()
+        ],
     )
     return figures
 
@@ -416,10 +442,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--clients", type=int, help="concurrent logins (default 200)")
     parser.add_argument("--latency", type=float, help="WeChat's latency, seconds (0.05)")
     parser.add_argument(
-        "--max-threads", type=int, help="the middleware's worker threads (default: its own, 64)"
-    )
-    parser.add_argument(
-        "--switch-interval", type=float, help="the server's sys.setswitchinterval (seconds)"
+        "--sweep",
+        help="max_threads values to try with the memory store (default 8,16,32,64; "
+        "none with --smoke); '' for none",
     )
     parser.add_argument("--serve-fake", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -431,17 +456,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         size["clients"] = args.clients
     if args.latency is not None:
         size["latency"] = args.latency
+    sweep_text = args.sweep if args.sweep is not None else ("" if args.smoke else "8,16,32,64")
+    sweep = [int(x) for x in sweep_text.split(",") if x.strip()]
     stores = common.chosen_stores(args)
     tag = common.run_tag()
     found: dict[str, dict[str, Any]] = {}
+    swept: dict[int, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="wafer-bench-") as tmp:
         for name in stores:
             found[name] = measure(name, args, size, Path(tmp), tag)
-    results = {
+        if sweep and "memory" in found:
+            for threads in sweep:
+                swept[threads] = measure(
+                    "memory", args, size, Path(tmp), tag, max_threads=threads, sequential=False
+                )
+    results: dict[str, Any] = {
         "sizes": size,
         "machine": common.machine(),
         "stores": report(found, size),
     }
+    if swept:
+        base = results["stores"]["memory"]["sequential_logins_per_s"]
+        results["max_threads"] = report_sweep(swept, size, base)
     common.write_json(args.json, results)
     return results
 

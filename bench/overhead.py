@@ -105,7 +105,7 @@ async def asgi_answer(app: Any, scope: dict[str, Any]) -> tuple[int, bytes]:
 def wsgi_environ(path: str, headers: dict[str, str]) -> dict[str, Any]:
     from werkzeug.test import EnvironBuilder
 
-    environ: dict[str, Any] = EnvironBuilder(path=path, headers=headers).get_environ()
+    environ: dict[str, Any] = EnvironBuilder(path=path, headers=list(headers.items())).get_environ()
     environ["wsgi.input"] = io.BytesIO(b"")
     return environ
 

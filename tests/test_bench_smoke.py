@@ -1,0 +1,95 @@
+"""The benchmarks keep working: each script's ``--smoke`` run exits 0 and prints its table.
+
+Benchmarks are not tests: nothing here looks at a figure. The parts that need Redis and
+PostgreSQL run where those servers answer (skipped otherwise, failed under CI=true), and
+the HTTP benchmark needs wrk (Debian's package).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import services
+from tests.conftest import skip_or_fail
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Each script and the title its table starts with.
+TITLES = {
+    "overhead": "Per-request overhead, starlette in process",
+    "http_load": "Over HTTP: starlette on uvicorn",
+    "logins": "Logins under load",
+    "stores": "Validation latency",
+}
+LOCAL = {"overhead": "memory,sqlite", "http_load": "memory,sqlite", "logins": "memory,sqlite"}
+LOCAL["stores"] = "sqlite"
+
+
+def run(*args: str, timeout: float = 120) -> str:
+    """``python -m <args>`` from the repository root; its output (it must exit 0)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def needs_wrk(script: str) -> None:
+    if script == "http_load" and shutil.which("wrk") is None:
+        skip_or_fail("wrk is not installed (Debian: apt-get install wrk)")
+
+
+@pytest.mark.parametrize("script", list(TITLES))
+def test_smoke_local_stores(script: str, tmp_path: Path) -> None:
+    needs_wrk(script)
+    out = tmp_path / "results.json"
+    printed = run(f"bench.{script}", "--smoke", "--stores", LOCAL[script], "--json", str(out))
+    assert TITLES[script] in printed
+    assert json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("script", list(TITLES))
+def test_smoke_server_stores(script: str, tmp_path: Path) -> None:
+    needs_wrk(script)
+    redis_url = services.require("redis")
+    postgres_url = services.require("postgres")
+    printed = run(
+        f"bench.{script}",
+        "--smoke",
+        "--stores",
+        "redis,postgres",
+        "--redis-url",
+        redis_url,
+        "--postgres-url",
+        postgres_url,
+    )
+    assert TITLES[script] in printed
+    assert "wafer redis" in printed or "redis " in printed
+    assert "note: leaving out" not in printed
+
+
+def test_run_all_then_plot(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    printed = run(
+        "bench.run_all", "--smoke", "--only", "stores", "--stores", "sqlite", "--out", str(out)
+    )
+    assert TITLES["stores"] in printed
+    results = json.loads(out.read_text())
+    assert results["smoke"] is True and "sqlite" in results["stores"]["stores"]
+    if importlib.util.find_spec("matplotlib") is None:
+        return  # the plot is optional (bench/requirements.txt)
+    run("bench.plot", "--results", str(out), "--out", str(tmp_path / "results.png"))
+    assert (tmp_path / "results.png").stat().st_size > 0
