@@ -342,14 +342,25 @@ class WaferTable:
         # Not ``with cursor``: closing a server-side cursor reads the rest of the result,
         # which an import stopped half-way must not wait for (close() drops the connection).
         cursor = self._conn.cursor(pymysql.cursors.SSCursor)
+        finished = False
         try:
             cursor.execute(sql)
             while batch := cursor.fetchmany(500):
                 for open_id, user_info, created, last_visit in batch:
                     yield LegacyRow(open_id, user_info, _seconds(created), _seconds(last_visit))
             cursor.close()
+            finished = True
         except pymysql.MySQLError as exc:
             raise MigrationError(f"{display_url(self.url)}: {_mysql_message(exc)}") from None
+        finally:
+            if not finished:
+                # Stopped half-way: the connection is dropped with the rest of the result
+                # unread. Tell PyMySQL not to read it later either (when the cursor is
+                # collected), which would fail noisily on the closed connection.
+                result = getattr(cursor, "_result", None)
+                if result is not None:
+                    result.unbuffered_active = False
+                self.close()
 
     def close(self) -> None:
         """Close the connection (at once, even in the middle of :meth:`rows`)."""

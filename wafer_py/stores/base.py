@@ -80,8 +80,9 @@ def call_store(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except WaferError:
         raise
     except Exception as exc:
-        OUTAGE.failed(f"{type(exc).__name__}: {exc}")
-        raise StoreUnavailable() from None
+        detail = f"{type(exc).__name__}: {exc}"
+        OUTAGE.failed(detail)
+        raise StoreUnavailable(detail=detail) from None
     if during_outage:
         OUTAGE.succeeded()
     return result
@@ -98,8 +99,9 @@ async def acall_store(call: Callable[..., Awaitable[T]], *args: Any, **kwargs: A
     except WaferError:
         raise
     except Exception as exc:
-        OUTAGE.failed(f"{type(exc).__name__}: {exc}")
-        raise StoreUnavailable() from None
+        detail = f"{type(exc).__name__}: {exc}"
+        OUTAGE.failed(detail)
+        raise StoreUnavailable(detail=detail) from None
     if during_outage:
         OUTAGE.succeeded()
     return result
