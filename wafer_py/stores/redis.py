@@ -1,0 +1,958 @@
+"""Sessions in Redis (``redis://``, ``rediss://``, ``unix://``), through redis-py.
+
+Validation is one round trip on a standalone server: a Lua script follows the lookup
+pointer and returns the session and its user as one JSON text. The ASGI middleware runs
+it on the event loop with ``redis.asyncio`` (:attr:`RedisStore.supports_async`).
+
+Key layout (``P`` is the prefix, ``wafer:`` by default; ``{...}`` is a Redis Cluster hash
+tag: keys with the same tag are in one slot)::
+
+    P{u:OPENID}:user        string: the user, JSON {openid, unionid?, phone?, created_at,
+                            updated_at, profile: {field: JSON text of its value}}
+    P{u:OPENID}:sessions    zset: the user's session ids, by created_at
+    P{u:OPENID}:s:ID        string: one session, JSON {id, openid, skey_hash,
+                            sealed_session_key, created_at, last_seen, expires_at}
+    P{i:ID}                 string: the key of session ID's record
+    P{k:SKEY_HASH}          string: the key of the record with that skey hash
+    P{x}:sessions           zset: every session record key, by expires_at
+    P{x}:entries            zset: every entry key, by expires_at
+    P{x}:users              set: every openid (for stats)
+    P{e:KEY}                hash: an entry: v (value), t (expires_at)
+    P{l:NAME}               hash: a lock: o (owner), t (lapses at)
+
+Every value in the JSON records is a string (times as Python writes floats), so scripts
+that change a record decode and encode it without loss. ``OPENID`` has ``%``, ``{`` and
+``}`` percent-escaped, so the tag ends where the openid does. A user and all its sessions
+share one slot: :meth:`RedisStore.revoke_user` is one script there.
+
+Times are the caller's logical clock (``now``), compared in Lua; Redis's own expiry only
+collects garbage, relative to that clock:
+
+* a session record and its pointers live ``expires_at - last_seen`` plus :data:`GRACE`
+  seconds from each create or touch, so Redis never drops a session before its logical
+  expiry while the clock runs in step with real time (lookups return expired sessions
+  too; the caller decides);
+* a lock lives ``ttl`` plus :data:`GRACE`;
+* an entry has no "now" when it is set: it lives until its ``expires_at`` read as wall
+  clock, plus :data:`ENTRY_GC` (a day), so only a clock a day behind real time could see
+  it vanish early. :meth:`~RedisStore.purge_expired` removes expired ones by the logical
+  clock.
+
+Round trips on a standalone server: one per method, except
+:meth:`~RedisStore.purge_expired` (two per batch). Scripts that follow a pointer touch
+keys they were not given; standalone Redis allows that (a proxy that shards one logical
+server by key would not). On Redis Cluster (a ``redis.cluster.RedisCluster`` client, or
+``?cluster=true`` in the URL) each script and command touches one slot, and the steps in
+other slots are separate calls: a lookup takes two round trips (the pointer, then the
+session and its user), creating a session two, a touch or a revocation three, revoking a
+user two (the revocation itself is the first). Needs Redis 7 or later (the scripts
+declare flags, so a cluster refuses any that strays into another slot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import math
+import threading
+import time
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Sequence
+from typing import Any, ClassVar, NamedTuple, TypeVar, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.retry
+import redis.cluster
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+from redis.retry import Retry
+
+from ..exceptions import StoreUnavailable
+from ..models import Session, User
+from .base import SessionStore, StoreStats
+
+__all__ = ["RedisStore", "GRACE", "ENTRY_GC"]
+
+T = TypeVar("T")
+
+#: Seconds Redis keeps a session or lock past its logical expiry (clock skew between
+#: servers, and lookups that tell "expired" from "unknown").
+GRACE = 60.0
+#: Seconds an entry outlives its ``expires_at`` (read as wall clock) before Redis drops it.
+ENTRY_GC = 86_400.0
+#: The longest expiry set (about 35 000 years): Redis refuses larger ones.
+_MAX_TTL_MS = 2**50
+#: Sessions and entries one purge script call looks at, when no limit is given.
+_PURGE_BATCH = 500
+
+AnyClient = redis.Redis | redis.cluster.RedisCluster
+AnyAsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+
+
+# ---------------------------------------------------------------------------- scripts
+class _Script:
+    """A Lua script, run by its SHA1 (``EVALSHA``; sent whole once if Redis lacks it)."""
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis's name
+
+
+# The record key is ``P{u:OPENID}:s:ID``: everything up to the first "}" is the user's
+# base (the prefix and the escaped openid hold none), and ID follows ":s:".
+_BASE = "local function base(r) return string.sub(r, 1, string.find(r, '}', 1, true)) end\n"
+# Records are JSON objects whose values are all strings, so cjson.decode and encode in
+# the scripts that change them lose nothing; the lookup returns them as they are.
+
+_LOOKUP = _Script(
+    "#!lua flags=no-writes\n"
+    + _BASE
+    + """
+-- The first session KEYS name (id or skey pointers when ARGV[1] is '1', else records)
+-- and its user, as JSON [session, user or null]; false if none.
+for _, key in ipairs(KEYS) do
+  local r = key
+  if ARGV[1] == '1' then r = redis.call('GET', key) end
+  local session = r and redis.call('GET', r)
+  if session then
+    return '[' .. session .. ',' .. (redis.call('GET', base(r) .. ':user') or 'null') .. ']'
+  end
+end
+return false
+"""
+)
+
+_CREATE = _Script("""#!lua
+-- A new session record (KEYS[1]) in its user's index (KEYS[2]); with ARGV[5] == '1' also
+-- its skey and id pointers (KEYS[3], KEYS[4]) and its place in the expiry index (KEYS[5]).
+-- ARGV: id, created_at, expires_at, ttl in ms, full, the record.
+redis.call('SET', KEYS[1], ARGV[6], 'PX', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+if ARGV[5] == '1' then
+  redis.call('SET', KEYS[3], KEYS[1], 'PX', ARGV[4])
+  redis.call('SET', KEYS[4], KEYS[1], 'PX', ARGV[4])
+  redis.call('ZADD', KEYS[5], ARGV[3], KEYS[1])
+end
+return 1
+""")
+
+_TOUCH = _Script(
+    "#!lua\n"
+    + _BASE
+    + """
+-- Move a session's sliding expiry. KEYS[1]: its record, or with ARGV[5] == '1' its id
+-- pointer; then KEYS[2] is the expiry index and the pointers and index move too.
+-- ARGV: last_seen, expires_at, ttl in ms, prefix, full. Returns the skey hash, or false.
+local full = ARGV[5] == '1'
+local r = KEYS[1]
+if full then r = redis.call('GET', KEYS[1]) end
+local text = r and redis.call('GET', r)
+if not text then return false end
+local s = cjson.decode(text)
+s.last_seen, s.expires_at = ARGV[1], ARGV[2]
+redis.call('SET', r, cjson.encode(s), 'PX', ARGV[3])
+local index = base(r) .. ':sessions'
+if redis.call('PTTL', index) < tonumber(ARGV[3]) then redis.call('PEXPIRE', index, ARGV[3]) end
+if full then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('PEXPIRE', ARGV[4] .. '{k:' .. s.skey_hash .. '}', ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[2], r)
+end
+return s.skey_hash
+"""
+)
+
+_DROP = _Script(
+    "#!lua\n"
+    + _BASE
+    + """
+-- Delete a session record and its id in its user's index. KEYS[1]: the record, or with
+-- ARGV[2] == '1' its id pointer. With ARGV[3] == '1', KEYS[2] is the expiry index and the
+-- pointers and index entry go too. ARGV[4]: '' or a time: delete only if expired by then.
+-- Returns {1, id, skey_hash} (deleted), {2, id} (record already gone), {0, expires_at}
+-- (not expired), or false (no pointer).
+local cleanup, before = ARGV[3] == '1', tonumber(ARGV[4])
+local r = KEYS[1]
+if ARGV[2] == '1' then r = redis.call('GET', KEYS[1]) end
+if not r then return false end
+local b = base(r)
+local id = string.sub(r, #b + 4)
+local text = redis.call('GET', r)
+local s = text and cjson.decode(text)
+if s and before and tonumber(s.expires_at) > before then
+  if cleanup then redis.call('ZADD', KEYS[2], s.expires_at, r) end
+  return {0, s.expires_at}
+end
+redis.call('DEL', r)
+redis.call('ZREM', b .. ':sessions', id)
+if cleanup then
+  redis.call('ZREM', KEYS[2], r)
+  redis.call('DEL', ARGV[1] .. '{i:' .. id .. '}')
+  if s then redis.call('DEL', ARGV[1] .. '{k:' .. s.skey_hash .. '}') end
+end
+if s then return {1, id, s.skey_hash} end
+return {2, id}
+"""
+)
+
+_REVOKE_USER = _Script("""#!lua
+-- Delete every session of a user. KEYS[1]: the user's index; with ARGV[2] == '1', KEYS[2]
+-- is the expiry index and the pointers go too. ARGV[1]: prefix.
+-- Returns {count, id, skey_hash, id, skey_hash, ...} of the deleted sessions.
+local cleanup = ARGV[2] == '1'
+local b = string.sub(KEYS[1], 1, #KEYS[1] - #':sessions')
+local out = {0}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local r = b .. ':s:' .. id
+  local text = redis.call('GET', r)
+  local skey_hash = text and cjson.decode(text).skey_hash
+  if skey_hash then
+    redis.call('DEL', r)
+    out[1] = out[1] + 1
+    out[#out + 1] = id
+    out[#out + 1] = skey_hash
+  end
+  if cleanup then
+    redis.call('ZREM', KEYS[2], r)
+    redis.call('DEL', ARGV[1] .. '{i:' .. id .. '}')
+    if skey_hash then redis.call('DEL', ARGV[1] .. '{k:' .. skey_hash .. '}') end
+  end
+end
+redis.call('DEL', KEYS[1])
+return out
+""")
+
+_LIST = _Script("""#!lua
+-- The user's sessions (KEYS[1] is the index) as a JSON array, oldest first; ids whose
+-- record Redis has expired leave the index.
+local b = string.sub(KEYS[1], 1, #KEYS[1] - #':sessions')
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local session = redis.call('GET', b .. ':s:' .. id)
+  if session then out[#out + 1] = session else redis.call('ZREM', KEYS[1], id) end
+end
+return '[' .. table.concat(out, ',') .. ']'
+""")
+
+_ENSURE_USER = _Script("""#!lua
+-- The user KEYS[1], stored as ARGV[1] if there is none; a missing unionid is filled in
+-- with ARGV[2] (unless ''), at time ARGV[3].
+local text = redis.call('GET', KEYS[1])
+if not text then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return ARGV[1]
+end
+if ARGV[2] ~= '' then
+  local u = cjson.decode(text)
+  if not u.unionid then
+    u.unionid, u.updated_at = ARGV[2], ARGV[3]
+    text = cjson.encode(u)
+    redis.call('SET', KEYS[1], text)
+  end
+end
+return text
+""")
+
+_UPDATE_USER = _Script("""#!lua
+-- Update the user KEYS[1] and return it; false if there is none. ARGV: now, unionid (''
+-- keeps it), phone action ('keep', 'clear' or 'set'), phone, profile fields to merge (a
+-- JSON object of JSON texts).
+local text = redis.call('GET', KEYS[1])
+if not text then return false end
+local u = cjson.decode(text)
+u.updated_at = ARGV[1]
+if ARGV[2] ~= '' then u.unionid = ARGV[2] end
+if ARGV[3] == 'set' then u.phone = ARGV[4] elseif ARGV[3] == 'clear' then u.phone = nil end
+for name, value in pairs(cjson.decode(ARGV[5])) do u.profile[name] = value end
+text = cjson.encode(u)
+redis.call('SET', KEYS[1], text)
+return text
+""")
+
+_DROP_ENTRY = _Script("""#!lua
+-- Delete the entry KEYS[1] if it expired by ARGV[1]; with ARGV[2] == '1' also from the
+-- entry index KEYS[2]. Returns false when deleted, else its expires_at.
+local t = redis.call('HGET', KEYS[1], 't')
+if t and tonumber(t) > tonumber(ARGV[1]) then
+  if ARGV[2] == '1' then redis.call('ZADD', KEYS[2], t, KEYS[1]) end
+  return t
+end
+redis.call('DEL', KEYS[1])
+if ARGV[2] == '1' then redis.call('ZREM', KEYS[2], KEYS[1]) end
+return false
+""")
+
+_ACQUIRE = _Script("""#!lua
+-- Take the lock KEYS[1] unless another owner holds it unlapsed.
+-- ARGV: owner, now, lapses at, ttl in ms. Returns 1 if taken.
+local held = redis.call('HMGET', KEYS[1], 'o', 't')
+if held[1] and held[1] ~= ARGV[1] and tonumber(held[2]) > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'o', ARGV[1], 't', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+""")
+
+_RELEASE = _Script("""#!lua
+-- Delete the lock KEYS[1] if ARGV[1] holds it. Returns 1 if it did.
+if redis.call('HGET', KEYS[1], 'o') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+""")
+
+
+# ------------------------------------------------------------------------------ calls
+class _Call(NamedTuple):
+    """One command, or one script with its keys, to send."""
+
+    command: str | _Script
+    args: tuple[Any, ...]
+    keys: int = 0
+
+    def wire(self, whole: bool = False) -> tuple[Any, ...]:
+        if isinstance(self.command, str):
+            return (self.command, *self.args)
+        if whole:
+            return ("EVAL", self.command.source, self.keys, *self.args)
+        return ("EVALSHA", self.command.sha, self.keys, *self.args)
+
+
+def _cmd(command: str, *args: Any) -> _Call:
+    return _Call(command, args)
+
+
+def _script(script: _Script, keys: Sequence[str], *args: Any) -> _Call:
+    return _Call(script, (*keys, *args), len(keys))
+
+
+#: A store operation as a generator: it yields the calls of each round trip and receives
+#: their replies, so one plan runs on the sync and the async client alike.
+_Plan = Generator[list[_Call], list[Any], T]
+
+
+#: What redis-py raises when it cannot do a call (a cluster's own error is no RedisError).
+_ERRORS = (RedisError, RedisClusterException)
+
+
+def _unavailable(exc: Exception) -> StoreUnavailable:
+    return StoreUnavailable(detail=f"Redis: {type(exc).__name__}: {exc}")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _session(f: dict[str, str]) -> Session:
+    """A session from its record (a JSON object of strings)."""
+    return Session(
+        f["id"],
+        f["openid"],
+        f["skey_hash"],
+        f["sealed_session_key"],
+        float(f["created_at"]),
+        float(f["last_seen"]),
+        float(f["expires_at"]),
+    )
+
+
+def _session_record(session: Session) -> str:
+    return json.dumps(
+        {
+            "id": session.id,
+            "openid": session.openid,
+            "skey_hash": session.skey_hash,
+            "sealed_session_key": session.sealed_session_key,
+            "created_at": repr(session.created_at),
+            "last_seen": repr(session.last_seen),
+            "expires_at": repr(session.expires_at),
+        },
+        separators=(",", ":"),
+    )
+
+
+def _user(f: dict[str, Any] | None) -> User | None:
+    """A user from its record: a JSON object of strings, and ``profile``, an object of
+    JSON texts (merged field by field in Lua, so never parsed there)."""
+    if f is None:
+        return None
+    return User(
+        openid=f["openid"],
+        unionid=f.get("unionid"),
+        profile={k: json.loads(v) for k, v in f["profile"].items()},
+        created_at=float(f["created_at"]),
+        updated_at=float(f["updated_at"]),
+        phone=f.get("phone"),
+    )
+
+
+def _profile_texts(profile: dict[str, Any]) -> dict[str, str]:
+    return {k: json.dumps(v, ensure_ascii=False) for k, v in profile.items()}
+
+
+def _loads(reply: Any) -> Any:
+    return None if reply is None else json.loads(reply)
+
+
+def _ttl_ms(seconds: float) -> int:
+    """Redis's expiry in milliseconds: at least 1, at most :data:`_MAX_TTL_MS`."""
+    if not math.isfinite(seconds) or seconds * 1000 >= _MAX_TTL_MS:
+        return _MAX_TTL_MS
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _tag(text: str) -> str:
+    """``text`` for inside a hash tag: no ``{`` or ``}`` (nor a ``%`` left ambiguous)."""
+    return text.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+def _masked(url: str) -> str:
+    """The URL without its password (in the authority or the query)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}:***@{host}"
+    query = [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)]
+    return _with_query(f"{parts.scheme}://{netloc}{parts.path}", query)
+
+
+def _with_query(url: str, query: list[tuple[str, str]]) -> str:
+    # Not urlunsplit: it turns unix:///path into unix:/path.
+    return f"{url}?{urlencode(query, safe='*')}" if query else url
+
+
+def _where(client: Any) -> str:
+    """Where a client connects, without credentials."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    if "host" in kwargs:
+        return f"{kwargs['host']}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+    return type(client).__name__
+
+
+# ------------------------------------------------------------------------------ store
+class RedisStore(SessionStore):
+    """Users, sessions, entries and locks in Redis, under a key prefix.
+
+    ``client`` is a ``redis.Redis`` or ``redis.cluster.RedisCluster``. ``async_client`` is
+    a ``redis.asyncio`` client for one event loop, or a function making one (called once
+    per event loop); without either, the async methods run the sync client in a worker
+    thread. :meth:`from_url` makes both clients, with short timeouts, and :meth:`close`
+    closes what the store made (a client passed in stays open).
+
+    Errors from Redis (refused or timed-out connections, ...) become
+    :class:`~wafer_py.exceptions.StoreUnavailable`; redis-py reconnects on the next call.
+    """
+
+    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
+    supports_async: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        client: AnyClient,
+        *,
+        prefix: str = "wafer:",
+        async_client: AnyAsyncClient | Callable[[], AnyAsyncClient] | None = None,
+    ) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("a Redis key prefix cannot hold '{' or '}' (hash tag marks)")
+        self.prefix = prefix
+        self._client = client
+        self._cluster = isinstance(client, redis.cluster.RedisCluster)
+        self._async_factory: Callable[[], AnyAsyncClient] | None = None
+        # Async clients the store makes, it closes; one passed in stays open.
+        self._async_owned = callable(async_client)
+        if callable(async_client):
+            self._async_factory = async_client
+        elif async_client is not None:
+            given = async_client
+            self._async_factory = lambda: given
+        self._async_clients: dict[
+            asyncio.AbstractEventLoop, tuple[AnyAsyncClient, AsyncGenerator[None] | None]
+        ] = {}
+        self._async_lock = threading.Lock()
+        self._owns_client = False
+        self._where = _where(client)
+        self._sessions = f"{prefix}{{x}}:sessions"
+        self._entries = f"{prefix}{{x}}:entries"
+        self._users = f"{prefix}{{x}}:users"
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str | None = None, **options: Any) -> RedisStore:
+        """A store on the server a URL names: ``redis://[[user]:password@]host:6379/0``,
+        ``rediss://...`` (TLS), ``unix:///path/redis.sock?db=0``.
+
+        ``?prefix=`` sets the key prefix (``wafer:`` by default), ``?cluster=true`` talks
+        to a Redis Cluster; other query parameters and ``options`` go to redis-py (e.g.
+        ``socket_timeout=5``). By default connecting and each reply time out after 2 s and
+        a dropped connection is retried once, so an outage answers 503 fast.
+        """
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query)
+        ours = {k: v for k, v in query if k in ("prefix", "cluster")}
+        rest = _with_query(url.split("?", 1)[0], [(k, v) for k, v in query if k not in ours])
+        cluster = ours.get("cluster", "").lower() in ("1", "true", "yes")
+        options = {
+            "decode_responses": True,
+            "socket_connect_timeout": 2.0,
+            "socket_timeout": 2.0,
+            **options,
+        }
+
+        def retry_once(kind: type[Any]) -> Any:
+            return kind(NoBackoff(), 1, (redis.exceptions.ConnectionError,))
+
+        sync_class = redis.cluster.RedisCluster if cluster else redis.Redis
+        async_class = redis.asyncio.cluster.RedisCluster if cluster else redis.asyncio.Redis
+        client: AnyClient = sync_class.from_url(rest, retry=retry_once(Retry), **options)
+
+        def make_async() -> AnyAsyncClient:
+            retry = retry_once(redis.asyncio.retry.Retry)
+            return async_class.from_url(rest, retry=retry, **options)
+
+        if prefix is None:
+            prefix = ours.get("prefix", "wafer:")
+        store = cls(client, prefix=prefix, async_client=make_async)
+        store._owns_client = True
+        store._where = _masked(rest)
+        return store
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self._where!r}, prefix={self.prefix!r})"
+
+    # -- keys -------------------------------------------------------------------
+    def _base(self, openid: str) -> str:
+        return f"{self.prefix}{{u:{_tag(openid)}}}"
+
+    def _record(self, session: Session) -> str:
+        return f"{self._base(session.openid)}:s:{session.id}"
+
+    def _id_pointer(self, session_id: str) -> str:
+        return f"{self.prefix}{{i:{session_id}}}"
+
+    def _skey_pointer(self, skey_hash: str) -> str:
+        return f"{self.prefix}{{k:{skey_hash}}}"
+
+    def _entry(self, key: str) -> str:
+        return f"{self.prefix}{{e:{key}}}"
+
+    def _lock(self, name: str) -> str:
+        return f"{self.prefix}{{l:{name}}}"
+
+    # -- running calls ----------------------------------------------------------
+    def _run(self, plan: _Plan[T]) -> T:
+        """Run a plan on the sync client; Redis errors become ``StoreUnavailable``."""
+        try:
+            calls = next(plan)
+            while True:
+                calls = plan.send(self._send(calls))
+        except StopIteration as done:
+            return cast(T, done.value)
+        except _ERRORS as exc:
+            raise _unavailable(exc) from None
+
+    def _do(self, *calls: _Call) -> list[Any]:
+        """Send ``calls`` in one round trip (one per slot on a cluster)."""
+        try:
+            return self._send(list(calls))
+        except _ERRORS as exc:
+            raise _unavailable(exc) from None
+
+    def _send(self, calls: list[_Call]) -> list[Any]:
+        client: Any = self._client  # redis-py types Redis and RedisCluster apart
+        if len(calls) == 1:
+            return [self._one(client, calls[0])]
+        pipe = client.pipeline(transaction=False)
+        for call in calls:
+            pipe.execute_command(*call.wire())
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):
+                replies[i] = client.execute_command(*calls[i].wire(whole=True))
+            elif isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    @staticmethod
+    def _one(client: Any, call: _Call) -> Any:
+        try:
+            return client.execute_command(*call.wire())
+        except NoScriptError:  # the server restarted, or its script cache was flushed
+            return client.execute_command(*call.wire(whole=True))
+
+    async def _arun(self, plan: _Plan[T]) -> T:
+        """:meth:`_run` on the running event loop's async client."""
+        try:
+            client = await self._async_client()
+            calls = next(plan)
+            while True:
+                calls = plan.send(await self._asend(client, calls))
+        except StopIteration as done:
+            return cast(T, done.value)
+        except _ERRORS as exc:
+            raise _unavailable(exc) from None
+
+    @staticmethod
+    async def _asend(client: AnyAsyncClient, calls: list[_Call]) -> list[Any]:
+        """:meth:`_send` on an async client."""
+        if len(calls) == 1:
+            try:
+                return [await client.execute_command(*calls[0].wire())]
+            except NoScriptError:
+                return [await client.execute_command(*calls[0].wire(whole=True))]
+        pipe = client.pipeline(transaction=False)
+        for call in calls:
+            pipe.execute_command(*call.wire())
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):
+                replies[i] = await client.execute_command(*calls[i].wire(whole=True))
+            elif isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    async def _async_client(self) -> AnyAsyncClient:
+        """The async client of the running event loop (a client is bound to its loop)."""
+        loop = asyncio.get_running_loop()
+        with self._async_lock:
+            held = self._async_clients.get(loop)
+            if held is not None:
+                return held[0]
+            assert self._async_factory is not None
+            for old in [k for k in self._async_clients if k.is_closed()]:
+                del self._async_clients[old]
+            client = self._async_factory()
+            guard = _closed_with_loop(client) if self._async_owned else None
+            self._async_clients[loop] = (client, guard)
+        if guard is not None:
+            await anext(guard)  # the loop now knows it (see _closed_with_loop)
+        return client
+
+    # -- users ------------------------------------------------------------------
+    def ensure_user(
+        self, openid: str, *, unionid: str | None, profile: dict[str, Any], now: float
+    ) -> User:
+        record: dict[str, Any] = {"openid": openid, "created_at": repr(now)}
+        record["updated_at"] = record["created_at"]
+        if unionid:
+            record["unionid"] = unionid
+        record["profile"] = _profile_texts(profile)
+        new = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        key = self._base(openid) + ":user"
+        reply, _ = self._do(
+            _script(_ENSURE_USER, [key], new, unionid or "", now),
+            _cmd("SADD", self._users, openid),
+        )
+        user = _user(json.loads(reply))
+        assert user is not None
+        return user
+
+    def _update_user(
+        self,
+        openid: str,
+        now: float,
+        *,
+        unionid: str | None = None,
+        phone: tuple[str, str] = ("keep", ""),
+        profile: dict[str, Any] | None = None,
+    ) -> User | None:
+        merge = json.dumps(_profile_texts(profile or {}), ensure_ascii=False)
+        key = self._base(openid) + ":user"
+        (reply,) = self._do(_script(_UPDATE_USER, [key], now, unionid or "", *phone, merge))
+        return _user(_loads(reply))
+
+    def update_profile(
+        self, openid: str, profile: dict[str, Any], *, now: float, unionid: str | None = None
+    ) -> User | None:
+        return self._update_user(openid, now, unionid=unionid, profile=profile)
+
+    def update_phone(self, openid: str, phone: str | None, *, now: float) -> User | None:
+        return self._update_user(
+            openid, now, phone=("clear", "") if phone is None else ("set", phone)
+        )
+
+    def get_user(self, openid: str) -> User | None:
+        (reply,) = self._do(_cmd("GET", self._base(openid) + ":user"))
+        return _user(_loads(reply))
+
+    # -- sessions ---------------------------------------------------------------
+    def create_session(self, session: Session) -> None:
+        record = self._record(session)
+        ttl = _ttl_ms(session.expires_at - session.last_seen + GRACE)
+        keys = [record, self._base(session.openid) + ":sessions"]
+        pointers = [self._skey_pointer(session.skey_hash), self._id_pointer(session.id)]
+        full = "0" if self._cluster else "1"
+        if not self._cluster:
+            keys += [*pointers, self._sessions]
+        args = (session.id, session.created_at, session.expires_at, ttl, full)
+        self._do(_script(_CREATE, keys, *args, _session_record(session)))
+        if self._cluster:
+            # After the record: a pointer is never followed to a record not yet written.
+            self._do(
+                *(_cmd("SET", p, record, "PX", ttl) for p in pointers),
+                _cmd("ZADD", self._sessions, session.expires_at, record),
+            )
+
+    def _lookup(self, pointers: Sequence[str]) -> _Plan[tuple[Session, User | None] | None]:
+        """The first session the pointers name, and its user."""
+        if not pointers:
+            return None
+        if self._cluster:
+            records = yield [_cmd("GET", p) for p in pointers]
+            calls = [[_script(_LOOKUP, [_text(r)], "0")] for r in records if r is not None]
+        else:
+            calls = [[_script(_LOOKUP, pointers, "1")]]
+        for call in calls:
+            (reply,) = yield call
+            if reply is not None:
+                session, user = json.loads(reply)
+                return _session(session), _user(user)
+        return None
+
+    def _login_pointers(self, session_id: str | None, skey_hashes: Sequence[str]) -> list[str]:
+        if session_id is not None:
+            return [self._id_pointer(session_id)]
+        return [self._skey_pointer(h) for h in skey_hashes]
+
+    def find_login(
+        self, *, session_id: str | None = None, skey_hashes: Sequence[str] = ()
+    ) -> tuple[Session, User | None] | None:
+        return self._run(self._lookup(self._login_pointers(session_id, skey_hashes)))
+
+    async def afind_login(
+        self, *, session_id: str | None = None, skey_hashes: Sequence[str] = ()
+    ) -> tuple[Session, User | None] | None:
+        plan = self._lookup(self._login_pointers(session_id, skey_hashes))
+        if self._async_factory is None:
+            return await asyncio.to_thread(self._run, plan)
+        return await self._arun(plan)
+
+    def get_session(self, session_id: str) -> Session | None:
+        found = self.find_login(session_id=session_id)
+        return None if found is None else found[0]
+
+    def find_session(self, skey_hash: str) -> Session | None:
+        found = self.find_login(skey_hashes=[skey_hash])
+        return None if found is None else found[0]
+
+    def _touch(self, session_id: str, last_seen: float, expires_at: float) -> _Plan[None]:
+        ttl = _ttl_ms(expires_at - last_seen + GRACE)
+        pointer = self._id_pointer(session_id)
+        if not self._cluster:
+            yield [
+                _script(
+                    _TOUCH, [pointer, self._sessions], last_seen, expires_at, ttl, self.prefix, "1"
+                )
+            ]
+            return
+        (record,) = yield [_cmd("GET", pointer)]
+        if record is None:
+            return
+        (skey_hash,) = yield [
+            _script(_TOUCH, [_text(record)], last_seen, expires_at, ttl, self.prefix, "0")
+        ]
+        if skey_hash is not None:
+            yield [
+                _cmd("PEXPIRE", pointer, ttl),
+                _cmd("PEXPIRE", self._skey_pointer(_text(skey_hash)), ttl),
+                _cmd("ZADD", self._sessions, expires_at, record),
+            ]
+
+    def touch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
+        self._run(self._touch(session_id, last_seen, expires_at))
+
+    async def atouch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
+        plan = self._touch(session_id, last_seen, expires_at)
+        if self._async_factory is None:
+            await asyncio.to_thread(self._run, plan)
+        else:
+            await self._arun(plan)
+
+    def _drop_calls(self, records: Sequence[str], before: float | str) -> list[_Call]:
+        """Calls of :data:`_DROP` deleting session records (only those expired by
+        ``before``, unless it is ''). On a standalone server they clean up everything."""
+        if self._cluster:
+            return [_script(_DROP, [r], self.prefix, "0", "0", before) for r in records]
+        return [_script(_DROP, [r, self._sessions], self.prefix, "0", "1", before) for r in records]
+
+    def _drop_cleanup(self, records: Sequence[str], replies: Sequence[Any]) -> list[_Call]:
+        """On a cluster: the calls that finish :meth:`_drop_calls` in the other slots."""
+        cleanup: list[_Call] = []
+        for record, reply in zip(records, replies, strict=True):
+            if reply is None:
+                continue
+            status, *rest = (_text(x) for x in reply)
+            if status == "0":  # not expired after all: keep its place in the index right
+                cleanup.append(_cmd("ZADD", self._sessions, rest[0], record))
+                continue
+            cleanup += [
+                _cmd("ZREM", self._sessions, record),
+                _cmd("DEL", self._id_pointer(rest[0])),
+            ]
+            if status == "1":
+                cleanup.append(_cmd("DEL", self._skey_pointer(rest[1])))
+        return cleanup
+
+    def _revoke(self, session_id: str) -> _Plan[bool]:
+        pointer = self._id_pointer(session_id)
+        if not self._cluster:
+            (reply,) = yield [_script(_DROP, [pointer, self._sessions], self.prefix, "1", "1", "")]
+        else:
+            (record,) = yield [_cmd("GET", pointer)]
+            if record is None:
+                return False
+            records = [_text(record)]
+            (reply,) = yield self._drop_calls(records, "")
+            cleanup = self._drop_cleanup(records, [reply])
+            if cleanup:
+                yield cleanup
+        return reply is not None and _text(reply[0]) == "1"
+
+    def revoke_session(self, session_id: str) -> bool:
+        return self._run(self._revoke(session_id))
+
+    def revoke_user(self, openid: str) -> int:
+        index = self._base(openid) + ":sessions"
+        if not self._cluster:
+            (reply,) = self._do(_script(_REVOKE_USER, [index, self._sessions], self.prefix, "1"))
+            return int(reply[0])
+        # The revocation is one script in the user's slot; the pointers and the expiry
+        # index live in other slots and follow.
+        (reply,) = self._do(_script(_REVOKE_USER, [index], self.prefix, "0"))
+        done = [_text(x) for x in reply[1:]]
+        base = self._base(openid)
+        cleanup: list[_Call] = []
+        for session_id, skey_hash in zip(done[::2], done[1::2], strict=True):
+            cleanup += [
+                _cmd("DEL", self._id_pointer(session_id)),
+                _cmd("DEL", self._skey_pointer(skey_hash)),
+                _cmd("ZREM", self._sessions, f"{base}:s:{session_id}"),
+            ]
+        if cleanup:
+            self._do(*cleanup)
+        return int(reply[0])
+
+    def list_sessions(self, openid: str) -> list[Session]:
+        (reply,) = self._do(_script(_LIST, [self._base(openid) + ":sessions"]))
+        return sorted(map(_session, json.loads(reply)), key=lambda s: s.created_at)
+
+    def _purge(self, now: float, batch: int) -> _Plan[tuple[int, int]]:
+        """One batch: (sessions deleted, most sessions or entries looked at)."""
+        records, entries = yield [
+            _cmd("ZRANGE", self._sessions, "-inf", now, "BYSCORE", "LIMIT", 0, batch),
+            _cmd("ZRANGE", self._entries, "-inf", now, "BYSCORE", "LIMIT", 0, batch),
+        ]
+        records, entries = [_text(r) for r in records], [_text(e) for e in entries]
+        if not records and not entries:
+            return 0, 0
+        if self._cluster:
+            entry_calls = [_script(_DROP_ENTRY, [e], now, "0") for e in entries]
+        else:
+            entry_calls = [_script(_DROP_ENTRY, [e, self._entries], now, "1") for e in entries]
+        replies = yield self._drop_calls(records, now) + entry_calls
+        dropped, kept = replies[: len(records)], replies[len(records) :]
+        if self._cluster:
+            fixes = self._drop_cleanup(records, dropped) + [
+                _cmd("ZREM", self._entries, e) if t is None else _cmd("ZADD", self._entries, t, e)
+                for e, t in zip(entries, kept, strict=True)
+            ]
+            if fixes:
+                yield fixes
+        deleted = sum(1 for r in dropped if r is not None and _text(r[0]) != "0")
+        return deleted, max(len(records), len(entries))
+
+    def purge_expired(self, now: float, *, limit: int | None = None) -> int:
+        total = 0
+        while True:
+            batch = _PURGE_BATCH if limit is None else limit
+            deleted, seen = self._run(self._purge(now, batch))
+            total += deleted
+            if limit is not None or seen < batch:
+                return total
+
+    def stats(self, now: float) -> StoreStats:
+        users, active, expired, entries = self._do(
+            _cmd("SCARD", self._users),
+            _cmd("ZCOUNT", self._sessions, f"({now!r}", "+inf"),
+            _cmd("ZCOUNT", self._sessions, "-inf", now),
+            _cmd("ZCOUNT", self._entries, f"({now!r}", "+inf"),
+        )
+        return StoreStats(int(users), int(active), int(expired), int(entries))
+
+    # -- entries ----------------------------------------------------------------
+    def get_entry(self, key: str, *, now: float) -> str | None:
+        ((value, expires_at),) = self._do(_cmd("HMGET", self._entry(key), "v", "t"))
+        if value is None or float(expires_at) <= now:
+            return None
+        return _text(value)
+
+    def set_entry(self, key: str, value: str, *, expires_at: float) -> None:
+        entry = self._entry(key)
+        gc = _ttl_ms(max(expires_at - time.time(), 0.0) + ENTRY_GC)
+        self._do(
+            _cmd("HSET", entry, "v", value, "t", expires_at),
+            _cmd("PEXPIRE", entry, gc),
+            _cmd("ZADD", self._entries, expires_at, entry),
+        )
+
+    def delete_entry(self, key: str) -> bool:
+        entry = self._entry(key)
+        deleted, _ = self._do(_cmd("DEL", entry), _cmd("ZREM", self._entries, entry))
+        return int(deleted) > 0
+
+    # -- locks ------------------------------------------------------------------
+    def acquire_lock(self, name: str, owner: str, *, ttl: float, now: float) -> bool:
+        (taken,) = self._do(
+            _script(_ACQUIRE, [self._lock(name)], owner, now, now + ttl, _ttl_ms(ttl + GRACE))
+        )
+        return int(taken) == 1
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        (released,) = self._do(_script(_RELEASE, [self._lock(name)], owner))
+        return int(released) == 1
+
+    # -- lifecycle --------------------------------------------------------------
+    def close(self) -> None:
+        """Close the clients the store made; a client passed in stays open."""
+        with self._async_lock:
+            clients, self._async_clients = self._async_clients, {}
+        for loop, (_, guard) in clients.items():
+            if guard is not None:
+                _close_on(loop, guard.aclose)
+        if self._owns_client:
+            self._client.close()
+
+
+async def _closed_with_loop(client: AnyAsyncClient) -> AsyncGenerator[None]:
+    """Held open beside ``client``: when its event loop shuts down (``asyncio.run``,
+    uvicorn), the loop closes the async generators still open, and this one closes the
+    client's connections while the loop can still run their goodbyes."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(*_ERRORS, OSError, RuntimeError):
+            await client.aclose()
+
+
+def _close_on(
+    loop: asyncio.AbstractEventLoop, aclose: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Run ``aclose()`` on ``loop``, from wherever we are. A closed loop closed it already."""
+    if loop.is_closed():
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        loop.create_task(aclose())
+    elif loop.is_running():
+        asyncio.run_coroutine_threadsafe(aclose(), loop)
+    else:
+        loop.run_until_complete(aclose())
