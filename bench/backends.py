@@ -12,6 +12,7 @@ import itertools
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from wafer_py.models import Session
@@ -113,78 +114,141 @@ def sqlite_bytes(store: SQLiteStore) -> int:
 
 # ------------------------------------------------------------------------- Redis
 #
-# What RedisStore.ensure_user and create_session write (see the key layout in
-# wafer_py/stores/redis.py), as plain commands in pipelines of a chunk at a time.
+# RedisStore's key layout is its own business: the first session of a fill goes through
+# the store's methods, the keys it made are read back as a template (identifiers
+# replaced by placeholders), and every other session is written from the template in
+# pipelines. Whatever the layout, the bulk rows are what the store itself writes.
+
+
+@dataclass
+class _Key:
+    """One key a session's creation made: its name and value with placeholders."""
+
+    name: str
+    type: str
+    value: Any
+    pttl: int
+
+    @property
+    def shared(self) -> bool:
+        """A key every session adds to (an index), not one of its own."""
+        return "\0" not in self.name
+
+
+@dataclass
+class _Template:
+    keys: list[_Key]
+    rows: int = 1
+    samples: list[dict[str, str]] = field(default_factory=list)
+
+
+_TEMPLATES: dict[int, _Template] = {}
+
+
+def _slots(session: Session, openid: str) -> dict[str, str]:
+    """The identifiers of a row, by placeholder (NUL-marked: no real text holds one)."""
+    return {
+        "\0openid\0": openid,
+        "\0id\0": session.id,
+        "\0skey_hash\0": session.skey_hash,
+        "\0sealed\0": session.sealed_session_key,
+    }
+
+
+def _mask(text: str, slots: dict[str, str]) -> str:
+    for mark, value in slots.items():
+        text = text.replace(value, mark)
+    return text
+
+
+def _fill(text: str, slots: dict[str, str]) -> str:
+    for mark, value in slots.items():
+        text = text.replace(mark, value)
+    return text
+
+
+def _learn(
+    store: SessionStore, session: Session, openid: str, profile: dict[str, Any], now: float
+) -> _Template:
+    """Store one row through the store's methods; read back what it wrote."""
+    client = _redis_client(store)
+    store.ensure_user(openid, unionid=None, profile=profile, now=now)
+    store.create_session(session)
+    slots = _slots(session, openid)
+    keys = []
+    for name in client.scan_iter(match=_glob(store.prefix) + "*", count=1000):  # type: ignore[attr-defined]
+        kind_ = client.type(name)
+        value: Any
+        if kind_ == "string":
+            value = _mask(client.get(name), slots)
+        elif kind_ == "hash":
+            value = {_mask(k, slots): _mask(v, slots) for k, v in client.hgetall(name).items()}
+        elif kind_ == "zset":
+            value = {
+                _mask(m, slots): score for m, score in client.zrange(name, 0, -1, withscores=True)
+            }
+        elif kind_ == "set":
+            value = [_mask(m, slots) for m in client.smembers(name)]
+        else:
+            raise RuntimeError(f"bench: no template for a Redis {kind_} ({name})")
+        keys.append(_Key(_mask(name, slots), kind_, value, client.pttl(name)))
+    template = _Template(keys, samples=[slots])
+    _TEMPLATES[id(store)] = template
+    return template
 
 
 def _fill_redis(
     store: SessionStore, chunk: list[tuple[Session, str]], profile: dict[str, Any], now: float
 ) -> None:
-    from wafer_py.stores.redis import GRACE
-
-    client = _redis_client(store)
-    profile_fields: dict[str, str] = {
-        "p:" + k: json.dumps(v, ensure_ascii=False) for k, v in profile.items()
-    }
-    users = store._users  # type: ignore[attr-defined]
-    everyone = store._sessions  # type: ignore[attr-defined]
-    pipe = client.pipeline(transaction=False)
+    template = _TEMPLATES.get(id(store))
+    if template is None:
+        template = _learn(store, chunk[0][0], chunk[0][1], profile, now)
+        chunk = chunk[1:]
+    pipe = _redis_client(store).pipeline(transaction=False)
     for session, openid in chunk:
-        base = store._base(openid)  # type: ignore[attr-defined]
-        record = store._record(session)  # type: ignore[attr-defined]
-        ttl = int((session.expires_at - session.last_seen + GRACE) * 1000)
-        pipe.hset(
-            base + ":user",
-            mapping={"openid": openid, "created_at": now, "updated_at": now, **profile_fields},
-        )
-        pipe.sadd(users, openid)
-        pipe.hset(
-            record,
-            mapping={
-                "id": session.id,
-                "openid": session.openid,
-                "skey_hash": session.skey_hash,
-                "sealed_session_key": session.sealed_session_key,
-                "created_at": session.created_at,
-                "last_seen": session.last_seen,
-                "expires_at": session.expires_at,
-            },
-        )
-        pipe.pexpire(record, ttl)
-        pipe.zadd(base + ":sessions", {session.id: session.created_at})
-        pipe.pexpire(base + ":sessions", ttl)
-        pipe.set(store._skey_pointer(session.skey_hash), record, px=ttl)  # type: ignore[attr-defined]
-        pipe.set(store._id_pointer(session.id), record, px=ttl)  # type: ignore[attr-defined]
-        pipe.zadd(everyone, {record: session.expires_at})
+        slots = _slots(session, openid)
+        for key in template.keys:
+            name = _fill(key.name, slots)
+            if key.type == "string":
+                pipe.set(name, _fill(key.value, slots), px=key.pttl if key.pttl > 0 else None)
+                continue
+            if key.type == "hash":
+                pipe.hset(
+                    name, mapping={_fill(k, slots): _fill(v, slots) for k, v in key.value.items()}
+                )
+            elif key.type == "zset":
+                pipe.zadd(name, {_fill(m, slots): score for m, score in key.value.items()})
+            else:
+                pipe.sadd(name, *(_fill(m, slots) for m in key.value))
+            if key.pttl > 0 and not key.shared:
+                pipe.pexpire(name, key.pttl)
     pipe.execute()
+    template.rows += len(chunk)
+    if len(template.samples) < 200 and chunk:
+        template.samples.append(_slots(*chunk[-1]))
 
 
 def _redis_client(store: SessionStore) -> Any:
     return store._client  # type: ignore[attr-defined]
 
 
-def redis_bytes(store: SessionStore, probes: list[Session] | None = None) -> int:
-    """Bytes of the store's keys (``MEMORY USAGE``): the shared indexes whole, the keys
-    of each session and its user from a sample (every key if few), scaled up."""
+def redis_bytes(store: SessionStore) -> int:
+    """Bytes of the store's keys (``MEMORY USAGE``): the shared indexes whole, and a
+    sample of sessions' own keys scaled to every session."""
     client = _redis_client(store)
-    prefix: str = store.prefix  # type: ignore[attr-defined]
-    shared = [store._users, store._sessions, store._entries]  # type: ignore[attr-defined]
-    total = sum(client.memory_usage(key, samples=0) or 0 for key in shared)
-    count = client.zcard(store._sessions)  # type: ignore[attr-defined]
-    records = [
-        r
-        for r, _ in client.zscan_iter(store._sessions, count=1000)  # type: ignore[attr-defined]
-    ][:2000]
-    per: list[int] = []
-    for record in records:
-        base = record.split("}", 1)[0] + "}"
-        keys = [record, base + ":user", base + ":sessions"]
-        fields = client.hmget(record, "id", "skey_hash")
-        keys += [f"{prefix}{{i:{fields[0]}}}", f"{prefix}{{k:{fields[1]}}}"]
-        per.append(sum(client.memory_usage(key, samples=0) or 0 for key in keys))
-    if per:
-        total += round(sum(per) / len(per) * count)
-    return int(total)
+    template = _TEMPLATES.get(id(store))
+    if template is None:
+        return 0
+    total = 0
+    for key in template.keys:
+        if key.shared:
+            total += client.memory_usage(key.name, samples=0) or 0
+    own = [k for k in template.keys if not k.shared]
+    per = [
+        sum(client.memory_usage(_fill(k.name, slots), samples=0) or 0 for k in own)
+        for slots in template.samples
+    ]
+    return int(total + sum(per) / len(per) * template.rows)
 
 
 def server_memory(store: SessionStore) -> int | None:
@@ -195,6 +259,7 @@ def server_memory(store: SessionStore) -> int | None:
 
 
 def _drop_redis(store: SessionStore) -> None:
+    _TEMPLATES.pop(id(store), None)
     client = _redis_client(store)
     prefix: str = store.prefix  # type: ignore[attr-defined]
     batch: list[str] = []
