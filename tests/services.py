@@ -14,9 +14,12 @@ does not answer, and fails under ``CI=true`` (a missing server is a failure ther
 from __future__ import annotations
 
 import os
+import secrets
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from tests.conftest import skip_or_fail
 
@@ -52,3 +55,73 @@ def require(kind: str) -> str:
         variable = f"WAFER_TEST_{kind.upper()}_URL"
         skip_or_fail(f"{problem}; start it or set {variable}")
     return url(kind)
+
+
+TABLES = ("users", "sessions", "entries", "locks")
+
+
+def drop_namespace(store_url: str) -> None:
+    """Remove what a test left on a shared server under a store URL's own namespace:
+    the keys under its ``?prefix=`` (Redis) or the tables of its ``?table_prefix=`` (SQL).
+    Other URLs (SQLite files in a scratch directory) need nothing."""
+    parts = urlsplit(store_url)
+    query = dict(parse_qsl(parts.query))
+    if parts.scheme.startswith("redis") and query.get("prefix"):
+        import redis
+
+        client = redis.Redis.from_url(urlunsplit(parts._replace(query="")))
+        try:
+            keys = list(client.scan_iter(match=_glob_escape(query["prefix"]) + "*", count=1000))
+            for start in range(0, len(keys), 500):
+                client.delete(*keys[start : start + 500])
+        finally:
+            client.close()
+    elif parts.scheme in ("postgresql", "postgres", "mysql", "mariadb") and query.get(
+        "table_prefix"
+    ):
+        from wafer_py.stores import SQLStore
+
+        store = SQLStore.from_url(store_url)
+        prefix = store.table_prefix
+        store.close()
+        base = urlunsplit(parts._replace(query=""))
+        if parts.scheme.startswith("postgres"):
+            import psycopg
+
+            with psycopg.connect(base, autocommit=True) as conn:
+                for table in TABLES:
+                    conn.execute(f"DROP TABLE IF EXISTS {prefix}{table}")
+        else:
+            import pymysql
+
+            conn = pymysql.connect(
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 3306,
+                user=parts.username or "root",
+                password=parts.password or "",
+                database=parts.path.lstrip("/"),
+            )
+            try:
+                with conn.cursor() as cursor:
+                    for table in TABLES:
+                        cursor.execute(f"DROP TABLE IF EXISTS {prefix}{table}")
+            finally:
+                conn.close()
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+@contextmanager
+def fresh_store_url(kind: str) -> Iterator[str]:
+    """The URL of an empty store of ``kind`` (``redis``, ``postgres``, ``mysql``) in a
+    namespace of its own on the shared server, dropped afterwards."""
+    base = require(kind)
+    name = "t" + secrets.token_hex(5)
+    option = f"prefix={name}:" if kind == "redis" else f"table_prefix={name}_"
+    store_url = f"{base}{'&' if '?' in base else '?'}{option}"
+    try:
+        yield store_url
+    finally:
+        drop_namespace(store_url)

@@ -1,7 +1,7 @@
 """``wafer-py sessions``, run as an operator runs it: real processes on a real store.
 
 The store comes from ``STORES``: each entry makes the URL of an empty store of one kind
-and cleans up after it. Redis and PostgreSQL join the list when their stores land.
+and cleans up after it. SQLite, and the shared Redis, PostgreSQL and MariaDB servers.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import services
 from wafer_py.models import Session
 from wafer_py.stores import open_store
 from wafer_py.testing import make_session
@@ -31,7 +32,12 @@ def sqlite_store(tmp_path: Path) -> Iterator[str]:
 
 
 #: name -> a factory of an empty store's URL (a context manager that cleans up).
-STORES: dict[str, Callable[[Path], AbstractContextManager[str]]] = {"sqlite": sqlite_store}
+STORES: dict[str, Callable[[Path], AbstractContextManager[str]]] = {
+    "sqlite": sqlite_store,
+    "redis": lambda tmp: services.fresh_store_url("redis"),
+    "postgres": lambda tmp: services.fresh_store_url("postgres"),
+    "mysql": lambda tmp: services.fresh_store_url("mysql"),
+}
 
 ALICE = "oGZUI0egBJY1zhBYw2KhdUfwVJJE"
 BOB = "oGZUI0Wq3x8SvT5b1Iu9Ht7kq2fA"

@@ -3,7 +3,8 @@ table, in a scratch database of the local MariaDB, imported into a wafer_py stor
 
 The tables are created with the original schemas (wafer-protocol.md §2.7 for the v1 PHP
 session server, §3.5 for the v2 Node SDK) and filled the way those servers wrote them.
-The target stores come from ``TARGETS`` (Redis and PostgreSQL join when they land).
+The target stores come from ``TARGETS``: SQLite, and the shared Redis, PostgreSQL and
+MariaDB servers.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests import services
 from tests.services import require
 from wafer_py.migrate import decode_user_info
 from wafer_py.models import User, clean_profile
@@ -77,7 +79,12 @@ def sqlite_target(tmp_path: Path) -> Iterator[str]:
 
 
 #: name -> a factory of an empty target store's URL (a context manager that cleans up).
-TARGETS: dict[str, Callable[[Path], AbstractContextManager[str]]] = {"sqlite": sqlite_target}
+TARGETS: dict[str, Callable[[Path], AbstractContextManager[str]]] = {
+    "sqlite": sqlite_target,
+    "redis": lambda tmp: services.fresh_store_url("redis"),
+    "postgres": lambda tmp: services.fresh_store_url("postgres"),
+    "mysql": lambda tmp: services.fresh_store_url("mysql"),
+}
 
 
 def user_info(openid: str, nickname: str, **extra: Any) -> dict[str, Any]:

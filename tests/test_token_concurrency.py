@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests import token_worker
+from tests import services, token_worker
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat
 from wafer_py.stores import open_store
@@ -39,16 +39,25 @@ PROCESSES, THREADS, COMMANDS = 4, 32, 32
 # commands take longer to start: without the lock, 1 s gives ~32 calls instead of 1).
 LATENCY, COMMAND_LATENCY = 0.2, 1.0
 
-#: Store URL per backend, made from a scratch directory. The Redis and PostgreSQL
-#: stores of a later release add theirs here (e.g. from WAFER_TEST_REDIS_URL).
+
+def _unique() -> str:
+    return "tok" + os.urandom(5).hex()
+
+
+#: Store URL per backend, each test in its own namespace (file, key prefix, tables).
 STORES: dict[str, Callable[[Path], str]] = {
     "sqlite": lambda tmp: f"sqlite:///{tmp}/shared-tokens.db",
+    "redis": lambda tmp: f"{services.require('redis')}?prefix={_unique()}:",
+    "postgres": lambda tmp: f"{services.require('postgres')}?table_prefix={_unique()}_",
+    "mysql": lambda tmp: f"{services.require('mysql')}?table_prefix={_unique()}_",
 }
 
 
 @pytest.fixture(params=sorted(STORES))
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return STORES[str(request.param)](tmp_path)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    url = STORES[str(request.param)](tmp_path)
+    yield url
+    services.drop_namespace(url)
 
 
 @pytest.fixture

@@ -1,0 +1,121 @@
+"""Several app processes share one store: what one does, the others see at once.
+
+Two real server processes on their own ports, a Starlette app under uvicorn and a Flask
+app under gunicorn, configured only by ``WAFER_*`` variables and sharing one store
+(SQLite file, Redis, PostgreSQL, MariaDB): a login on one validates on the other, a
+logout on one is refused by the other on the very next request, and so is a revoke of
+all the user's sessions by ``wafer-py sessions revoke`` from a third process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests import services
+from tests.app_process import ROOT, SECRET, AppProcess, app_process
+from wafer_py.config import DEMO_APPID
+from wafer_py.crypto import new_session_id
+from wafer_py.fakewechat import FakeWeChat
+
+
+def _unique() -> str:
+    return "t" + new_session_id()[:10]
+
+
+#: Store URL per backend; each test gets its own namespace (file, key prefix, tables).
+STORES: dict[str, Callable[[Path], str]] = {
+    "sqlite": lambda tmp: f"sqlite:///{tmp}/shared.db",
+    "redis": lambda tmp: f"{services.require('redis')}?prefix={_unique()}:",
+    "postgres": lambda tmp: f"{services.require('postgres')}?table_prefix={_unique()}_",
+    "mysql": lambda tmp: f"{services.require('mysql')}?table_prefix={_unique()}_",
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    url = STORES[str(request.param)](tmp_path)
+    yield url
+    services.drop_namespace(url)
+
+
+@pytest.fixture
+def apps(
+    store_url: str, fake_server: Any, tmp_path: Path
+) -> Iterator[tuple[AppProcess, AppProcess]]:
+    with (
+        app_process(
+            "starlette", store_url=store_url, api_base=fake_server.url, log_dir=tmp_path
+        ) as a,
+        app_process("flask", store_url=store_url, api_base=fake_server.url, log_dir=tmp_path) as b,
+    ):
+        yield a, b
+
+
+def login(app: AppProcess, fake: FakeWeChat, user: str) -> dict[str, Any]:
+    code = fake.login(DEMO_APPID, user)["code"]
+    response = requests.get(f"{app.url}/weapp/login", headers={"X-WX-Code": code}, timeout=10)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+def user_status(app: AppProcess, skey: str) -> int:
+    response = requests.get(f"{app.url}/weapp/user", headers={"X-WX-Skey": skey}, timeout=10)
+    if response.status_code == 401:
+        assert response.json()["error"] == "ERR_INVALID_SESSION"
+    return response.status_code
+
+
+def test_a_login_on_one_process_validates_on_the_other(
+    apps: tuple[AppProcess, AppProcess], fake: FakeWeChat
+) -> None:
+    a, b = apps
+    for first, second in ((a, b), (b, a)):
+        data = login(first, fake, "alice")
+        response = requests.get(
+            f"{second.url}/weapp/user", headers={"X-WX-Skey": data["skey"]}, timeout=10
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["userInfo"]["openId"] == data["userinfo"]["openId"]
+
+
+def test_a_logout_on_one_process_is_refused_on_the_other_at_once(
+    apps: tuple[AppProcess, AppProcess], fake: FakeWeChat
+) -> None:
+    a, b = apps
+    skey = login(a, fake, "bob")["skey"]
+    assert user_status(b, skey) == 200
+    response = requests.post(f"{b.url}/weapp/logout", headers={"X-WX-Skey": skey}, timeout=10)
+    assert response.json() == {"code": 0, "data": {"revoked": True}}
+    assert user_status(a, skey) == 401
+    assert user_status(b, skey) == 401
+
+
+def test_revoking_a_user_from_the_command_line(
+    apps: tuple[AppProcess, AppProcess], fake: FakeWeChat, store_url: str
+) -> None:
+    a, b = apps
+    sessions = [login(app, fake, "carol") for app in (a, b, a)]
+    openid = sessions[0]["userinfo"]["openId"]
+    other = login(b, fake, "dan")["skey"]
+    assert all(user_status(app, s["skey"]) == 200 for s in sessions for app in apps)
+    result = subprocess.run(
+        [sys.executable, "-m", "wafer_py", "sessions", "revoke", "--openid", openid],
+        env={**os.environ, "WAFER_STORE_URL": store_url, "WAFER_SECRET_KEY": SECRET},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "3" in result.stdout
+    assert all(user_status(app, s["skey"]) == 401 for s in sessions for app in apps)
+    assert user_status(a, other) == 200 and user_status(b, other) == 200
