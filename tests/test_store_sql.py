@@ -7,10 +7,12 @@ module, so runs (and other suites) on the same servers do not see each other.
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import pytest
 from tests.pg_instance import PostgresInstance, require_pg_instance
 from tests.services import require
 from wafer_py.exceptions import StoreUnavailable
-from wafer_py.stores import open_store
+from wafer_py.stores import open_store, sql
 from wafer_py.stores.sql import SQLStore, _poller
 from wafer_py.testing import SessionStoreContract, make_session, run_threads
 
@@ -213,11 +215,19 @@ class _CountingCursor:
         return getattr(self._cursor, name)
 
 
+def idle_connection(store: SQLStore) -> Any:
+    """The pooled connection that the store's next call on this thread will use (the
+    pool lends the last one given back), opened if there is none."""
+    with store._cursor():
+        pass
+    return store._pool._idle[-1]
+
+
 def count_statements(store: SQLStore) -> list[str]:
-    """The statements the store runs on this thread from now on."""
+    """The statements the store runs on its (single, idle) connection from now on."""
     log: list[str] = []
-    store._conn()
-    store._local.cursor = _CountingCursor(store._local.cursor, log)
+    pooled = idle_connection(store)
+    pooled.cursor = _CountingCursor(pooled.cursor, log)
     return log
 
 
@@ -242,7 +252,7 @@ def test_find_login_is_one_statement(server: tuple[str, str]) -> None:
             assert len(log) == 1
             session = store.get_session(session.id) or session
         if kind == "mysql":  # the server's own count agrees (Questions counts statements)
-            cursor = store._conn()[0].cursor()
+            cursor = idle_connection(store).conn.cursor()
             cursor.execute("SHOW SESSION STATUS LIKE 'Questions'")
             before = int(cursor.fetchone()[1])
             store.find_login(session_id=session.id)
@@ -251,10 +261,11 @@ def test_find_login_is_one_statement(server: tuple[str, str]) -> None:
 
 
 # -- outages ------------------------------------------------------------------------
-def _kill_connection(kind: str, url: str, store: SQLStore) -> None:
-    """End the store's connection on this thread from the server side, and wait until
-    the server's goodbye has reached the store's socket."""
-    conn = store._conn()[0]
+def _kill_connection(kind: str, url: str, store: SQLStore) -> Any:
+    """End the connection the store's next call will use from the server side, wait
+    until the server's goodbye has reached the store's socket; the pool's entry."""
+    pooled = idle_connection(store)
+    conn = pooled.conn
     if kind == "postgres":
         query(url, "SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
     else:
@@ -264,6 +275,7 @@ def _kill_connection(kind: str, url: str, store: SQLStore) -> None:
     while not watch.poll(0):
         assert time.monotonic() < deadline, "the server did not close the connection"
         time.sleep(0.01)
+    return pooled
 
 
 @pytest.mark.parametrize("watched", [True, False], ids=["watched", "unwatched"])
@@ -287,15 +299,19 @@ def test_reconnects_after_a_lost_connection(server: tuple[str, str], watched: bo
             lambda: store.purge_expired(0.0, limit=10),
         ]
         for call in calls:
-            _kill_connection(kind, url, store)
+            killed = _kill_connection(kind, url, store)
             if watched:
                 call()
+                assert killed not in store._pool._idle and store._pool.open == 1
                 continue
-            store._local.poll = None
+            killed.poll = None
             with pytest.raises(StoreUnavailable) as caught:
                 call()
             assert caught.value.status == 503 and caught.value.detail
+            # Closed, not given back: its slot is free and the next call connects.
+            assert store._pool._idle == [] and store._pool.open == 0
             call()
+            assert store._pool.open == 1 and store._pool._idle[0] is not killed
         found = store.find_login(session_id=session.id)
         assert found is not None and found[1] is not None
         assert found[1].profile == {"nickName": "A", "city": "x"}
@@ -344,14 +360,284 @@ def test_a_wrong_password_is_not_shown(mysql_url: str) -> None:
     assert caught.value.detail and "s3cret-pw" not in caught.value.detail
 
 
-def test_connections_of_ended_threads_are_closed(pg_url: str) -> None:
+# -- the connection pool -------------------------------------------------------------
+def _sleep_sql(kind: str, seconds: float) -> str:
+    return f"SELECT pg_sleep({seconds})" if kind == "postgres" else f"SELECT SLEEP({seconds})"
+
+
+def _server_connections(kind: str, url: str, app: str, thread_ids: list[int]) -> int:
+    """How many connections the server has from the store: by application_name on
+    PostgreSQL, by connection id (those the store opened) on MySQL."""
+    if kind == "postgres":
+        sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+        return int(query(url, sql, (app,))[0][0])
+    if not thread_ids:
+        return 0
+    ids = ", ".join(str(int(i)) for i in thread_ids)
+    return int(
+        query(url, f"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN ({ids})")[0][0]
+    )
+
+
+def test_many_threads_share_a_few_connections(server: tuple[str, str]) -> None:
+    """64 threads on a pool of 4: every call succeeds, and the server never sees more
+    than 4 connections from the store."""
+    kind, url = server
+    app = f"wt_pool_{secrets.token_hex(4)}"
+    store_url = f"{url}?application_name={app}" if kind == "postgres" else url
+    store = SQLStore(store_url, table_prefix=PREFIX[kind], max_connections=4)
+    opened: list[Any] = [pooled.conn for pooled in store._pool._idle]  # the tables'
+    connect = store._pool._connect
+
+    def counting() -> Any:
+        pooled = connect()
+        opened.append(pooled.conn)
+        return pooled
+
+    store._pool._connect = counting
+    openid = "o-pool-" + secrets.token_hex(8)
+    store.ensure_user(openid, unionid=None, profile={"n": 0}, now=1.0)
+    session, _ = make_session(openid)
+    store.create_session(session)
+    errors: list[BaseException] = []
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            ids = [] if kind == "postgres" else [c.thread_id() for c in list(opened)]
+            seen.append(_server_connections(kind, url, app, ids))
+            seen.append(store._pool.open)
+            time.sleep(0.005)
+
+    def work(i: int) -> None:
+        try:
+            for n in range(20):
+                assert store.find_login(session_id=session.id) is not None
+                key = f"pool:{openid}:{i}"
+                store.set_entry(key, str(n), expires_at=1e12)
+                assert store.get_entry(key, now=0.0) == str(n)
+                if n % 5 == 0:
+                    store.update_profile(openid, {f"t{i}": n}, now=2.0)  # a transaction
+                    lock = f"pool:{openid}:{i % 4}"
+                    if store.acquire_lock(lock, str(i), ttl=60.0, now=1.0):
+                        store.release_lock(lock, str(i))
+        except BaseException as exc:
+            errors.append(exc)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        run_threads(work, 64)
+    finally:
+        done.set()
+        watcher.join()
+    assert errors == []
+    assert len(opened) <= 4  # none lost, so none replaced
+    assert seen and max(seen) <= 4
+    ids = [] if kind == "postgres" else [c.thread_id() for c in opened]
+    assert _server_connections(kind, url, app, ids) == len(opened) == store._pool.open
+    user = store.get_user(openid)
+    assert user is not None and len(user.profile) == 65  # n and t0..t63: none lost
+    store.close()
+    assert store._pool.open == 0
+    deadline = time.monotonic() + 5
+    while _server_connections(kind, url, app, ids):  # the server's count catches up
+        assert time.monotonic() < deadline, "close() left connections open"
+        time.sleep(0.02)
+
+
+def test_an_exhausted_pool_is_unavailable(server: tuple[str, str]) -> None:
+    kind, url = server
+    with SQLStore(url, table_prefix=PREFIX[kind], max_connections=2, pool_timeout=0.05) as store:
+        held = [store._cursor(), store._cursor()]  # both connections lent
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable) as caught:
+            store.get_user("o-x")
+        assert 0.05 <= time.monotonic() - started < 2
+        assert caught.value.status == 503
+        assert caught.value.detail and caught.value.detail.startswith("connection pool exhausted")
+        for pooled in held:
+            pooled.__exit__(None, None, None)
+        assert store.get_user("o-x") is None
+        assert store._pool.open == 2 and store._pool._waiters == deque()
+
+
+@pytest.mark.parametrize("pool_timeout", [0.01, 10.0], ids=["short", "long"])
+def test_threads_wait_their_turn_or_get_store_unavailable(
+    server: tuple[str, str], pool_timeout: float
+) -> None:
+    """One connection, held by a slow query: with a short pool_timeout the other
+    threads get StoreUnavailable and nothing else; with a long one they all get theirs."""
+    kind, url = server
+    with SQLStore(
+        url, table_prefix=PREFIX[kind], max_connections=1, pool_timeout=pool_timeout
+    ) as store:
+        outcomes: list[object] = []
+
+        def call(i: int) -> None:
+            try:
+                if i == 0:
+                    with store._cursor() as cur:
+                        cur.execute(_sleep_sql(kind, 0.3))
+                        cur.fetchall()
+                else:
+                    time.sleep(0.05)  # while the slow query holds the connection
+                    store.get_entry(f"wait:{i}", now=0.0)
+                outcomes.append("ok")
+            except BaseException as exc:
+                outcomes.append(exc)
+
+        run_threads(call, 16)
+        failures = [o for o in outcomes if o != "ok"]
+        assert all(isinstance(o, StoreUnavailable) for o in failures), failures
+        assert bool(failures) == (pool_timeout < 0.3)
+        assert len(outcomes) == 16
+        assert store._pool.open == 1 and store._pool._waiters == deque()
+        assert store.get_entry("wait:0", now=0.0) is None  # the pool still serves
+
+
+def test_a_connection_lost_mid_query_is_not_given_back(server: tuple[str, str]) -> None:
+    kind, url = server
+    with SQLStore(url, table_prefix=PREFIX[kind], max_connections=2) as store:
+        pooled = idle_connection(store)
+        conn = pooled.conn
+        server_id = conn.info.backend_pid if kind == "postgres" else conn.thread_id()
+        failed: list[BaseException] = []
+
+        def slow() -> None:
+            try:
+                with store._cursor() as cur:
+                    cur.execute(_sleep_sql(kind, 5))
+            except BaseException as exc:
+                failed.append(exc)
+
+        thread = threading.Thread(target=slow)
+        thread.start()
+        time.sleep(0.3)  # the query is running
+        if kind == "postgres":
+            query(url, "SELECT pg_terminate_backend(%s)", (server_id,))
+        else:
+            query(url, f"KILL {int(server_id)}")
+        thread.join(10)
+        assert len(failed) == 1 and isinstance(failed[0], StoreUnavailable)
+        assert store._pool._idle == [] and store._pool.open == 0
+        assert store.get_user("o-x") is None  # a new connection
+        assert store._pool.open == 1 and store._pool._idle[0] is not pooled
+
+
+def test_an_interrupted_call_drops_its_connection(server: tuple[str, str]) -> None:
+    kind, url = server
+    with SQLStore(url, table_prefix=PREFIX[kind]) as store:
+        pooled = idle_connection(store)
+        with pytest.raises(KeyboardInterrupt), store._cursor():
+            raise KeyboardInterrupt
+        assert store._pool.open == 0 and store._pool._idle == []
+        with pytest.raises(ZeroDivisionError), store._cursor():
+            _ = 1 / 0  # a bug of the caller's, not the connection's: it goes back
+        assert store._pool._idle != [] and store._pool._idle[0] is not pooled
+        assert store._pool.open == 1
+
+
+class _HandedThenInterrupted:
+    """A waiter's lock whose wait ends with KeyboardInterrupt just after the wait was
+    answered (the worst moment: a connection was handed to the waiter)."""
+
+    def __init__(self) -> None:
+        self.real = threading.Lock()
+        self.real.acquire()
+
+    def acquire(self, timeout: float = -1) -> bool:
+        assert self.real.acquire(timeout=timeout)
+        raise KeyboardInterrupt
+
+    def release(self) -> None:
+        self.real.release()
+
+
+def test_an_interrupted_wait_passes_its_connection_on(
+    server: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kind, url = server
+
+    class Waiter(sql._Waiter):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lock = _HandedThenInterrupted()  # type: ignore[assignment]
+
+    with SQLStore(url, table_prefix=PREFIX[kind], max_connections=1) as store:
+        lent = store._cursor()
+        monkeypatch.setattr(sql, "_Waiter", Waiter)
+        caught: list[BaseException] = []
+
+        def wait() -> None:
+            try:
+                store.get_user("o-x")
+            except BaseException as exc:
+                caught.append(exc)
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        deadline = time.monotonic() + 5
+        while not store._pool._waiters:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        lent.__exit__(None, None, None)  # handed to the waiter, which is interrupted
+        thread.join(5)
+        assert len(caught) == 1 and isinstance(caught[0], KeyboardInterrupt)
+        monkeypatch.undo()
+        assert store._pool._idle == [lent] and store._pool.open == 1
+        assert store.get_user("o-x") is None
+
+
+def test_threads_that_end_leave_no_connections(pg_url: str) -> None:
     with SQLStore(pg_url, table_prefix=PREFIX["postgres"]) as store:
         for _ in range(5):
             thread = threading.Thread(target=store.get_user, args=("o-x",))
             thread.start()
             thread.join()
         store.get_user("o-x")
-        assert len(store._conns) <= 2  # this thread's, and the last thread's until next time
+        assert store._pool.open == 1  # one connection, lent to each in turn
+
+
+def test_a_forked_child_opens_its_own_connections(server: tuple[str, str]) -> None:
+    kind, url = server
+    with SQLStore(url, table_prefix=PREFIX[kind]) as store:
+        store.set_entry("fork", "parent", expires_at=1e12)
+        parents = idle_connection(store)
+        pid = os.fork()
+        if pid == 0:  # the child: exit at once, whatever happens
+            code = 1
+            try:
+                ok = store.get_entry("fork", now=0.0) == "parent"
+                mine = store._pool._idle[-1]
+                code = 0 if ok and mine is not parents and store._pool.pid == os.getpid() else 2
+                store.close()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        # The parent's connection still works: the child neither used nor closed it.
+        assert idle_connection(store) is parents
+        assert store.get_entry("fork", now=0.0) == "parent"
+        assert store._pool.open == 1
+
+
+def test_close_closes_idle_connections_now_and_lent_ones_on_return(
+    server: tuple[str, str],
+) -> None:
+    kind, url = server
+    store = SQLStore(url, table_prefix=PREFIX[kind])
+    lent = store._cursor()
+    idle = idle_connection(store)
+    assert store._pool.open == 2
+    store.close()
+    assert store._pool.open == 1 and store._pool._idle == []
+    assert idle.conn.closed if kind == "postgres" else not idle.conn.open
+    lent.__exit__(None, None, None)
+    assert store._pool.open == 0 and store._pool._idle == []
+    assert store.get_user("o-x") is None  # usable again: a new connection
+    store.close()
 
 
 # -- configuration ----------------------------------------------------------------
@@ -368,12 +654,34 @@ def test_open_store_and_repr(pg_url: str, mysql_url: str) -> None:
     _made["mysql"].add(prefix)
 
 
+def test_pool_options(server: tuple[str, str]) -> None:
+    kind, url = server
+    options = f"table_prefix={PREFIX[kind]}&max_connections=3&pool_timeout=0.5"
+    store = open_store(f"{url}?{options}")
+    assert isinstance(store, SQLStore)
+    assert (store.max_connections, store.pool_timeout) == (3, 0.5)
+    assert "max_connections=3" in repr(store)
+    assert store.get_user("o-x") is None  # the store's options are not the driver's
+    store.close()
+    with SQLStore(url, table_prefix=PREFIX[kind], max_connections=2) as store:
+        assert (store.max_connections, store.pool_timeout) == (2, 5.0)
+    with SQLStore(f"{url}?max_connections=4", max_connections=4, create_tables=False) as store:
+        assert store.max_connections == 4 and store.pool_timeout == 5.0
+    with SQLStore(url, create_tables=False) as store:
+        assert (store.max_connections, store.pool_timeout) == (10, 5.0)
+
+
 @pytest.mark.parametrize(
     ("url", "kwargs", "message"),
     [
         ("postgresql://h/db", {"table_prefix": "Bad-"}, "table_prefix"),
         ("postgresql://h/db?table_prefix=a_", {"table_prefix": "b_"}, "twice"),
         ("mysql://h/db?sslmode=require", {}, "unknown MySQL store URL option"),
+        ("postgresql://h/db?max_connections=0", {}, "at least 1"),
+        ("postgresql://h/db?max_connections=ten", {}, "not a valid value"),
+        ("postgresql://h/db?max_connections=5", {"max_connections": 6}, "twice"),
+        ("mysql://h/db?pool_timeout=-1", {}, "pool_timeout"),
+        ("mysql://h/db", {"max_connections": 0}, "at least 1"),
         ("oracle://h/db", {}, "not a PostgreSQL or MySQL URL"),
     ],
 )
