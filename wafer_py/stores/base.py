@@ -18,7 +18,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from ..exceptions import StoreUnavailable, WaferError
 from ..models import Session, User
@@ -268,7 +268,7 @@ class SessionStore(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store is not used afterwards."""
 
-    def __enter__(self) -> SessionStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
