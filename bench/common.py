@@ -123,6 +123,8 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": model,
         "cpus": os.cpu_count(),
+        # Other work on the machine disturbs the figures: say how busy it was.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),

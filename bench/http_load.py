@@ -42,8 +42,8 @@ def sizes(smoke: bool) -> dict[str, Any]:
     return {
         "sessions": 100_000,
         "probes": 10,
-        "seconds": 5,
-        "rounds": 3,
+        "seconds": 3,
+        "rounds": 5,
         "generations": ["v1", "v2"],
     }
 

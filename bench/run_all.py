@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             subprocess.run(command, cwd=ROOT, env=env, check=True)
             results[name] = json.loads(out.read_text())
             results[name]["elapsed_s"] = time.perf_counter() - started
+            results[name]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     common.write_json(args.out, results)
     print(f"results written to {args.out}", flush=True)
     return results
