@@ -7,6 +7,7 @@ writer wait for another instead of failing at once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -97,6 +98,10 @@ class SQLiteStore(SessionStore):
     """
 
     schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
+    #: Validation reads on the event loop: a local read in WAL mode never waits for a
+    #: writer and takes tens of microseconds, less than a hop to a worker thread. The
+    #: touch, a write that may wait for another process's transaction, runs in a thread.
+    supports_async: ClassVar[bool] = True
 
     def __init__(self, path: str | Path = "wafer_sessions.db", *, timeout: float = 10.0) -> None:
         self.path = str(path)
@@ -289,6 +294,16 @@ class SQLiteStore(SessionStore):
             self._read(
                 f"SELECT {_SESSION_COLUMNS} FROM wafer_sessions WHERE skey_hash = ?", (skey_hash,)
             )
+        )
+
+    async def afind_login(
+        self, *, session_id: str | None = None, skey_hashes: Sequence[str] = ()
+    ) -> tuple[Session, User | None] | None:
+        return self.find_login(session_id=session_id, skey_hashes=skey_hashes)
+
+    async def atouch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
+        await asyncio.to_thread(
+            self.touch_session, session_id, last_seen=last_seen, expires_at=expires_at
         )
 
     def touch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
