@@ -216,12 +216,13 @@ class SecretBox:
 
     def hash_skey(self, skey: str) -> str:
         """The keyed hash of ``skey`` under the newest key (hex)."""
-        return hmac.new(self._hash_keys[0], skey.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._hash_keys[0], skey.encode(), "sha256").hex()
 
     def skey_hashes(self, skey: str) -> list[str]:
         """The keyed hash of ``skey`` under every key, newest first."""
         data = skey.encode()
-        return [hmac.new(k, data, hashlib.sha256).hexdigest() for k in self._hash_keys]
+        # hmac.digest is one C call: a few microseconds less than hmac.new, per request.
+        return [hmac.digest(k, data, "sha256").hex() for k in self._hash_keys]
 
     def check_skey(self, skey: str, stored_hash: str) -> bool:
         """Constant-time check of ``skey`` against a stored hash, under every key."""
