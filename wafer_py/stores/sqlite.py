@@ -28,6 +28,10 @@ from .base import SessionStore, StoreStats
 
 __all__ = ["SQLiteStore"]
 
+#: Bytes of the database file SQLite may read through a memory map (address space, not
+#: memory: the OS pages it in and out as it likes).
+MMAP_SIZE = 1 << 30
+
 logger = logging.getLogger("wafer_py")
 
 _SCHEMA = """
@@ -179,6 +183,9 @@ class SQLiteStore(SessionStore):
                 conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
                 self._use_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
+                # Reads through a memory map skip a system call per page: lookups stay
+                # flat as the file grows past the page cache (1M sessions: 0.7 GB).
+                conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
             except sqlite3.Error as exc:
                 raise _unavailable("cannot open the SQLite store", exc) from None
             self._local.conn = conn
