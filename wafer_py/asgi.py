@@ -13,6 +13,7 @@ validates sessions on the event loop.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -105,6 +106,16 @@ async def send_response(response: WaferResponse, send: Send) -> None:
     await send({"type": "http.response.body", "body": response.content})
 
 
+def _on_asyncio() -> bool:
+    """Whether an asyncio loop runs this request (not trio: the async login path and the
+    async stores use asyncio)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class WaferMiddleware:
     """Wrap an ASGI app: ``app.add_middleware(WaferMiddleware, auth=auth)``.
 
@@ -132,8 +143,11 @@ class WaferMiddleware:
         self._limiter: CapacityLimiter | None = None
 
     async def _handle(self, path: str, headers: dict[str, str]) -> WaferResponse | RequestState:
-        if self.protocol.handles_async(path, headers):
-            return await self.protocol.ahandle(path, headers)
+        if _on_asyncio():
+            if self.protocol.handles_async(path, headers):
+                return await self.protocol.ahandle(path, headers)
+            if path == self.protocol.login_path:
+                return await self.protocol.alogin(headers)
         if not self.protocol.needs_io(path, headers) or (
             path != self.protocol.login_path and not self.auth.store.blocking
         ):

@@ -6,6 +6,7 @@ together. It knows nothing of HTTP frameworks; the adapters call it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import threading
@@ -29,7 +30,7 @@ from .stores.base import acall_store, call_store
 
 if TYPE_CHECKING:
     from .tokens import AccessTokenCache
-    from .wechat import WeChatClient
+    from .wechat import Code2Session, WeChatClient
     from .wechat_api import WeChatAPI
 
 __all__ = ["WaferAuth", "Credentials", "Authenticated", "LoginResult"]
@@ -176,6 +177,39 @@ class WaferAuth:
         avatar.
         """
         wx = self.wechat.code2session(code)
+        return self.complete_login(wx, encrypted_data, iv, legacy=legacy)
+
+    async def alogin(
+        self,
+        code: str,
+        encrypted_data: str | None = None,
+        iv: str | None = None,
+        *,
+        legacy: bool = False,
+    ) -> LoginResult:
+        """:meth:`login` for async callers: WeChat is called on the event loop where the
+        client can (no thread waits on it), the store in a worker thread if it blocks."""
+        acode2session = getattr(self.wechat, "acode2session", None)
+        if acode2session is not None and getattr(self.wechat, "async_capable", False):
+            wx = await acode2session(code)
+        else:
+            wx = await asyncio.to_thread(self.wechat.code2session, code)
+        if self.store.blocking:
+            return await asyncio.to_thread(
+                self.complete_login, wx, encrypted_data, iv, legacy=legacy
+            )
+        return self.complete_login(wx, encrypted_data, iv, legacy=legacy)
+
+    def complete_login(
+        self,
+        wx: Code2Session,
+        encrypted_data: str | None = None,
+        iv: str | None = None,
+        *,
+        legacy: bool = False,
+    ) -> LoginResult:
+        """The part of :meth:`login` after WeChat's answer: check the encrypted profile,
+        register or update the user, open a session."""
         profile: dict[str, Any] | None = None
         unionid = wx.unionid
         if encrypted_data and (iv or legacy):

@@ -206,6 +206,15 @@ def read_encrypted(headers: Mapping[str, str]) -> tuple[str | None, str | None, 
 PathMatcher = Callable[[str], bool]
 
 
+def _login_headers(headers: Mapping[str, str]) -> tuple[str, str | None, str | None, bool]:
+    """The code and the encrypted profile (data, IV, legacy format) of a login request."""
+    code = _header(headers, HEADER_CODE)
+    if code is None:
+        raise MissingCode()
+    data, iv, legacy = read_encrypted(headers)
+    return code, data, iv, legacy
+
+
 def _generation(headers: Mapping[str, str]) -> Literal["v1", "v2"]:
     """Which client generation sent these headers (v1 sends the session id)."""
     return "v1" if headers.get(HEADER_ID) else "v2"
@@ -288,11 +297,18 @@ class WaferProtocol:
 
     def _login(self, headers: Mapping[str, str]) -> WaferResponse:
         try:
-            code = _header(headers, HEADER_CODE)
-            if code is None:
-                raise MissingCode()
-            data, iv, legacy = read_encrypted(headers)
+            code, data, iv, legacy = _login_headers(headers)
             result = self.auth.login(code, data, iv, legacy=legacy)
+        except WaferError as exc:
+            return error_response(exc, login=True)
+        return WaferResponse(200, login_body(result, self.auth.clock()))
+
+    async def alogin(self, headers: Mapping[str, str]) -> WaferResponse:
+        """The login path's answer, under asyncio: WeChat is awaited on the event loop
+        (:meth:`WaferAuth.alogin <wafer_py.auth.WaferAuth.alogin>`)."""
+        try:
+            code, data, iv, legacy = _login_headers(headers)
+            result = await self.auth.alogin(code, data, iv, legacy=legacy)
         except WaferError as exc:
             return error_response(exc, login=True)
         return WaferResponse(200, login_body(result, self.auth.clock()))

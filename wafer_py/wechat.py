@@ -17,6 +17,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from .asynchttp import AsyncHTTP, HTTPError, proxy_configured
 from .config import DEFAULT_API_BASE
 from .exceptions import WeChatBusy, WeChatError, WeChatUnavailable, wechat_error
 from .logsafe import install_redaction
@@ -113,6 +114,8 @@ class WeChatClient:
         self.retries = max(0, retries)
         self.backoff = backoff
         self.http = session if session is not None else http_session(pool_size)
+        self._aio: AsyncHTTP | None = None
+        self._async_ok: bool | None = None
 
     def __repr__(self) -> str:
         return f"WeChatClient(appid={self.appid!r}, api_base={self.api_base!r})"
@@ -167,15 +170,40 @@ class WeChatClient:
 
         Not retried: a code is single-use, and after a ``-1`` it may have been spent.
         """
-        data = self._get(
-            "/sns/jscode2session",
-            {
-                "appid": self.appid,
-                "secret": self._secret,
-                "js_code": code,
-                "grant_type": "authorization_code",
-            },
-        )
+        return self._code2session(self._get("/sns/jscode2session", self._code_params(code)))
+
+    @property
+    def async_capable(self) -> bool:
+        """Whether :meth:`acode2session` runs on the event loop (no proxy configured)."""
+        if self._async_ok is None:
+            self._async_ok = not proxy_configured(self.api_base)
+        return self._async_ok
+
+    async def acode2session(self, code: str) -> Code2Session:
+        """:meth:`code2session` on the running event loop (:mod:`wafer_py.asynchttp`), so
+        that a login waiting on WeChat holds no thread. Same answers and errors."""
+        where = "/sns/jscode2session"
+        if self._aio is None:
+            self._aio = AsyncHTTP(timeout=self.timeout)
+        try:
+            status, raw = await self._aio.get(self.api_base + where, self._code_params(code))
+        except HTTPError as exc:
+            logger.warning("wafer_py: WeChat %s failed: %s", where, exc)
+            raise WeChatUnavailable() from None
+        if status >= 500:
+            raise WeChatUnavailable(f"WeChat answered {where} with HTTP {status}")
+        return self._code2session(parse_wechat_body(raw, where))
+
+    def _code_params(self, code: str) -> dict[str, str]:
+        return {
+            "appid": self.appid,
+            "secret": self._secret,
+            "js_code": code,
+            "grant_type": "authorization_code",
+        }
+
+    @staticmethod
+    def _code2session(data: dict[str, Any]) -> Code2Session:
         openid, session_key = data.get("openid"), data.get("session_key")
         if not isinstance(openid, str) or not openid or not isinstance(session_key, str):
             raise WeChatError("WeChat's jscode2session answer has no openid or session_key")

@@ -158,6 +158,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # WeChat takes hundreds of connections at once; the standard library's backlog of 5
+    # would drop a burst of logins' connections (and clients retry them a second later).
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], app: Handler) -> None:
         self.app = app
