@@ -35,12 +35,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--only", default=",".join(BENCHMARKS), help=f"some of {', '.join(BENCHMARKS)}"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only the chosen benchmarks' figures in an existing --out file",
+    )
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(BENCHMARKS))
     if unknown:
         raise SystemExit(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}")
     results: dict[str, Any] = {"machine": common.machine(), "smoke": args.smoke}
+    if args.update and args.out.exists():
+        results = {**json.loads(args.out.read_text()), "smoke": args.smoke}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory(prefix="wafer-bench-") as tmp:
         for name in chosen:
