@@ -15,6 +15,7 @@ import platform
 import secrets
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -110,6 +111,30 @@ def server_problem(url: str) -> str | None:
         return f"no server at {host}:{port} ({exc})"
 
 
+def commit() -> str | None:
+    """The code measured: ``$WAFER_BENCH_COMMIT`` (a snapshot says what it is), else the
+    checkout's commit, with ``+changes`` when files differ from it."""
+    if os.environ.get("WAFER_BENCH_COMMIT"):
+        return os.environ["WAFER_BENCH_COMMIT"]
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "wafer_py", "bench"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
     """Where the figures were measured."""
     model = platform.processor() or platform.machine()
@@ -128,6 +153,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "commit": commit(),
     }
 
 
