@@ -126,12 +126,6 @@ def server_app() -> Any:
         config["store"], config["tag"], Path(config["workdir"]), config["urls"], fresh=False
     )
     app = create_app(make_auth(store, config["api_base"]))
-    if config.get("max_threads"):
-        # The sweep: the middleware's cap on worker threads, set before the app's first
-        # request builds its middleware.
-        for middleware in app.user_middleware:
-            if "auth" in middleware.kwargs:
-                middleware.kwargs["max_threads"] = config["max_threads"]
     return _WithLag(app)
 
 
@@ -266,7 +260,7 @@ async def burst(
     return {"wall_s": wall, "durations_s": sorted(durations), "lag": await lag(probe)}
 
 
-async def drive(port: int, fake_url: str, size: dict[str, Any], sequential: bool) -> dict[str, Any]:
+async def drive(port: int, fake_url: str, size: dict[str, Any]) -> dict[str, Any]:
     count = size["clients"]
     rounds = size["rounds"]
     codes = await mint_codes(fake_url, count * (rounds + 2), "run")
@@ -280,13 +274,12 @@ async def drive(port: int, fake_url: str, size: dict[str, Any], sequential: bool
         # The first burst opens the server's worker threads and its connections to
         # WeChat: measured apart ("cold"); the bursts after it are the steady state.
         found["cold"] = await burst(clients, batches[0], probe)
-        if sequential:
-            await lag(probe)
-            started = time.perf_counter()
-            durations = [await login(probe, code) for code in batches[1]]
-            found["sequential_s"] = time.perf_counter() - started
-            found["sequential_per_login_s"] = common.median(durations)
-            found["sequential_lag"] = await lag(probe)
+        await lag(probe)
+        started = time.perf_counter()
+        durations = [await login(probe, code) for code in batches[1]]
+        found["sequential_s"] = time.perf_counter() - started
+        found["sequential_per_login_s"] = common.median(durations)
+        found["sequential_lag"] = await lag(probe)
         found["concurrent"] = [await burst(clients, batch, probe) for batch in batches[2:]]
         # The reference: as many requests at once that need no login (``/health``).
         found["health"] = await burst(clients, [""] * count, probe, path="/health")
@@ -302,13 +295,10 @@ def measure(
     size: dict[str, Any],
     workdir: Path,
     tag: str,
-    *,
-    max_threads: int | None = None,
-    sequential: bool = True,
 ) -> dict[str, Any]:
     """One store: a fake WeChat and a server of their own, then :func:`drive`."""
     urls = common.store_urls(args)
-    store_tag = f"{tag}_login_{name}_{max_threads or 0}"
+    store_tag = f"{tag}_login_{name}"
     # The store starts empty (made here, so that the server opens it as it is).
     common.open_bench_store(name, store_tag, workdir, urls).close()
     port_file = workdir / f"fake-{store_tag}.url"
@@ -324,7 +314,6 @@ def measure(
                 "workdir": str(workdir),
                 "urls": urls,
                 "api_base": fake_url,
-                "max_threads": max_threads,
             }
             server = [sys.executable, "-m", "uvicorn", "--factory", "bench.logins:server_app"]
             server += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
@@ -334,7 +323,7 @@ def measure(
             with process(server, env):
                 url = f"http://127.0.0.1:{port}"
                 wait_for(lambda: _answers(url), "the server")
-                return asyncio.run(drive(port, fake_url, size, sequential))
+                return asyncio.run(drive(port, fake_url, size))
     finally:
         if name in common.SERVER_STORES:
             common.drop_bench_store(
@@ -415,37 +404,10 @@ def report(results: dict[str, dict[str, Any]], size: dict[str, Any]) -> dict[str
     return figures
 
 
-def report_sweep(found: dict[int, dict[str, Any]], size: dict[str, Any], base: float) -> Any:
-    clients = size["clients"]
-    figures = {threads: summary(f, clients, base) for threads, f in found.items()}
-    common.show(
-        f"The middleware's thread cap (max_threads) against the loop's lag: memory store, "
-        f"{clients} logins at once, speedup over {base:.1f} sequential logins/s",
-        ["max_threads", "at once/s", "speedup", "lag p99 ms", "lag max ms", "max after arrivals"],
-        [
-            [
-                str(threads),
-                f"{f['concurrent_logins_per_s']:.0f}",
-                f"{f['speedup']:.1f}x",
-                common.ms(f["lag_p99_s"]),
-                common.ms(f["lag_max_s"]),
-                common.ms(f["lag_in_flight_max_s"]),
-            ]
-            for threads, f in figures.items()
-        ],
-    )
-    return figures
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = common.parser(__doc__)
     parser.add_argument("--clients", type=int, help="concurrent logins (default 200)")
     parser.add_argument("--latency", type=float, help="WeChat's latency, seconds (0.05)")
-    parser.add_argument(
-        "--sweep",
-        help="max_threads values to try with the memory store (default 8,16,32,64; "
-        "none with --smoke); '' for none",
-    )
     parser.add_argument("--serve-fake", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_fake is not None:
@@ -456,28 +418,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         size["clients"] = args.clients
     if args.latency is not None:
         size["latency"] = args.latency
-    sweep_text = args.sweep if args.sweep is not None else ("" if args.smoke else "8,16,32,64")
-    sweep = [int(x) for x in sweep_text.split(",") if x.strip()]
     stores = common.chosen_stores(args)
     tag = common.run_tag()
     found: dict[str, dict[str, Any]] = {}
-    swept: dict[int, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="wafer-bench-") as tmp:
         for name in stores:
             found[name] = measure(name, args, size, Path(tmp), tag)
-        if sweep and "memory" in found:
-            for threads in sweep:
-                swept[threads] = measure(
-                    "memory", args, size, Path(tmp), tag, max_threads=threads, sequential=False
-                )
     results: dict[str, Any] = {
         "sizes": size,
         "machine": common.machine(),
         "stores": report(found, size),
     }
-    if swept:
-        base = results["stores"]["memory"]["sequential_logins_per_s"]
-        results["max_threads"] = report_sweep(swept, size, base)
     common.write_json(args.json, results)
     return results
 

@@ -86,8 +86,6 @@ def logins_panels(speed: Any, lag: Any, found: dict[str, Any]) -> None:
     speed.set_xlabel("throughput ratio; target >= 10", fontsize=8)
 
     rows = [(name, stores[name], stores[name]["lag_target_met"]) for name in names]
-    for threads, figures in found.get("max_threads", {}).items():
-        rows.append((f"memory, max_threads={threads}", figures, figures["lag_target_met"]))
     if "memory" in stores:
         reference = {"lag_max_s": stores["memory"]["health_lag_max_s"], "lag_p99_s": 0.0}
         rows.append((f"{clients} x /health (reference)", reference, None))
