@@ -143,11 +143,10 @@ class WaferMiddleware:
         self._limiter: CapacityLimiter | None = None
 
     async def _handle(self, path: str, headers: dict[str, str]) -> WaferResponse | RequestState:
-        if _on_asyncio():
-            if self.protocol.handles_async(path, headers):
-                return await self.protocol.ahandle(path, headers)
-            if path == self.protocol.login_path:
-                return await self.protocol.alogin(headers)
+        if self.protocol.handles_async(path, headers) and _on_asyncio():
+            return await self.protocol.ahandle(path, headers)
+        if path == self.protocol.login_path and _on_asyncio():
+            return await self.protocol.alogin(headers)
         if not self.protocol.needs_io(path, headers) or (
             path != self.protocol.login_path and not self.auth.store.blocking
         ):
