@@ -19,6 +19,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from tests.conftest import skip_or_fail
@@ -113,10 +114,20 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
+#: The stores the multi-process tests run on: SQLite, and each shared server.
+STORE_KINDS = ("mysql", "postgres", "redis", "sqlite")
+
+
 @contextmanager
-def fresh_store_url(kind: str) -> Iterator[str]:
-    """The URL of an empty store of ``kind`` (``redis``, ``postgres``, ``mysql``) in a
-    namespace of its own on the shared server, dropped afterwards."""
+def fresh_store_url(kind: str, directory: Path | None = None) -> Iterator[str]:
+    """The URL of an empty store of ``kind``: a SQLite file in ``directory``, or (for
+    ``redis``, ``postgres``, ``mysql``) a namespace of its own on the shared server,
+    dropped afterwards."""
+    if kind == "sqlite":
+        if directory is None:
+            raise ValueError("a SQLite store needs a directory")
+        yield f"sqlite:///{directory}/sessions-{secrets.token_hex(4)}.db"
+        return
     base = require(kind)
     name = "t" + secrets.token_hex(5)
     option = f"prefix={name}:" if kind == "redis" else f"table_prefix={name}_"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +22,14 @@ import requests
 from tests import services
 from tests.app_process import ROOT, SECRET, AppProcess, app_process
 from wafer_py.config import DEMO_APPID
-from wafer_py.crypto import new_session_id
 from wafer_py.fakewechat import FakeWeChat
 
 
-def _unique() -> str:
-    return "t" + new_session_id()[:10]
-
-
-#: Store URL per backend; each test gets its own namespace (file, key prefix, tables).
-STORES: dict[str, Callable[[Path], str]] = {
-    "sqlite": lambda tmp: f"sqlite:///{tmp}/shared.db",
-    "redis": lambda tmp: f"{services.require('redis')}?prefix={_unique()}:",
-    "postgres": lambda tmp: f"{services.require('postgres')}?table_prefix={_unique()}_",
-    "mysql": lambda tmp: f"{services.require('mysql')}?table_prefix={_unique()}_",
-}
-
-
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=services.STORE_KINDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    url = STORES[str(request.param)](tmp_path)
-    yield url
-    services.drop_namespace(url)
+    """An empty store of each kind in turn, in a namespace of its own."""
+    with services.fresh_store_url(str(request.param), tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ upstream token calls:
 * 32 ``wafer-py token get`` commands started at once: exactly one call; another 32
   with the token expired and replaced in the middle: exactly one more.
 
-The store is a parameter: Redis and PostgreSQL stores slot in with their URLs.
+The store is a parameter: SQLite, and the shared Redis, PostgreSQL and MariaDB servers.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,24 +40,11 @@ PROCESSES, THREADS, COMMANDS = 4, 32, 32
 LATENCY, COMMAND_LATENCY = 0.2, 1.0
 
 
-def _unique() -> str:
-    return "tok" + os.urandom(5).hex()
-
-
-#: Store URL per backend, each test in its own namespace (file, key prefix, tables).
-STORES: dict[str, Callable[[Path], str]] = {
-    "sqlite": lambda tmp: f"sqlite:///{tmp}/shared-tokens.db",
-    "redis": lambda tmp: f"{services.require('redis')}?prefix={_unique()}:",
-    "postgres": lambda tmp: f"{services.require('postgres')}?table_prefix={_unique()}_",
-    "mysql": lambda tmp: f"{services.require('mysql')}?table_prefix={_unique()}_",
-}
-
-
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=services.STORE_KINDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    url = STORES[str(request.param)](tmp_path)
-    yield url
-    services.drop_namespace(url)
+    """An empty store of each kind in turn, in a namespace of its own."""
+    with services.fresh_store_url(str(request.param), tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
