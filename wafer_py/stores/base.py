@@ -63,6 +63,19 @@ class _Outage:
 OUTAGE = _Outage()
 
 
+def _failure(exc: Exception) -> Exception:
+    """What a failed store call raises: a wafer_py error as it is, any other exception
+    (a driver's) as ``StoreUnavailable``; an unavailable store is recorded as an outage."""
+    if isinstance(exc, StoreUnavailable):
+        OUTAGE.failed(exc.detail or "no detail")
+        return exc
+    if isinstance(exc, WaferError):
+        return exc
+    detail = f"{type(exc).__name__}: {exc}"
+    OUTAGE.failed(detail)
+    return StoreUnavailable(detail=detail)
+
+
 def call_store(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call a store method; a driver's own exception becomes ``StoreUnavailable``.
 
@@ -74,15 +87,11 @@ def call_store(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     during_outage = OUTAGE.down
     try:
         result = call(*args, **kwargs)
-    except StoreUnavailable as exc:
-        OUTAGE.failed(exc.detail or "no detail")
-        raise
-    except WaferError:
-        raise
     except Exception as exc:
-        detail = f"{type(exc).__name__}: {exc}"
-        OUTAGE.failed(detail)
-        raise StoreUnavailable(detail=detail) from None
+        failure = _failure(exc)
+        if failure is exc:
+            raise
+        raise failure from None
     if during_outage:
         OUTAGE.succeeded()
     return result
@@ -93,15 +102,11 @@ async def acall_store(call: Callable[..., Awaitable[T]], *args: Any, **kwargs: A
     during_outage = OUTAGE.down
     try:
         result = await call(*args, **kwargs)
-    except StoreUnavailable as exc:
-        OUTAGE.failed(exc.detail or "no detail")
-        raise
-    except WaferError:
-        raise
     except Exception as exc:
-        detail = f"{type(exc).__name__}: {exc}"
-        OUTAGE.failed(detail)
-        raise StoreUnavailable(detail=detail) from None
+        failure = _failure(exc)
+        if failure is exc:
+            raise
+        raise failure from None
     if during_outage:
         OUTAGE.succeeded()
     return result
