@@ -14,6 +14,7 @@ from wafer_py import Credentials, InvalidSession, WaferAuth, WaferConfig
 from wafer_py.config import DEMO_APPID
 from wafer_py.exceptions import StaleSessionKey
 from wafer_py.fakewechat import FakeWeChat
+from wafer_py.protocol import RequestState
 
 
 def test_sliding_expiry_and_absolute_cap(
@@ -119,10 +120,14 @@ def test_no_secret_in_reprs_or_logs(
     code = fake.login(DEMO_APPID, "quiet")
     result = auth.login(code["code"])
     session_key = fake.session_key_of(DEMO_APPID, code["openid"])
-    who = auth.validate(Credentials(skey=result.skey))
+    credentials = Credentials(skey=result.skey, session_id=result.session_id)
+    who = auth.validate(credentials)
     texts = [
+        repr(credentials),
+        str(credentials),
         repr(result),
         repr(who),
+        repr(RequestState(identity=who, generation="v1")),
         repr(result.session),
         repr(auth),
         repr(auth.config),

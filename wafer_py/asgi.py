@@ -27,6 +27,7 @@ from .config import WaferConfig
 from .models import User
 from .protocol import (
     ANONYMOUS,
+    HEADER_SKEY,
     WAFER_HEADERS,
     PathMatcher,
     RequestState,
@@ -55,7 +56,8 @@ def wafer_headers(scope: Scope) -> dict[str, str]:
     """The Wafer headers of an ASGI request, under their lower-case names."""
     headers: dict[str, str] = {}
     for key, value in scope.get("headers", ()):
-        name = _NAMES.get(key.lower())
+        # ASGI servers send lower-case names; others are lowered here.
+        name = _NAMES.get(key) if key.islower() else _NAMES.get(key.lower())
         if name is not None:
             headers[name] = value.decode("utf-8", "replace")
     return headers
@@ -142,6 +144,16 @@ class WaferMiddleware:
         self.max_threads = max_threads
         self._limiter: CapacityLimiter | None = None
 
+    def _inline(self, path: str, headers: dict[str, str]) -> bool:
+        """Whether this request is answered without awaiting anything: not a login, and
+        either no session to check or a store that never blocks (the memory store)."""
+        if path == self.protocol.login_path:
+            return False
+        if HEADER_SKEY not in headers:
+            return True
+        store = self.auth.store
+        return not store.blocking and not store.supports_async
+
     async def _handle(self, path: str, headers: dict[str, str]) -> WaferResponse | RequestState:
         if self.protocol.handles_async(path, headers) and _on_asyncio():
             return await self.protocol.ahandle(path, headers)
@@ -161,7 +173,12 @@ class WaferMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        outcome = await self._handle(scope.get("path", "") or "/", wafer_headers(scope))
+        path = scope.get("path", "") or "/"
+        headers = wafer_headers(scope)
+        if self._inline(path, headers):
+            outcome = self.protocol.handle(path, headers)
+        else:
+            outcome = await self._handle(path, headers)
         if isinstance(outcome, WaferResponse):
             await send_response(outcome, send)
             return

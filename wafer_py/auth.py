@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 from .config import WaferConfig
 from .crypto import SecretBox, decrypt_data, new_session_id, new_skey
@@ -40,20 +40,26 @@ logger = logging.getLogger("wafer_py")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Credentials:
+# Credentials and Authenticated (and the protocol's RequestState) are made for every
+# validated request: named tuples, immutable like frozen dataclasses, cost half as much
+# to build.
+
+
+class Credentials(NamedTuple):
     """Session credentials read from a request: v1 sends ``id`` and ``skey``, v2 ``skey``."""
 
-    skey: str = field(repr=False)
+    skey: str
     session_id: str | None = None
+
+    def __repr__(self) -> str:  # the skey is a secret: never in a repr
+        return f"Credentials(session_id={self.session_id!r})"
 
     @property
     def generation(self) -> Literal["v1", "v2"]:
         return "v1" if self.session_id is not None else "v2"
 
 
-@dataclass(frozen=True)
-class Authenticated:
+class Authenticated(NamedTuple):
     """A validated request: who it is and which session it used."""
 
     user: User
@@ -273,7 +279,11 @@ class WaferAuth:
     # -- validation -------------------------------------------------------------
     def validate(self, credentials: Credentials) -> Authenticated:
         """Check session credentials; renew the sliding expiry. Raises ``InvalidSession``."""
-        found = call_store(self.store.find_login, **self._lookup(credentials))
+        if credentials.session_id is None:
+            hashes = self.secrets.skey_hashes(credentials.skey)
+            found = call_store(self.store.find_login, skey_hashes=hashes)
+        else:
+            found = call_store(self.store.find_login, session_id=credentials.session_id)
         who, touch = self._check(credentials, found)
         if touch is not None:
             call_store(self.store.touch_session, who.session.id, **touch)

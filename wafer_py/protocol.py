@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .auth import Authenticated, Credentials, LoginResult, WaferAuth
 from .exceptions import (
@@ -95,12 +95,12 @@ class WaferResponse:
         ]
 
 
-@dataclass(frozen=True)
-class RequestState:
+class RequestState(NamedTuple):
     """What the middleware learned about a request it passes on to the app.
 
     ``identity`` is set when the session headers checked out. ``error`` says why a
     request that sent session headers is not authenticated (unknown, expired...).
+    A named tuple, like :class:`~wafer_py.auth.Authenticated`: one is made per request.
     """
 
     identity: Authenticated | None = None
@@ -182,7 +182,7 @@ def read_credentials(headers: Mapping[str, str]) -> Credentials | None:
         if session_id is not None:
             raise InvalidSession("X-WX-Id came without X-WX-Skey; log in again")
         return None
-    return Credentials(skey=skey, session_id=session_id)
+    return Credentials(skey, session_id)
 
 
 def read_encrypted(headers: Mapping[str, str]) -> tuple[str | None, str | None, bool]:
@@ -201,6 +201,15 @@ def read_encrypted(headers: Mapping[str, str]) -> tuple[str | None, str | None, 
     elif iv is None:
         raise MalformedEncryptedData("X-WX-IV must come with X-WX-Encrypted-Data")
     return data, iv, False
+
+
+def _has_encrypted_data(headers: Mapping[str, str]) -> bool:
+    """Whether the request sent any header of the seed flow (encrypted data or an IV)."""
+    return (
+        HEADER_ENCRYPTED_DATA in headers
+        or HEADER_LEGACY_ENCRYPTED_DATA in headers
+        or HEADER_IV in headers
+    )
 
 
 PathMatcher = Callable[[str], bool]
@@ -267,9 +276,7 @@ class WaferProtocol:
         return (
             self.auth.store.supports_async
             and path != self.login_path
-            and HEADER_ENCRYPTED_DATA not in headers
-            and HEADER_LEGACY_ENCRYPTED_DATA not in headers
-            and HEADER_IV not in headers
+            and not _has_encrypted_data(headers)
         )
 
     async def ahandle(self, path: str, headers: Mapping[str, str]) -> WaferResponse | RequestState:
@@ -321,6 +328,8 @@ class WaferProtocol:
             identity = self.auth.validate(credentials)
         except InvalidSession as exc:
             return RequestState(error=exc, generation=_generation(headers))
+        if not _has_encrypted_data(headers):  # a session check only, the usual case
+            return RequestState(identity=identity, generation=identity.generation)
         data, iv, legacy = read_encrypted(headers)
         if data is not None and iv is not None and not legacy:
             identity = self.auth.update_profile(identity, data, iv)
