@@ -52,9 +52,10 @@ class Variant:
         return f"/{self.stack}/hello"
 
 
-def make_auth(store: SessionStore, api_base: str | None = None) -> WaferAuth:
-    """An auth for ``store`` with the benchmark's secret key (and the fake WeChat's URL)."""
-    config = WaferConfig(secret_keys=(SECRET,))
+def make_auth(store: SessionStore, api_base: str | None = None, **options: Any) -> WaferAuth:
+    """An auth for ``store`` with the benchmark's secret key (and the fake WeChat's URL);
+    ``options`` are :class:`~wafer_py.WaferConfig` fields."""
+    config = WaferConfig(secret_keys=(SECRET,), **options)
     if api_base is not None:
         config = config.replace(api_base=api_base)
     return WaferAuth(config, store=store)

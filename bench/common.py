@@ -75,6 +75,29 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+#: uvicorn's HTTP parser and event loop, pinned so that a run does not depend on what
+#: happens to be installed: "plain" is what ``pip install uvicorn`` runs (h11, asyncio),
+#: "standard" what ``uvicorn[standard]`` adds (httptools, uvloop).
+UVICORN = {
+    "plain": ["--http", "h11", "--loop", "asyncio"],
+    "standard": ["--http", "httptools", "--loop", "uvloop"],
+}
+
+
+def add_uvicorn_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--uvicorn",
+        choices=sorted(UVICORN),
+        default="plain",
+        help="uvicorn's HTTP parser and loop: plain = h11 + asyncio (default), "
+        "standard = httptools + uvloop (pip install 'uvicorn[standard]')",
+    )
+
+
+def uvicorn_label(kind: str) -> str:
+    return "h11, asyncio" if kind == "plain" else "httptools, uvloop"
+
+
 def chosen_stores(args: argparse.Namespace) -> list[str]:
     """The stores of ``--stores`` that can be measured here (a note for those left out)."""
     wanted = [s.strip() for s in args.stores.split(",") if s.strip()]

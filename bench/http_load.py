@@ -55,7 +55,7 @@ def free_port() -> int:
         return port
 
 
-def server_command(framework: str, port: int) -> list[str]:
+def server_command(framework: str, port: int, uvicorn: str = "plain") -> list[str]:
     if framework == "starlette":
         return [
             sys.executable,
@@ -72,6 +72,7 @@ def server_command(framework: str, port: int) -> list[str]:
             "--log-level",
             "warning",
             "--no-access-log",
+            *common.UVICORN[uvicorn],
         ]
     return [
         sys.executable,
@@ -95,12 +96,13 @@ def server_command(framework: str, port: int) -> list[str]:
 
 @contextmanager
 def serve(
-    framework: str, config: Path, requests: Path, timeout: float = 300
+    framework: str, config: Path, requests: Path, timeout: float = 300, uvicorn: str = "plain"
 ) -> Iterator[tuple[str, list[Variant]]]:
     """Start the server of ``framework``; yield its URL and the variants it serves."""
     port = free_port()
     env = {**os.environ, "WAFER_BENCH_SUITE": str(config), "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(server_command(framework, port), cwd=ROOT, env=env)
+    command = server_command(framework, port, uvicorn)
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + timeout
         while not requests.exists() or not _accepts(port):
@@ -185,7 +187,7 @@ def measure(
         urls=common.store_urls(args),
     )
     try:
-        with serve(framework, config, requests) as (url, served):
+        with serve(framework, config, requests, uvicorn=args.uvicorn) as (url, served):
             variants = [
                 v for v in served if v.generation is None or v.generation in size["generations"]
             ]
@@ -200,7 +202,7 @@ def measure(
                     rates[variant.name].append(wrk(url, variant, size["seconds"], args.connections))
     finally:
         _drop(framework, stores, tag, workdir, args)
-    return report(framework, variants, rates, args.connections)
+    return report(framework, variants, rates, args.connections, args.uvicorn)
 
 
 def _drop(
@@ -217,7 +219,11 @@ def _drop(
 
 
 def report(
-    framework: str, variants: list[Variant], rates: dict[str, list[float]], connections: int
+    framework: str,
+    variants: list[Variant],
+    rates: dict[str, list[float]],
+    connections: int,
+    uvicorn: str = "plain",
 ) -> dict[str, Any]:
     medians = {name: common.median(values) for name, values in rates.items()}
     bare = medians["bare app"]
@@ -244,7 +250,11 @@ def report(
             "generation": variant.generation,
             "samples": rates[variant.name],
         }
-    server = "uvicorn (1 process)" if framework == "starlette" else "gunicorn gthread (1x4)"
+    server = (
+        f"uvicorn (1 process; {common.uvicorn_label(uvicorn)})"
+        if framework == "starlette"
+        else "gunicorn gthread (1x4)"
+    )
     common.show(
         f"Over HTTP: {framework} on {server}, wrk -c{connections} on loopback "
         "(median of interleaved rounds)",
@@ -257,6 +267,7 @@ def report(
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = common.parser(__doc__)
     parser.add_argument("--connections", type=int, default=16, help="wrk's connections")
+    common.add_uvicorn_option(parser)
     parser.add_argument(
         "--frameworks", default="starlette,flask", help="starlette, flask or both (default)"
     )
@@ -266,7 +277,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     stores = common.chosen_stores(args)
     size = sizes(args.smoke)
     tag = common.run_tag()
-    results: dict[str, Any] = {"sizes": size, "stores": stores, "machine": common.machine()}
+    results: dict[str, Any] = {
+        "sizes": size,
+        "stores": stores,
+        "machine": common.machine(),
+        "uvicorn": args.uvicorn,
+    }
     common.note(
         f"{size['sessions']:,} sessions in each store; wrk {size['seconds']} s a variant, "
         f"{size['rounds']} interleaved round(s)\n"

@@ -32,6 +32,7 @@ from typing import Any
 
 from bench import common
 from bench.http_load import ROOT, free_port
+from wafer_py import WaferConfig
 
 THROUGHPUT_TARGET = 10.0
 LAG_TARGET = 0.010
@@ -65,11 +66,10 @@ class LagMonitor:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            before = loop.time()
+            before = time.perf_counter()  # not loop.time(): uvloop's ticks in milliseconds
             await asyncio.sleep(TICK)
-            self.ticks.append((before, max(0.0, loop.time() - before - TICK)))
+            self.ticks.append((before, max(0.0, time.perf_counter() - before - TICK)))
 
     def figures(self, reset: bool) -> dict[str, Any]:
         """Lag since the last reset: all of it, and from the last arrival on."""
@@ -112,7 +112,7 @@ class _WithLag:
             await send({"type": "http.response.body", "body": body})
             return
         if scope["type"] == "http":
-            self.monitor.arrivals.append(asyncio.get_running_loop().time())
+            self.monitor.arrivals.append(time.perf_counter())
         await self.app(scope, receive, send)
 
 
@@ -125,7 +125,10 @@ def server_app() -> Any:
     store = common.open_bench_store(
         config["store"], config["tag"], Path(config["workdir"]), config["urls"], fresh=False
     )
-    app = create_app(make_auth(store, config["api_base"]))
+    options = {}
+    if config.get("max_logins"):
+        options["max_concurrent_logins"] = config["max_logins"]
+    app = create_app(make_auth(store, config["api_base"], **options))
     return _WithLag(app)
 
 
@@ -314,11 +317,13 @@ def measure(
                 "workdir": str(workdir),
                 "urls": urls,
                 "api_base": fake_url,
+                "max_logins": args.max_logins,
             }
             server = [sys.executable, "-m", "uvicorn", "--factory", "bench.logins:server_app"]
             server += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
             # Idle keep-alive connections live on between the phases.
             server += ["--no-access-log", "--timeout-keep-alive", "600"]
+            server += common.UVICORN[args.uvicorn]
             env = {"WAFER_BENCH_LOGIN": json.dumps(config), "PYTHONPATH": str(ROOT)}
             with process(server, env):
                 url = f"http://127.0.0.1:{port}"
@@ -360,7 +365,9 @@ def summary(found: dict[str, Any], clients: int, sequential_rate: float) -> dict
     }
 
 
-def report(results: dict[str, dict[str, Any]], size: dict[str, Any]) -> dict[str, Any]:
+def report(
+    results: dict[str, dict[str, Any]], size: dict[str, Any], uvicorn: str = "plain"
+) -> dict[str, Any]:
     clients = size["clients"]
     figures = {
         name: summary(found, clients, clients / found["sequential_s"])
@@ -384,8 +391,8 @@ def report(results: dict[str, dict[str, Any]], size: dict[str, Any]) -> dict[str
     ]
     common.show(
         f"Logins under load: {clients} clients, fake WeChat answering after "
-        f"{size['latency'] * 1000:.0f} ms, one uvicorn process (median of "
-        f"{size['rounds']} bursts)",
+        f"{size['latency'] * 1000:.0f} ms, one uvicorn process "
+        f"({common.uvicorn_label(uvicorn)}; median of {size['rounds']} bursts)",
         [
             "store",
             "seq/s",
@@ -408,6 +415,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = common.parser(__doc__)
     parser.add_argument("--clients", type=int, help="concurrent logins (default 200)")
     parser.add_argument("--latency", type=float, help="WeChat's latency, seconds (0.05)")
+    parser.add_argument(
+        "--max-logins",
+        type=int,
+        help="the server's max_concurrent_logins (default: WaferConfig's, 16)",
+    )
+    common.add_uvicorn_option(parser)
     parser.add_argument("--serve-fake", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_fake is not None:
@@ -427,7 +440,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "sizes": size,
         "machine": common.machine(),
-        "stores": report(found, size),
+        "uvicorn": args.uvicorn,
+        "max_logins": args.max_logins or WaferConfig().max_concurrent_logins,
+        "stores": report(found, size, args.uvicorn),
     }
     common.write_json(args.json, results)
     return results

@@ -1,7 +1,7 @@
 """Run every benchmark, one after another, and gather their figures in one JSON file.
 
     python -m bench.run_all [--smoke] [--stores ...] [--only overhead,stores]
-                            [--out bench/results.json]
+                            [--uvicorn plain|standard] [--out bench/results.json]
 
 Each benchmark runs in a process of its own (as ``python -m bench.<name>``) and prints
 its tables as it goes. Then ``python -m bench.plot`` draws ``bench/results.png`` from
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--only", default=",".join(BENCHMARKS), help=f"some of {', '.join(BENCHMARKS)}"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    common.add_uvicorn_option(parser)
     parser.add_argument(
         "--update",
         action="store_true",
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 command.append("--smoke")
             if args.stores:
                 command += ["--stores", args.stores]
+            if name in ("http_load", "logins"):
+                command += ["--uvicorn", args.uvicorn]
             print(f"== python -m bench.{name} {' '.join(command[5:])}".rstrip(), flush=True)
             started = time.perf_counter()
             subprocess.run(command, cwd=ROOT, env=env, check=True)

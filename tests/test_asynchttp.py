@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from wafer_py import WaferAuth
+from wafer_py import WaferAuth, WaferConfig
 from wafer_py.asynchttp import AsyncHTTP, HTTPError, proxy_configured
 from wafer_py.auth import Credentials
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
@@ -184,3 +184,51 @@ def test_concurrent_async_logins_hold_no_thread(
         fake.latency = 0.0
     assert len({r.user.openid for r in results}) == 50
     assert all(auth.validate(Credentials(r.skey)).openid == r.user.openid for r in results)
+
+
+def test_async_logins_are_capped_per_loop(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat, fake_server: Any
+) -> None:
+    """``max_concurrent_logins``: 20 logins at once against a slow WeChat, at most 4 of
+    them wait on WeChat at any moment, and every one of them completes."""
+    auth = make_auth(store_url="memory://", max_concurrent_logins=4)
+    codes = [fake.login(DEMO_APPID, f"capped{i}")["code"] for i in range(20)]
+    wechat = auth.wechat
+    assert isinstance(wechat, WeChatClient)
+    real = wechat.acode2session
+    in_flight = peak = 0
+
+    async def counting(code: str) -> Any:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            return await real(code)
+        finally:
+            in_flight -= 1
+
+    wechat.acode2session = counting  # type: ignore[method-assign]
+    fake.latency = 0.05
+    try:
+
+        async def main() -> list[Any]:
+            return list(await asyncio.gather(*(auth.alogin(code) for code in codes)))
+
+        results = run(main())
+        # A second event loop gets a semaphore of its own (one is bound to its loop).
+        again = run(auth.alogin(fake.login(DEMO_APPID, "capped-again")["code"]))
+    finally:
+        fake.latency = 0.0
+    assert peak == 4
+    assert len({r.user.openid for r in results}) == 20
+    assert again.user.openid != results[0].user.openid
+
+
+def test_max_concurrent_logins_is_checked() -> None:
+    assert WaferConfig().max_concurrent_logins == 16
+    config = WaferConfig.from_env({"WAFER_MAX_CONCURRENT_LOGINS": "64"})
+    assert config.max_concurrent_logins == 64
+    with pytest.raises(ValueError, match="WAFER_MAX_CONCURRENT_LOGINS"):
+        WaferConfig.from_env({"WAFER_MAX_CONCURRENT_LOGINS": "many"})
+    with pytest.raises(ValueError, match="at least 1"):
+        WaferConfig(max_concurrent_logins=0)

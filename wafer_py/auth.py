@@ -145,6 +145,7 @@ class WaferAuth:
         self._tokens = tokens
         self._wechat_api: WeChatAPI | None = None
         self._lazy = threading.Lock()
+        self._login_gate: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     def _local_secret_keys(self) -> tuple[str, ...]:
         """Without configured keys: a key kept beside a SQLite file, shared by the
@@ -194,7 +195,26 @@ class WaferAuth:
         legacy: bool = False,
     ) -> LoginResult:
         """:meth:`login` for async callers: WeChat is called on the event loop where the
-        client can (no thread waits on it), the store in a worker thread if it blocks."""
+        client can (no thread waits on it), the store in a worker thread if it blocks.
+
+        At most ``config.max_concurrent_logins`` run at once on one event loop; others
+        wait for a slot. Without the cap, a burst of logins gets WeChat's answers back
+        all together, and handling them in one go stalls every other request on the loop.
+        """
+        async with self._login_slots():
+            return await self._alogin(code, encrypted_data, iv, legacy=legacy)
+
+    def _login_slots(self) -> asyncio.Semaphore:
+        """The running loop's login semaphore (a semaphore belongs to one loop)."""
+        loop = asyncio.get_running_loop()
+        gate = self._login_gate
+        if gate is None or gate[0] is not loop:
+            gate = self._login_gate = (loop, asyncio.Semaphore(self.config.max_concurrent_logins))
+        return gate[1]
+
+    async def _alogin(
+        self, code: str, encrypted_data: str | None, iv: str | None, *, legacy: bool
+    ) -> LoginResult:
         acode2session = getattr(self.wechat, "acode2session", None)
         if acode2session is not None and getattr(self.wechat, "async_capable", False):
             wx = await acode2session(code)

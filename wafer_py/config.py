@@ -59,6 +59,9 @@ class WaferConfig:
     watermark_max_age: float | None = None
     #: Seconds to wait for WeChat.
     wechat_timeout: float = 5.0
+    #: Logins one event loop runs at once (ASGI); more wait their turn. WeChat's
+    #: answers then come back in small waves, which keeps the loop responsive.
+    max_concurrent_logins: int = 16
     #: The official account used for web OAuth (网页授权); None means the mini-program's.
     oauth_appid: str | None = None
     oauth_app_secret: str | None = field(default=None, repr=False)
@@ -70,6 +73,8 @@ class WaferConfig:
             raise ValueError("session_ttl and session_max_age must be positive")
         if self.max_sessions_per_user < 1:
             raise ValueError("max_sessions_per_user must be at least 1")
+        if self.max_concurrent_logins < 1:
+            raise ValueError("max_concurrent_logins must be at least 1")
         if not self.login_path.startswith("/"):
             raise ValueError("login_path must start with '/'")
 
@@ -88,8 +93,8 @@ class WaferConfig:
         ``WAFER_APPID``, ``WAFER_APP_SECRET``, ``WAFER_WECHAT_API_BASE``,
         ``WAFER_WECHAT_OPEN_BASE``, ``WAFER_STORE_URL``, ``WAFER_SESSION_TTL``,
         ``WAFER_SESSION_MAX_AGE``, ``WAFER_SECRET_KEY`` (several keys separated by
-        commas, newest first), ``WAFER_LOGIN_PATH``, ``WAFER_OAUTH_APPID`` and
-        ``WAFER_OAUTH_APP_SECRET``.
+        commas, newest first), ``WAFER_LOGIN_PATH``, ``WAFER_MAX_CONCURRENT_LOGINS``,
+        ``WAFER_OAUTH_APPID`` and ``WAFER_OAUTH_APP_SECRET``.
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -115,6 +120,11 @@ class WaferConfig:
                     values[attr] = int(env[name])
                 except ValueError:
                     raise ValueError(f"{name} must be a whole number of seconds") from None
+        if env.get("WAFER_MAX_CONCURRENT_LOGINS"):
+            try:
+                values["max_concurrent_logins"] = int(env["WAFER_MAX_CONCURRENT_LOGINS"])
+            except ValueError:
+                raise ValueError("WAFER_MAX_CONCURRENT_LOGINS must be a whole number") from None
         if env.get("WAFER_SECRET_KEY"):
             keys = tuple(k.strip() for k in env["WAFER_SECRET_KEY"].split(",") if k.strip())
             values["secret_keys"] = keys
