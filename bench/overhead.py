@@ -182,7 +182,8 @@ async def hop_batch(count: int) -> float:
 
 class RoundTrips:
     """One loopback round trip to each server, with the drivers the stores use: Redis
-    ``PING`` (sync and asyncio clients), PostgreSQL ``SELECT 1`` (psycopg)."""
+    ``PING`` (sync and asyncio clients), PostgreSQL ``SELECT 1`` (psycopg's sync and
+    asyncio connections)."""
 
     def __init__(self, stores: list[str], urls: dict[str, str]) -> None:
         self.runs: dict[str, Callable[[int], float]] = {}
@@ -206,7 +207,17 @@ class RoundTrips:
             def select_one() -> None:
                 conn.execute("SELECT 1").fetchone()
 
+            held: list[Any] = []  # the asyncio connection, opened on the measuring loop
+
+            async def aselect_one() -> None:
+                if not held:
+                    url = urls["postgres"]
+                    held.append(await psycopg.AsyncConnection.connect(url, autocommit=True))
+                    self._closers.append(held[0].close)
+                await (await held[0].execute("SELECT 1")).fetchone()
+
             self.runs["postgres"] = lambda n: _timed(n, select_one)
+            self.aruns["postgres"] = lambda n: _atimed(n, aselect_one)
 
     async def aclose(self) -> None:
         for close in self._closers:
@@ -321,7 +332,7 @@ def measure_framework(
             if status != 200 or who != variant.expects[-1]:
                 raise RuntimeError(f"{variant.name}: HTTP {status}, who={who!r}")
         # Round trips with the driver each path uses: the asyncio client where the ASGI
-        # middleware validates on the event loop (Redis), the sync one elsewhere.
+        # middleware validates on the event loop (Redis, PostgreSQL), the sync one elsewhere.
         for name, run in trips.runs.items():
             if framework == "starlette" and name in trips.aruns:
                 arun = trips.aruns[name]

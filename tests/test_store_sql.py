@@ -730,3 +730,131 @@ def test_tables_made_by_an_operator(server: tuple[str, str]) -> None:
             store.get_user("o1")
         SQLStore(url, table_prefix=prefix).close()  # the operator's turn
         assert store.get_user("o1") is None
+
+
+# -- PostgreSQL on the event loop (validation under asyncio) ----------------------
+def test_async_validation_runs_on_the_loop_within_the_pool_size(pg_url: str) -> None:
+    """30 lookups and touches at once on the loop: no worker thread, no connection of the
+    threaded pool, never more than max_connections async connections, right answers."""
+    import asyncio
+
+    with SQLStore(pg_url, table_prefix=PREFIX["postgres"], max_connections=3) as store:
+        assert store.supports_async
+        sessions = []
+        for i in range(30):
+            openid = f"o-aio-{i}-" + secrets.token_hex(4)
+            store.ensure_user(openid, unionid=None, profile={}, now=1.0)
+            session, _ = make_session(openid)
+            store.create_session(session)
+            sessions.append(session)
+        opened = 0
+        aopen = store._aopen
+
+        async def counting_open() -> Any:
+            nonlocal opened
+            opened += 1
+            return await aopen()
+
+        def no_threaded_pool() -> Any:
+            raise AssertionError("the threaded pool was used")
+
+        store._aopen = counting_open  # type: ignore[method-assign]
+        store._cursor = no_threaded_pool  # type: ignore[method-assign]
+
+        async def main() -> list[Any]:
+            found = await asyncio.gather(
+                *(store.afind_login(skey_hashes=[s.skey_hash]) for s in sessions),
+                *(store.afind_login(session_id=s.id) for s in sessions),
+            )
+            await asyncio.gather(
+                *(store.atouch_session(s.id, last_seen=7.0, expires_at=9e9) for s in sessions)
+            )
+            workers = [t.name for t in threading.enumerate() if t.name.startswith("asyncio")]
+            assert workers == []
+            return list(found)
+
+        found = asyncio.run(main())
+        assert opened == 3
+        assert [f[0].id for f in found] == [s.id for s in sessions] * 2
+        del store._cursor  # the threaded pool again, to read what the touches wrote
+        again = store.find_login(session_id=sessions[-1].id)
+        assert again is not None and again[0].last_seen == 7.0
+
+
+def test_async_pool_replaces_connections_the_server_closed(pg_url: str) -> None:
+    """An idle async connection whose backend was terminated is replaced before use: the
+    next lookup succeeds instead of answering 503."""
+    import asyncio
+
+    with SQLStore(pg_url, table_prefix=PREFIX["postgres"]) as store:
+        openid = "o-aio-lost-" + secrets.token_hex(4)
+        store.ensure_user(openid, unionid=None, profile={}, now=1.0)
+        session, _ = make_session(openid)
+        store.create_session(session)
+
+        async def main() -> None:
+            assert await store.afind_login(session_id=session.id) is not None
+            assert store._async_pools is not None
+            pool = await store._async_pools.get()
+            ((conn, _),) = pool._idle
+            query(pg_url, "SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+            for _ in range(100):  # the server's goodbye reaches the socket
+                if conn.pgconn.socket and pool._idle[0][1].poll(0):
+                    break
+                await asyncio.sleep(0.01)
+            assert await store.afind_login(session_id=session.id) is not None
+            assert len(pool._idle) == 1 and pool._idle[0][0] is not conn
+
+        asyncio.run(main())
+
+
+def test_async_pool_busy_for_pool_timeout_is_unavailable(pg_url: str) -> None:
+    """With every async connection busy, a lookup waits pool_timeout, then answers
+    StoreUnavailable; the connections come back and serve the next call."""
+    import asyncio
+
+    with SQLStore(
+        pg_url, table_prefix=PREFIX["postgres"], max_connections=1, pool_timeout=0.2
+    ) as store:
+
+        async def main() -> None:
+            assert store._async_pools is not None
+            pool = await store._async_pools.get()
+            slow = asyncio.create_task(pool.fetch("SELECT pg_sleep(1)", {}))
+            await asyncio.sleep(0.1)  # the slow query holds the only connection
+            with pytest.raises(StoreUnavailable) as caught:
+                await store.afind_login(session_id="nobody")
+            assert "busy" in (caught.value.detail or "")
+            await slow
+            assert await store.afind_login(session_id="nobody") is None
+
+        asyncio.run(main())
+
+
+def test_async_path_after_the_server_stops_and_comes_back(private_pg: PostgresInstance) -> None:
+    """Async lookups against a stopped server: StoreUnavailable, quickly, and the
+    password never in the detail; once it is back, the same loop's pool recovers."""
+    import asyncio
+
+    store = SQLStore(private_pg.url)
+    openid = "o-aio-outage"
+    store.ensure_user(openid, unionid=None, profile={}, now=1.0)
+    session, _ = make_session(openid)
+    store.create_session(session)
+
+    async def main() -> None:
+        assert await store.afind_login(session_id=session.id) is not None
+        private_pg.stop()
+        for _ in range(2):  # the lost connection, then a refused connect
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                await store.afind_login(session_id=session.id)
+            assert time.monotonic() - started < 3
+        private_pg.start()
+        found = await store.afind_login(session_id=session.id)
+        assert found is not None and found[0].id == session.id
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()

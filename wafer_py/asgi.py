@@ -7,8 +7,8 @@ pass straight through.
 
 The event loop never waits on WeChat or on a blocking store: those calls run in worker
 threads (at most ``max_threads`` at once). A store that does not block (the memory
-store) is called inline, and a store with an async driver (``supports_async``: Redis)
-validates sessions on the event loop.
+store) is called inline, and a store with an async driver (``supports_async``: SQLite's
+reads, Redis, PostgreSQL) validates sessions on the event loop.
 """
 
 from __future__ import annotations

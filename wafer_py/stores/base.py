@@ -142,8 +142,9 @@ class SessionStore(ABC):
     #: Whether a call may block on I/O.
     blocking: ClassVar[bool] = True
     #: Whether :meth:`afind_login` and :meth:`atouch_session` use an async driver (the
-    #: ASGI middleware then validates sessions on the event loop, without a thread).
-    supports_async: ClassVar[bool] = False
+    #: ASGI middleware then validates sessions on the event loop, without a thread). Set
+    #: per instance where it depends on the server (the SQL store: PostgreSQL only).
+    supports_async: bool = False
 
     # -- users ------------------------------------------------------------------
     @abstractmethod

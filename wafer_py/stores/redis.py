@@ -52,12 +52,10 @@ declare flags, so a cluster refuses any that strays into another slot).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
-import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, ClassVar, NamedTuple, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -73,6 +71,7 @@ from redis.retry import Retry
 from ..exceptions import StoreUnavailable
 from ..models import Session, User
 from .base import SessionStore, StoreStats
+from .loops import PerLoop
 from .redis_scripts import (
     ACQUIRE as _ACQUIRE,
 )
@@ -273,7 +272,7 @@ class RedisStore(SessionStore):
     """
 
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
-    supports_async: ClassVar[bool] = True
+    supports_async = True
 
     def __init__(
         self,
@@ -289,16 +288,14 @@ class RedisStore(SessionStore):
         self._cluster = isinstance(client, redis.cluster.RedisCluster)
         self._async_factory: Callable[[], AnyAsyncClient] | None = None
         # Async clients the store makes, it closes; one passed in stays open.
-        self._async_owned = callable(async_client)
+        self._async_clients: PerLoop[AnyAsyncClient] | None = None
         if callable(async_client):
             self._async_factory = async_client
+            self._async_clients = PerLoop(async_client, _aclose)
         elif async_client is not None:
             given = async_client
             self._async_factory = lambda: given
-        self._async_clients: dict[
-            asyncio.AbstractEventLoop, tuple[AnyAsyncClient, AsyncGenerator[None] | None]
-        ] = {}
-        self._async_lock = threading.Lock()
+            self._async_clients = PerLoop(self._async_factory)
         self._owns_client = False
         self._where = _where(client)
         self._sessions = f"{prefix}{{x}}:sessions"
@@ -441,20 +438,8 @@ class RedisStore(SessionStore):
 
     async def _async_client(self) -> AnyAsyncClient:
         """The async client of the running event loop (a client is bound to its loop)."""
-        loop = asyncio.get_running_loop()
-        with self._async_lock:
-            held = self._async_clients.get(loop)
-            if held is not None:
-                return held[0]
-            assert self._async_factory is not None
-            for old in [k for k in self._async_clients if k.is_closed()]:
-                del self._async_clients[old]
-            client = self._async_factory()
-            guard = _closed_with_loop(client) if self._async_owned else None
-            self._async_clients[loop] = (client, guard)
-        if guard is not None:
-            await anext(guard)  # the loop now knows it (see _closed_with_loop)
-        return client
+        assert self._async_clients is not None
+        return await self._async_clients.get()
 
     # -- users ------------------------------------------------------------------
     def ensure_user(
@@ -742,39 +727,11 @@ class RedisStore(SessionStore):
     # -- lifecycle --------------------------------------------------------------
     def close(self) -> None:
         """Close the clients the store made; a client passed in stays open."""
-        with self._async_lock:
-            clients, self._async_clients = self._async_clients, {}
-        for loop, (_, guard) in clients.items():
-            if guard is not None:
-                _close_on(loop, guard.aclose)
+        if self._async_clients is not None:
+            self._async_clients.close()
         if self._owns_client:
             self._client.close()
 
 
-async def _closed_with_loop(client: AnyAsyncClient) -> AsyncGenerator[None]:
-    """Held open beside ``client``: when its event loop shuts down (``asyncio.run``,
-    uvicorn), the loop closes the async generators still open, and this one closes the
-    client's connections while the loop can still run their goodbyes."""
-    try:
-        yield
-    finally:
-        with contextlib.suppress(*_ERRORS, OSError, RuntimeError):
-            await client.aclose()
-
-
-def _close_on(
-    loop: asyncio.AbstractEventLoop, aclose: Callable[[], Coroutine[Any, Any, None]]
-) -> None:
-    """Run ``aclose()`` on ``loop``, from wherever we are. A closed loop closed it already."""
-    if loop.is_closed():
-        return
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        loop.create_task(aclose())
-    elif loop.is_running():
-        asyncio.run_coroutine_threadsafe(aclose(), loop)
-    else:
-        loop.run_until_complete(aclose())
+async def _aclose(client: AnyAsyncClient) -> None:
+    await client.aclose()

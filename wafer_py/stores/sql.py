@@ -27,6 +27,11 @@ server, whose ``max_connections`` is 100 by default. A store operation holds its
 connection for a round trip or two (a tenth of a millisecond on a LAN), so a few
 connections serve many threads.
 
+Under asyncio, PostgreSQL's validation (the lookup and the touch) runs on the event loop
+through a second pool per loop, of psycopg async connections, with the same
+``max_connections`` and ``pool_timeout`` (:mod:`.sql_async`); an ASGI process may then
+hold twice ``max_connections``. MySQL has no asyncio driver here: a worker thread.
+
 How to size it: each process has its own pool, so *processes x max_connections*, plus
 the server's other clients, must stay under the server's ``max_connections``
 (PostgreSQL: 100 by default, 3 of them kept for superusers; MySQL: 151). Eight gunicorn
@@ -81,6 +86,8 @@ from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 from ..exceptions import StoreUnavailable
 from ..models import Session, User
 from .base import SessionStore, StoreStats
+from .loops import PerLoop
+from .sql_async import AsyncPool
 from .sql_dialects import DIALECTS, PURGED, QUERIES, Dialect
 
 __all__ = ["SQLStore"]
@@ -287,6 +294,15 @@ def _user(row: Sequence[Any] | None) -> User | None:
     return User(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5])
 
 
+def _login(rows: Sequence[Sequence[Any]], hashes: list[str]) -> tuple[Session, User | None] | None:
+    """A session and its user from the login query's rows (when several skey hashes
+    matched, the first in ``hashes`` wins)."""
+    if not rows:
+        return None
+    row = min(rows, key=lambda r: hashes.index(r[2])) if len(rows) > 1 else rows[0]
+    return Session(*row[:7]), _user(row[7:]) if row[7] is not None else None
+
+
 def _session(row: Sequence[Any] | None) -> Session | None:
     return None if row is None else Session(*row)
 
@@ -383,6 +399,14 @@ class SQLStore(SessionStore):
             )
         self._by_hashes: dict[int, str] = {}
         self._pool = self._new_pool(size, wait)
+        # Under asyncio, validation's queries on the event loop, where the driver can.
+        self._async_pools: PerLoop[AsyncPool] | None = None
+        if dialect.async_connect is not None:
+            self.supports_async = True
+            self._async_pools = PerLoop(
+                lambda: AsyncPool(self._aopen, dialect.fileno, size, wait, dialect.name),
+                AsyncPool.aclose,
+            )
         self._fork_lock = threading.Lock()
         if not create_tables:
             return
@@ -444,6 +468,14 @@ class SQLStore(SessionStore):
         except BaseException:
             _close_quietly(conn)
             raise
+
+    async def _aopen(self) -> Any:
+        """A new asyncio connection for the running loop's pool."""
+        assert self.dialect.async_connect is not None
+        try:
+            return await self.dialect.async_connect(self._driver, self._params)
+        except self._errors as exc:
+            raise self._unavailable("cannot connect", exc) from None
 
     def _pool_after_fork(self) -> _Pool:
         """A new pool for a forked child: the inherited connections share their sockets
@@ -591,20 +623,41 @@ class SQLStore(SessionStore):
         """The session and its user in one query: by id, or by any of the skey hashes
         (``IN``; when several match, the first in ``skey_hashes`` wins)."""
         hashes = list(skey_hashes)
-        if session_id is not None:
-            sql, args = self._q["login_by_id"], {"id": session_id}
-        elif hashes:
-            sql = self._by_hashes.get(len(hashes)) or self._login_by_hashes(len(hashes))
-            args = {f"h{i}": h for i, h in enumerate(hashes)}
-        else:
+        query = self._login_query(session_id, hashes)
+        if query is None:
             return None
         with self._cursor() as cur:
-            cur.execute(sql, args)
+            cur.execute(*query)
             rows = cur.fetchall()
-        if not rows:
+        return _login(rows, hashes)
+
+    async def afind_login(
+        self, *, session_id: str | None = None, skey_hashes: Sequence[str] = ()
+    ) -> tuple[Session, User | None] | None:
+        """:meth:`find_login` on the event loop (PostgreSQL); MySQL's blocks (the ASGI
+        middleware calls it from a worker thread there)."""
+        if self._async_pools is None:
+            return self.find_login(session_id=session_id, skey_hashes=skey_hashes)
+        hashes = list(skey_hashes)
+        query = self._login_query(session_id, hashes)
+        if query is None:
             return None
-        row = min(rows, key=lambda r: hashes.index(r[2])) if len(rows) > 1 else rows[0]
-        return Session(*row[:7]), _user(row[7:]) if row[7] is not None else None
+        pool = await self._async_pools.get()
+        try:
+            rows = await pool.fetch(*query)
+        except self._errors as exc:
+            raise self._unavailable("query failed", exc) from None
+        return _login(rows, hashes)
+
+    def _login_query(
+        self, session_id: str | None, hashes: list[str]
+    ) -> tuple[str, dict[str, Any]] | None:
+        if session_id is not None:
+            return self._q["login_by_id"], {"id": session_id}
+        if not hashes:
+            return None
+        sql = self._by_hashes.get(len(hashes)) or self._login_by_hashes(len(hashes))
+        return sql, {f"h{i}": h for i, h in enumerate(hashes)}
 
     def _login_by_hashes(self, n: int) -> str:
         sql = self._q["login_by_id"].replace(
@@ -617,6 +670,17 @@ class SQLStore(SessionStore):
         self._count(
             "touch_session", {"id": session_id, "last_seen": last_seen, "expires_at": expires_at}
         )
+
+    async def atouch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
+        if self._async_pools is None:
+            self.touch_session(session_id, last_seen=last_seen, expires_at=expires_at)
+            return
+        args = {"id": session_id, "last_seen": last_seen, "expires_at": expires_at}
+        pool = await self._async_pools.get()
+        try:
+            await pool.execute(self._q["touch_session"], args)
+        except self._errors as exc:
+            raise self._unavailable("query failed", exc) from None
 
     def revoke_session(self, session_id: str) -> bool:
         return self._count("revoke_session", {"id": session_id}) > 0
@@ -690,6 +754,8 @@ class SQLStore(SessionStore):
         """Close the pool's connections: the idle ones now, the lent ones when they come
         back. A later call opens new ones."""
         self._pool.close()
+        if self._async_pools is not None:
+            self._async_pools.close()
 
 
 def _poller(fd: int) -> Any:

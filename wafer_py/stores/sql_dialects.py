@@ -7,7 +7,7 @@ SQL differs (the upserts, the lock's take, the batched purge). :mod:`.sql` runs 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlencode, urlunsplit
@@ -93,6 +93,8 @@ class Dialect:
     upsert_lock: bool
     #: Delete at most ``%(limit)s`` expired rows of ``{table}`` (primary key ``{pk}``).
     purge_batch: str
+    #: Opens an asyncio connection (validation on the event loop), where the driver can.
+    async_connect: Callable[[Any, dict[str, Any]], Awaitable[Any]] | None = None
 
 
 def _pg_params(
@@ -120,6 +122,10 @@ def _pg_params(
 
 def _pg_connect(driver: Any, params: dict[str, Any]) -> Any:
     return driver.connect(autocommit=True, **params)
+
+
+async def _pg_async_connect(driver: Any, params: dict[str, Any]) -> Any:
+    return await driver.AsyncConnection.connect(autocommit=True, **params)
 
 
 def _mysql_params(
@@ -246,6 +252,7 @@ POSTGRES = Dialect(
     params=_pg_params,
     connect=_pg_connect,
     fileno=lambda conn: int(conn.fileno()),
+    async_connect=_pg_async_connect,
     # Binary results: floats arrive as 8 bytes, not text to parse.
     cursor=lambda conn: conn.cursor(binary=True),
     key="key",

@@ -105,7 +105,7 @@ class SQLiteStore(SessionStore):
     #: Validation reads on the event loop: a local read in WAL mode never waits for a
     #: writer and takes tens of microseconds, less than a hop to a worker thread. The
     #: touch, a write that may wait for another process's transaction, runs in a thread.
-    supports_async: ClassVar[bool] = True
+    supports_async = True
 
     def __init__(self, path: str | Path = "wafer_sessions.db", *, timeout: float = 10.0) -> None:
         self.path = str(path)
