@@ -299,11 +299,7 @@ class WaferAuth:
     # -- validation -------------------------------------------------------------
     def validate(self, credentials: Credentials) -> Authenticated:
         """Check session credentials; renew the sliding expiry. Raises ``InvalidSession``."""
-        if credentials.session_id is None:
-            hashes = self.secrets.skey_hashes(credentials.skey)
-            found = call_store(self.store.find_login, skey_hashes=hashes)
-        else:
-            found = call_store(self.store.find_login, session_id=credentials.session_id)
+        found = call_store(self.store.find_login, **self._lookup(credentials))
         who, touch = self._check(credentials, found)
         if touch is not None:
             call_store(self.store.touch_session, who.session.id, **touch)
