@@ -2,6 +2,7 @@
 
     pip install -r bench/requirements.txt   # matplotlib
     python -m bench.plot [--results bench/results.json] [--out bench/results.png]
+                         [--also bench/results-uvicorn-standard.json]
 
 Every panel shows ratios measured in one run, with the issue's target as a dashed line.
 """
@@ -55,15 +56,24 @@ def overhead_panel(ax: Any, found: dict[str, Any], framework: str) -> None:
     ax.set_xlabel("ratio (log); target <= 0.5 for memory and SQLite", fontsize=8)
 
 
-def http_panel(ax: Any, found: dict[str, Any]) -> None:
+def _server(found: dict[str, Any]) -> str:
+    """Which uvicorn a run used, as a short label."""
+    return "uvloop" if found.get("uvicorn") == "standard" else "h11"
+
+
+def http_panel(ax: Any, runs: list[dict[str, Any]]) -> None:
     labels, values, oks = [], [], []
-    for framework in ("starlette", "flask"):
-        for name, figures in found.get(framework, {}).items():
-            if name == "bare app":
-                continue
-            labels.append(f"{framework}: {name.replace('wafer ', '')}")
-            values.append(figures["vs_bare"])
-            oks.append(figures["target_met"])
+    for found in runs:
+        for framework in ("starlette", "flask"):
+            if framework == "flask" and found is not runs[0]:
+                continue  # gunicorn is the same in every run
+            server = f" ({_server(found)})" if framework == "starlette" and len(runs) > 1 else ""
+            for name, figures in found.get(framework, {}).items():
+                if name == "bare app":
+                    continue
+                labels.append(f"{framework}{server}: {name.replace('wafer ', '')}")
+                values.append(figures["vs_bare"])
+                oks.append(figures["target_met"])
     _bars(ax, labels, values, oks)
     ax.axvline(0.9, ls="--", color="black", lw=1)
     ax.set_xlim(0, max([1.1, *values]))
@@ -71,24 +81,30 @@ def http_panel(ax: Any, found: dict[str, Any]) -> None:
     ax.set_xlabel("ratio; target >= 0.9", fontsize=8)
 
 
-def logins_panels(speed: Any, lag: Any, found: dict[str, Any]) -> None:
-    stores = found["stores"]
-    names = list(stores)
+def logins_panels(speed: Any, lag: Any, runs: list[dict[str, Any]]) -> None:
+    rows: list[tuple[str, dict[str, Any], bool | None]] = []
+    references = []
+    for found in runs:
+        stores = found["stores"]
+        server = f" ({_server(found)})" if len(runs) > 1 else ""
+        rows += [
+            (name + server, figures, figures["lag_target_met"]) for name, figures in stores.items()
+        ]
+        if "memory" in stores:
+            reference = {"lag_max_s": stores["memory"]["health_lag_max_s"], "lag_p99_s": 0.0}
+            clients = found["sizes"]["clients"]
+            references.append((f"{clients} x /health{server}", reference, None))
     _bars(
         speed,
-        names,
-        [stores[n]["speedup"] for n in names],
-        [stores[n]["speedup_target_met"] for n in names],
+        [label for label, _, _ in rows],
+        [figures["speedup"] for _, figures, _ in rows],
+        [figures["speedup_target_met"] for _, figures, _ in rows],
     )
     speed.axvline(10, ls="--", color="black", lw=1)
-    clients = found["sizes"]["clients"]
+    clients = runs[0]["sizes"]["clients"]
     speed.set_title(f"{clients} logins at once / one after another", fontsize=9)
     speed.set_xlabel("throughput ratio; target >= 10", fontsize=8)
-
-    rows = [(name, stores[name], stores[name]["lag_target_met"]) for name in names]
-    if "memory" in stores:
-        reference = {"lag_max_s": stores["memory"]["health_lag_max_s"], "lag_p99_s": 0.0}
-        rows.append((f"{clients} x /health (reference)", reference, None))
+    rows += references
     positions = list(range(len(rows)))
     height = 0.4
     lag.barh(
@@ -131,13 +147,15 @@ def stores_panel(ax: Any, found: dict[str, Any]) -> None:
     ax.set_xlabel("ratio of medians; target <= 1.5", fontsize=8)
 
 
-def plot(results: dict[str, Any], out: Path) -> None:
+def plot(results: dict[str, Any], out: Path, also: dict[str, Any] | None = None) -> None:
+    """Draw ``results``; ``also`` is a second run of the HTTP and login benchmarks (on
+    another uvicorn), drawn beside the first."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(3, 2, figsize=(13, 13))
+    fig, axes = plt.subplots(3, 2, figsize=(13, 15))
     panels = axes.flatten()
     for ax in panels:
         ax.set_visible(False)
@@ -150,12 +168,15 @@ def plot(results: dict[str, Any], out: Path) -> None:
     if "overhead" in results:
         overhead_panel(use(panels[0]), results["overhead"], "starlette")
         overhead_panel(use(panels[1]), results["overhead"], "flask")
+    extra = also or {}
     if "http_load" in results:
-        http_panel(use(panels[2]), results["http_load"])
+        http_runs = [results["http_load"]] + ([extra["http_load"]] if "http_load" in extra else [])
+        http_panel(use(panels[2]), http_runs)
     if "stores" in results and results["stores"]["stores"]:
         stores_panel(use(panels[3]), results["stores"])
     if "logins" in results and results["logins"]["stores"]:
-        logins_panels(use(panels[4]), use(panels[5]), results["logins"])
+        login_runs = [results["logins"]] + ([extra["logins"]] if "logins" in extra else [])
+        logins_panels(use(panels[4]), use(panels[5]), login_runs)
     machine = results.get("machine", {})
     fig.suptitle(
         "wafer_py benchmarks (green: target met, red: missed, grey: reference)\n"
@@ -172,8 +193,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.png")
+    parser.add_argument(
+        "--also",
+        type=Path,
+        help="a run_all file of http_load and logins on the other uvicorn "
+        "(bench/results-uvicorn-standard.json), drawn beside the first",
+    )
     args = parser.parse_args(argv)
-    plot(json.loads(args.results.read_text()), args.out)
+    also = json.loads(args.also.read_text()) if args.also else None
+    plot(json.loads(args.results.read_text()), args.out, also)
     print(f"plot written to {args.out}")
 
 

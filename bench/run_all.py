@@ -62,13 +62,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 command += ["--uvicorn", args.uvicorn]
             print(f"== python -m bench.{name} {' '.join(command[5:])}".rstrip(), flush=True)
             started = time.perf_counter()
+            before = _cpu_times()
             subprocess.run(command, cwd=ROOT, env=env, check=True)
             results[name] = json.loads(out.read_text())
             results[name]["elapsed_s"] = time.perf_counter() - started
             results[name]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+            results[name]["cpu_steal_percent"] = _steal_percent(before, _cpu_times())
     common.write_json(args.out, results)
     print(f"results written to {args.out}", flush=True)
     return results
+
+
+def _cpu_times() -> list[int] | None:
+    """The machine's CPU time counters (Linux ``/proc/stat``), or None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(x) for x in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def _steal_percent(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The share of CPU time the hypervisor gave to other guests (steal) in between: on
+    a shared virtual machine, the noise no interleaving removes."""
+    if before is None or after is None or len(before) < 8 or len(after) < 8:
+        return None
+    total = sum(after[:8]) - sum(before[:8])
+    return round(100 * (after[7] - before[7]) / total, 1) if total > 0 else None
 
 
 if __name__ == "__main__":

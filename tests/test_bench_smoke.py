@@ -93,3 +93,14 @@ def test_run_all_then_plot(tmp_path: Path) -> None:
         return  # the plot is optional (bench/requirements.txt)
     run("bench.plot", "--results", str(out), "--out", str(tmp_path / "results.png"))
     assert (tmp_path / "results.png").stat().st_size > 0
+
+
+def test_compare_with_a_commit(tmp_path: Path) -> None:
+    """bench.compare imports the package as of a commit beside the working tree's."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        skip_or_fail("bench.compare needs a git checkout")
+    out = tmp_path / "compare.json"
+    printed = run("bench.compare", "--old", "HEAD", "--smoke", "--json", str(out))
+    assert "against the working tree" in printed
+    variants = json.loads(out.read_text())["variants"]
+    assert {"memory v2, HEAD", "memory v2, working tree", "sqlite v2, HEAD"} <= set(variants)
