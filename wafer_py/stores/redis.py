@@ -286,16 +286,13 @@ class RedisStore(SessionStore):
         self.prefix = prefix
         self._client = client
         self._cluster = isinstance(client, redis.cluster.RedisCluster)
-        self._async_factory: Callable[[], AnyAsyncClient] | None = None
         # Async clients the store makes, it closes; one passed in stays open.
         self._async_clients: PerLoop[AnyAsyncClient] | None = None
         if callable(async_client):
-            self._async_factory = async_client
             self._async_clients = PerLoop(async_client, _aclose)
         elif async_client is not None:
             given = async_client
-            self._async_factory = lambda: given
-            self._async_clients = PerLoop(self._async_factory)
+            self._async_clients = PerLoop(lambda: given)
         self._owns_client = False
         self._where = _where(client)
         self._sessions = f"{prefix}{{x}}:sessions"
@@ -536,7 +533,7 @@ class RedisStore(SessionStore):
         self, *, session_id: str | None = None, skey_hashes: Sequence[str] = ()
     ) -> tuple[Session, User | None] | None:
         plan = self._lookup(self._login_pointers(session_id, skey_hashes))
-        if self._async_factory is None:
+        if self._async_clients is None:
             return await asyncio.to_thread(self._run, plan)
         return await self._arun(plan)
 
@@ -576,7 +573,7 @@ class RedisStore(SessionStore):
 
     async def atouch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         plan = self._touch(session_id, last_seen, expires_at)
-        if self._async_factory is None:
+        if self._async_clients is None:
             await asyncio.to_thread(self._run, plan)
         else:
             await self._arun(plan)

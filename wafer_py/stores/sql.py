@@ -75,7 +75,6 @@ import json
 import logging
 import os
 import re
-import select
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -88,6 +87,7 @@ from ..models import Session, User
 from .base import SessionStore, StoreStats
 from .loops import PerLoop
 from .sql_async import AsyncPool
+from .sql_async import socket_poller as _poller
 from .sql_dialects import DIALECTS, PURGED, QUERIES, Dialect
 
 __all__ = ["SQLStore"]
@@ -756,16 +756,6 @@ class SQLStore(SessionStore):
         self._pool.close()
         if self._async_pools is not None:
             self._async_pools.close()
-
-
-def _poller(fd: int) -> Any:
-    """A poll object telling whether the socket ``fd`` has something to read (``None``
-    where there is no poll(2), as on Windows: the check is then skipped)."""
-    if not hasattr(select, "poll"):
-        return None
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return poller
 
 
 def _close_quietly(conn: Any) -> None:

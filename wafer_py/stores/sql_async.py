@@ -23,7 +23,7 @@ from typing import Any
 
 from ..exceptions import StoreUnavailable
 
-__all__ = ["AsyncPool"]
+__all__ = ["AsyncPool", "socket_poller"]
 
 
 class AsyncPool:
@@ -62,7 +62,7 @@ class AsyncPool:
             conn, poll = self._take()
             if conn is None:
                 conn = await self._connect()
-                poll = _poller(self._fileno(conn))
+                poll = socket_poller(self._fileno(conn))
             try:
                 cursor = await conn.execute(sql, args)
                 result = await cursor.fetchall() if fetch else cursor.rowcount
@@ -110,8 +110,11 @@ class AsyncPool:
             await _close_quietly(conn)
 
 
-def _poller(fd: int) -> Any:
-    if not hasattr(select, "poll"):  # Windows: the check is skipped
+def socket_poller(fd: int) -> Any:
+    """A poll object telling whether the socket ``fd`` has something to read (``None``
+    where there is no poll(2), as on Windows: the check is then skipped). Both pools
+    watch their idle connections with it."""
+    if not hasattr(select, "poll"):
         return None
     poller = select.poll()
     poller.register(fd, select.POLLIN)
