@@ -92,10 +92,31 @@ class Wafer:
     def init_app(self, app: Flask) -> None:
         if self.auth is None:
             self.auth = _auth_from_config(app)
-        app.wsgi_app = WaferWSGIMiddleware(  # type: ignore[method-assign]
-            app.wsgi_app, self.auth, protect=self.protect
-        )
+        middleware = WaferWSGIMiddleware(app.wsgi_app, self.auth, protect=self.protect)
+        app.wsgi_app = middleware  # type: ignore[method-assign]
+        if self.protect is not None:
+            app.before_request(_route_guard(middleware.protocol.protect))
         app.extensions["wafer"] = self
+
+
+def _route_guard(protect: PathMatcher) -> Callable[[], Response | None]:
+    """A ``before_request`` hook refusing a request without a session whose matched URL
+    rule (``/api/<int:id>``) is protected.
+
+    The middleware decides on the path before routing; this decides on the route that
+    Werkzeug's router actually chose, whatever it made of the path on the way.
+    """
+
+    def guard() -> Response | None:
+        state = wafer_state()
+        if state.is_authenticated:
+            return None
+        rule = request.url_rule
+        if rule is None or not protect(rule.rule):
+            return None
+        return _flask_response(state.challenge())
+
+    return guard
 
 
 def wafer_state() -> RequestState:

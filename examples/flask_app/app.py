@@ -1,7 +1,7 @@
 """An ordinary Flask app, wrapped by wafer_py in a few lines.
 
 Everything above the "wafer_py" marker is the app as it was before; the marked lines
-add Wafer login (``/weapp/login``) and the protected ``/weapp/user``, and a page for
+add Wafer login (``/weapp/login``), the protected ``/weapp/user`` and ``/api/``, and a page for
 WeChat's browser, ``/web/profile``, behind official-account OAuth.
 
 Run it: ``flask --app examples.flask_app.app run`` (configured by ``WAFER_*`` variables),
@@ -41,7 +41,13 @@ def create_app(auth: WaferAuth | None = None) -> Flask:
         return {"ok": True}
 
     # --- wafer_py: the login path, and a route that needs a session ---------------
-    Wafer(app, auth or WaferAuth(WaferConfig.from_env()))  # answers /weapp/login
+    # answers /weapp/login; protect: every /api/ route needs a session, decorated or not
+    Wafer(app, auth or WaferAuth(WaferConfig.from_env()), protect=["/api/"])
+
+    @app.get("/api/me")
+    def api_me() -> dict[str, object]:
+        # no decorator: protect= lets no request without a session reach this view
+        return {"code": 0, "data": {"openId": current_user.openid}}
 
     @app.get("/weapp/user")
     @login_required

@@ -1,8 +1,9 @@
 """An ordinary Starlette app, wrapped by wafer_py in a few lines.
 
 Everything above the "wafer_py" marker is the app as it was before; the marked lines
-add Wafer login (``/weapp/login``) and the protected ``/weapp/user``, which uses
-Starlette's own ``@requires("authenticated")``, and a page for WeChat's browser,
+add Wafer login (``/weapp/login``), the protected ``/weapp/user``, which uses
+Starlette's own ``@requires("authenticated")``, and ``/api/``, protected by the
+middleware's ``protect=``, and a page for WeChat's browser,
 ``/web/profile``, behind official-account OAuth.
 
 Run it: ``uvicorn examples.starlette_app.app:create_app --factory`` (configured by
@@ -44,6 +45,11 @@ async def health(request: Request) -> JSONResponse:
 @requires("authenticated")
 async def weapp_user(request: Request) -> JSONResponse:
     return JSONResponse({"code": 0, "data": {"userInfo": request.user.userinfo()}})
+
+
+async def api_me(request: Request) -> JSONResponse:
+    # no @requires: the middleware's protect= lets no request without a session get here
+    return JSONResponse({"code": 0, "data": {"openId": request.user.openid}})
 
 
 @requires("authenticated")
@@ -92,10 +98,13 @@ def create_app(auth: WaferAuth | None = None) -> Starlette:
         Route("/weapp/user", weapp_user),  # wafer_py
         Route("/weapp/phone", weapp_phone, methods=["POST"]),  # wafer_py
         Route("/weapp/logout", weapp_logout, methods=["POST"]),  # wafer_py
+        Route("/api/me", api_me),  # wafer_py: behind protect=["/api/"]
         Route("/web/profile", web_profile),  # wafer_py
     ]
-    # wafer_py: the middleware answers /weapp/login and sets request.user
+    # wafer_py: the middleware answers /weapp/login, sets request.user, and lets no
+    # request without a session reach /api/
     auth = auth or WaferAuth(WaferConfig.from_env())
-    app = Starlette(routes=routes, middleware=[Middleware(WaferMiddleware, auth=auth)])
+    wafer = Middleware(WaferMiddleware, auth=auth, protect=["/api/"])
+    app = Starlette(routes=routes, middleware=[wafer])
     WaferWeb(app, auth)  # wafer_py: adds the OAuth callback, /wechat/oauth/callback
     return app
