@@ -25,6 +25,7 @@ __all__ = [
     "MissingCredentials",
     "StoreUnavailable",
     "BadBody",
+    "BodyTooLarge",
     "DecryptError",
     "MalformedEncryptedData",
     "StaleSessionKey",
@@ -95,6 +96,17 @@ class BadBody(BadRequest):
 
     reason = "bad_body"
     default_message = "the request body is malformed"
+
+
+class BodyTooLarge(BadBody):
+    """A request body that wafer_py reads itself is larger than its limit.
+
+    Refused before it is read whole (:mod:`wafer_py.body`).
+    """
+
+    status = 413
+    reason = "body_too_large"
+    default_message = "the request body is too large"
 
 
 class HeaderTooLarge(BadRequest):

@@ -33,6 +33,7 @@ from flask import Flask, Response, current_app, g, make_response, request
 from werkzeug.local import LocalProxy
 
 from .auth import Authenticated, WaferAuth
+from .body import MAX_JSON_BODY, check_length, read_limited
 from .config import WaferConfig
 from .exceptions import MissingCredentials, WaferError
 from .models import User
@@ -168,7 +169,8 @@ def error_response(exc: WaferError) -> Response:
 def fetch_phone_number(code: str | None = None, auth: WaferAuth | None = None) -> PhoneNumber:
     """Exchange a ``getPhoneNumber`` code for the current user's number; store it on the user.
 
-    ``code`` defaults to the ``code`` of the request's JSON body; ``auth`` to the app's
+    ``code`` defaults to the ``code`` of the request's JSON body (at most
+    :data:`~wafer_py.body.MAX_JSON_BODY` bytes, read here: 413 beyond); ``auth`` to the app's
     :class:`Wafer` extension's. Raises a :class:`~wafer_py.exceptions.WaferError` (bad
     body, bad code, no session...): answer it with :func:`error_response`.
     """
@@ -176,8 +178,20 @@ def fetch_phone_number(code: str | None = None, auth: WaferAuth | None = None) -
     if identity is None:
         raise MissingCredentials()
     if code is None:
-        code = phone_code_from_body(request.get_data(cache=True))
+        code = phone_code_from_body(_read_body(MAX_JSON_BODY))
     return (auth or _app_auth("fetch_phone_number")).fetch_phone_number(identity, code)
+
+
+def _read_body(limit: int) -> bytes:
+    """The request's body, at most ``limit`` bytes: ``BodyTooLarge`` (413) beyond, with no
+    more than one piece of it read (:mod:`wafer_py.body`)."""
+    check_length(request.headers.get("Content-Length"), limit)
+    piece = min(limit + 1, 64 * 1024)
+    body = read_limited(iter(functools.partial(request.stream.read, piece), b""), limit)
+    if body:
+        return body
+    # The stream is consumed: empty, or the app read the body first (get_data caches it).
+    return read_limited([request.get_data(cache=True)], limit)
 
 
 def revoke_session(auth: WaferAuth | None = None) -> bool:

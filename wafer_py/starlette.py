@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from .asgi import AUTH_KEY, SCOPE_KEY, WaferMiddleware, WaferUser, get_state
 from .auth import WaferAuth
+from .body import MAX_JSON_BODY, aread_limited, check_length
 from .exceptions import MissingCredentials, WaferError
 from .phone import PhoneNumber, phone_code_from_body
 from .protocol import RequestState
@@ -113,7 +114,8 @@ async def fetch_phone_number(
     """Exchange a ``getPhoneNumber`` code for the request's user; store it on the user.
 
     ``auth`` defaults to the one of the :class:`~wafer_py.asgi.WaferMiddleware` in front
-    of the app; ``code`` to the ``code`` of the request's JSON body. WeChat and the store
+    of the app; ``code`` to the ``code`` of the request's JSON body (at most
+    :data:`~wafer_py.body.MAX_JSON_BODY` bytes, read here: 413 beyond). WeChat and the store
     are called in a worker thread. Raises a :class:`~wafer_py.exceptions.WaferError`
     (bad body, bad code, no session...): answer it with :func:`error_response`.
     """
@@ -122,8 +124,15 @@ async def fetch_phone_number(
         raise MissingCredentials()
     auth = auth or _middleware_auth(request, "fetch_phone_number")
     if code is None:
-        code = phone_code_from_body(await request.body())
+        code = phone_code_from_body(await _read_body(request, MAX_JSON_BODY))
     return await run_in_threadpool(auth.fetch_phone_number, identity, code)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request's body, at most ``limit`` bytes: ``BodyTooLarge`` (413) beyond, with no
+    more than one piece of it read (:mod:`wafer_py.body`)."""
+    check_length(request.headers.get("content-length"), limit)
+    return await aread_limited(request.stream(), limit)
 
 
 async def revoke_session(request: Request, auth: WaferAuth | None = None) -> bool:

@@ -63,6 +63,7 @@ _REASONS = {
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
+    413: "Content Too Large",
     422: "Unprocessable Entity",
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
