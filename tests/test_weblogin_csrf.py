@@ -450,3 +450,8 @@ def test_uvicorn_trusts_x_forwarded_proto_only_from_the_allowed_proxy(auth: Wafe
         assert forwarded_https(url) == {NONCE: False}  # not from the proxy: ignored
     with serve_uvicorn(app, proxy_headers=True, forwarded_allow_ips="127.0.0.1") as url:
         assert forwarded_https(url) == {NONCE: True}
+
+
+def test_a_public_url_without_a_scheme_stops_at_start(auth: WaferAuth) -> None:
+    with pytest.raises(ValueError, match="public_url"):
+        WebLogin.from_auth(auth, public_url="shop.example.com")
