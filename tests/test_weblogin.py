@@ -478,14 +478,17 @@ def test_the_core_imports_no_framework_and_no_http_client() -> None:
     assert out == ""
 
 
+NONCE = "a-browser-nonce-0123456789"
+
+
 def login_with_core(login: WebLogin, fake: FakeWeChat, scope: str = "snsapi_userinfo") -> str:
     """A web session made by the core alone; returns the cookie value."""
     query = {
         "code": fake.oauth.authorize(scope=scope),
         "next": "/p",
-        "state": login.states.issue(bound="/p"),
+        "state": login.states.issue(bound="/p", browser=NONCE),
     }
-    answer = login.finish(query)
+    answer = login.finish(query, nonce=NONCE)
     assert answer.status == 302, answer.body
     headers = dict(answer.headers)
     assert headers["Location"] == "/p"
@@ -547,7 +550,9 @@ def test_a_broken_store_gives_a_503_page_not_a_500(auth: WaferAuth, fake: FakeWe
 
 def test_a_page_with_a_non_ascii_path(auth: WaferAuth, fake: FakeWeChat) -> None:
     login = WebLogin.from_auth(auth)
-    location = login.authorize_url(next_path="/页面?q=1", base_url="http://app.test")
+    location = login.authorize_url(
+        next_path="/页面?q=1", base_url="http://app.test", browser_nonce=NONCE
+    )
     redirect_uri = query_of(location)["redirect_uri"]
     assert redirect_uri.endswith("?next=%2F%E9%A1%B5%E9%9D%A2%3Fq%3D1")
     query = {
@@ -555,6 +560,6 @@ def test_a_page_with_a_non_ascii_path(auth: WaferAuth, fake: FakeWeChat) -> None
         "next": "/页面?q=1",
         "state": query_of(location)["state"],
     }
-    answer = login.finish(query)
+    answer = login.finish(query, nonce=NONCE)
     assert ("Location", "/%E9%A1%B5%E9%9D%A2?q=1") in answer.headers
     login.close()

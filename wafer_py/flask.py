@@ -40,7 +40,7 @@ from .models import User
 from .phone import PhoneNumber, phone_code_from_body
 from .protocol import PathMatcher, RequestState, WaferResponse
 from .protocol import error_response as _protocol_error
-from .weblogin import WebAnswer, WebLogin, WebUser
+from .weblogin import CONFIRM_BODY_LIMIT, WebAnswer, WebLogin, WebUser
 from .wsgi import WaferWSGIMiddleware, get_state
 
 if TYPE_CHECKING:
@@ -273,17 +273,32 @@ class WaferWeb:
                 auth = _auth_from_config(app)
             self._login = WebLogin.from_auth(auth, **self.options)
         app.add_url_rule(
-            self.login.callback_path, endpoint="wafer_web_callback", view_func=self.callback
+            self.login.callback_path,
+            endpoint="wafer_web_callback",
+            view_func=self.callback,
+            methods=["GET", "POST"],  # POST: the confirmation page's form
         )
         app.extensions["wafer_web"] = self
 
     def callback(self) -> Response:
-        """The view WeChat sends the browser back to."""
-        answer = self.login.finish(
-            request.args.to_dict(),
-            cookie=request.cookies.get(self.login.cookie_name),
-            secure=request.is_secure,
-        )
+        """The view WeChat sends the browser back to (GET), and the confirmation's (POST)."""
+        login = self.login
+        cookie = request.cookies.get(login.cookie_name)
+        nonce = request.cookies.get(login.nonce_cookie_name)
+        if request.method == "POST":
+            # Read at most one byte past the limit: a bigger body is refused unread.
+            limit = CONFIRM_BODY_LIMIT
+            too_big = (request.content_length or 0) > limit
+            body = b"x" * (limit + 1) if too_big else request.stream.read(limit + 1)
+            answer = login.confirm(body, cookie=cookie, nonce=nonce, secure=request.is_secure)
+        else:
+            answer = login.finish(
+                request.args.to_dict(),
+                cookie=cookie,
+                nonce=nonce,
+                secure=request.is_secure,
+                base_url=_origin(),
+            )
         return _answer(answer)
 
     def logout(self, redirect_to: str = "/") -> Response:
@@ -338,6 +353,7 @@ def web_login_required(
                 next_path=_next_path(),
                 base_url=_origin(),
                 secure=request.is_secure,
+                nonce=request.cookies.get(login.nonce_cookie_name),
             )
             if access.answer is not None:
                 return _answer(access.answer)

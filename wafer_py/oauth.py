@@ -18,7 +18,8 @@ Example::
 
     oauth = WeChatOAuth("wx...", "secret")
     start = oauth.authorize_url("https://example.com/callback", scope="snsapi_userinfo")
-    # redirect the browser to start.url; remember or sign start.state
+    # redirect the browser to start.url; keep start.state in that browser's own session
+    # (a cookie): checking the callback against it is what stops login CSRF
     token = oauth.fetch_token(callback_url, expected_state=start.state)
     info = oauth.get_userinfo(token.access_token, token.openid, lang="en")
 """

@@ -1,9 +1,12 @@
-"""OAuth ``state`` values that are signed, timed and single-use, checked without a cookie.
+"""OAuth ``state`` values that are signed, timed, single-use and bound to one browser.
 
-WeChat's in-app browser may drop cookies between the page and the callback, and a load
-balancer may send the callback to another instance; so the state carries its own proof:
+A load balancer may send the callback to another instance, so the state carries its own
+proof rather than pointing at server memory:
 
 * a random 96-bit nonce, and a digest binding it to one value (the page to return to);
+* a digest of the browser's nonce (a random value the browser that started the login
+  holds in a cookie), so the callback can tell whether the same browser came back; a
+  state issued without one matches no browser;
 * signed with itsdangerous' :class:`~itsdangerous.TimestampSigner` (HMAC-SHA256, keyed by
   the server's secret keys, several for rotation), which adds the time of issue;
 * the signed ASCII token re-encoded in base62, because WeChat accepts only
@@ -11,7 +14,11 @@ balancer may send the callback to another instance; so the state carries its own
 
 :meth:`OAuthStateSigner.verify` refuses a garbled, tampered or expired state and one bound
 to another value; :meth:`OAuthStateSigner.spend` refuses one seen before, by claiming its
-nonce in the shared session store until the state would have expired anyway.
+nonce in the shared session store until the state would have expired anyway;
+:meth:`StateClaims.started_by` says whether a browser nonce is the one the state was
+issued for. WeChat's in-app browser may drop cookies: a state whose browser does not come
+back with it still verifies, and the caller decides (:mod:`wafer_py.weblogin` asks the
+user to confirm).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import secrets
 import string
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from itsdangerous import BadData, SignatureExpired, TimestampSigner
@@ -33,13 +40,22 @@ from itsdangerous.encoding import base64_decode, base64_encode
 from .exceptions import InvalidState, StateExpired, StateReplayed
 from .stores import SessionStore
 
-__all__ = ["ClockedSigner", "OAuthStateSigner", "StateClaims", "b62encode", "b62decode"]
+__all__ = [
+    "ClockedSigner",
+    "OAuthStateSigner",
+    "StateClaims",
+    "b62encode",
+    "b62decode",
+    "browser_digest",
+]
 
 _B62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _B62_INDEX = {c: i for i, c in enumerate(_B62)}
 _MAX_STATE = 128
 _NONCE_BYTES = 12
 _BINDING_BYTES = 8
+_BROWSER_BYTES = 8
+_NO_BROWSER = bytes(_BROWSER_BYTES)
 
 
 def b62encode(data: bytes) -> str:
@@ -77,12 +93,31 @@ class ClockedSigner(TimestampSigner):
         return int(self.clock())
 
 
+def browser_digest(browser_nonce: str) -> bytes:
+    """The digest of a browser nonce that a state carries (never the nonce itself)."""
+    if not browser_nonce:
+        return _NO_BROWSER
+    digest = hashlib.sha256(b"wafer_py browser nonce\x00" + browser_nonce.encode()).digest()
+    return digest[:_BROWSER_BYTES]
+
+
 @dataclass(frozen=True)
 class StateClaims:
-    """What a verified state says: its nonce (hex) and when it was issued."""
+    """What a verified state says: its nonce (hex), when it was issued, and the digest of
+    the browser nonce it was issued for (zeros: none)."""
 
     nonce: str
     issued_at: int
+    browser: bytes = field(default=_NO_BROWSER, repr=False)
+
+    def started_by(self, browser_nonce: str | None) -> bool:
+        """Whether ``browser_nonce`` (the cookie the callback came with) started this state.
+
+        A missing nonce, or a state issued for none, is never a match.
+        """
+        if not browser_nonce or self.browser == _NO_BROWSER:
+            return False
+        return hmac.compare_digest(self.browser, browser_digest(browser_nonce))
 
 
 def _canonical(signed: bytes) -> bool:
@@ -111,9 +146,10 @@ class OAuthStateSigner:
     Example::
 
         signer = OAuthStateSigner(["server secret"])
-        state = signer.issue(bound="/web/profile")
+        state = signer.issue(bound="/web/profile", browser=nonce_cookie)
         claims = signer.verify(state, bound="/web/profile")   # or InvalidState...
         signer.spend(claims, store)                          # or StateReplayed
+        claims.started_by(cookie_at_callback)                # same browser?
     """
 
     def __init__(
@@ -139,9 +175,10 @@ class OAuthStateSigner:
     def __repr__(self) -> str:
         return f"OAuthStateSigner(keys={len(self._signer.secret_keys)}, max_age={self.max_age})"
 
-    def issue(self, bound: str = "") -> str:
-        """A fresh state, bound to ``bound`` (e.g. the path to return to)."""
-        payload = secrets.token_bytes(_NONCE_BYTES) + _binding(bound)
+    def issue(self, bound: str = "", browser: str = "") -> str:
+        """A fresh state, bound to ``bound`` (e.g. the path to return to) and issued for
+        the browser holding the nonce ``browser`` (empty: for no browser)."""
+        payload = secrets.token_bytes(_NONCE_BYTES) + _binding(bound) + browser_digest(browser)
         value = base64.urlsafe_b64encode(payload).rstrip(b"=")
         state = b62encode(self._signer.sign(value))
         assert len(state) <= _MAX_STATE
@@ -169,11 +206,14 @@ class OAuthStateSigner:
             raise StateExpired() from None
         except (BadData, ValueError, binascii.Error):
             raise InvalidState() from None
-        if len(payload) != _NONCE_BYTES + _BINDING_BYTES or not hmac.compare_digest(
-            payload[_NONCE_BYTES:], _binding(bound)
+        binding_end = _NONCE_BYTES + _BINDING_BYTES
+        if len(payload) != binding_end + _BROWSER_BYTES or not hmac.compare_digest(
+            payload[_NONCE_BYTES:binding_end], _binding(bound)
         ):
             raise InvalidState()
-        return StateClaims(payload[:_NONCE_BYTES].hex(), int(issued_at.timestamp()))
+        return StateClaims(
+            payload[:_NONCE_BYTES].hex(), int(issued_at.timestamp()), payload[binding_end:]
+        )
 
     def spend(self, claims: StateClaims, store: SessionStore) -> None:
         """Use the state once: a second call for the same nonce raises StateReplayed.

@@ -39,7 +39,7 @@ from .exceptions import MissingCredentials, WaferError
 from .phone import PhoneNumber, phone_code_from_body
 from .protocol import RequestState
 from .protocol import error_response as _protocol_error
-from .weblogin import WebAnswer, WebLogin, WebUser
+from .weblogin import CONFIRM_BODY_LIMIT, WebAnswer, WebLogin, WebUser
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -175,6 +175,20 @@ def _is_secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
+async def _small_body(request: Request) -> bytes:
+    """The body, read only up to one byte past :data:`CONFIRM_BODY_LIMIT` (then refused)."""
+    limit = CONFIRM_BODY_LIMIT
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return b"x" * (limit + 1)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            break
+    return body
+
+
 def _origin(request: Request) -> str:
     return f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}"
 
@@ -210,19 +224,37 @@ class WaferWeb:
     def init_app(self, app: Starlette) -> None:
         app.router.routes.append(
             Route(
-                self.login.callback_path, self.callback, methods=["GET"], name="wafer_web_callback"
+                self.login.callback_path,
+                self.callback,
+                methods=["GET", "POST"],  # POST: the confirmation page's form
+                name="wafer_web_callback",
             )
         )
         app.state.wafer_web = self
 
     async def callback(self, request: Request) -> Response:
-        """The endpoint WeChat sends the browser back to."""
-        answer = await run_in_threadpool(
-            self.login.finish,
-            dict(request.query_params),
-            cookie=request.cookies.get(self.login.cookie_name),
-            secure=_is_secure(request),
-        )
+        """The endpoint WeChat sends the browser back to (GET), and the confirmation's
+        (POST)."""
+        login = self.login
+        cookie = request.cookies.get(login.cookie_name)
+        nonce = request.cookies.get(login.nonce_cookie_name)
+        if request.method == "POST":
+            answer = await run_in_threadpool(
+                login.confirm,
+                await _small_body(request),
+                cookie=cookie,
+                nonce=nonce,
+                secure=_is_secure(request),
+            )
+        else:
+            answer = await run_in_threadpool(
+                login.finish,
+                dict(request.query_params),
+                cookie=cookie,
+                nonce=nonce,
+                secure=_is_secure(request),
+                base_url=_origin(request),
+            )
         return _answer(answer)
 
     async def logout(self, request: Request, redirect_to: str = "/") -> Response:
@@ -276,6 +308,7 @@ def web_login_required(
                 next_path=_next_path(request),
                 base_url=_origin(request),
                 secure=_is_secure(request),
+                nonce=request.cookies.get(login.nonce_cookie_name),
             )
             if access.answer is not None:
                 return _answer(access.answer)

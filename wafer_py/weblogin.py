@@ -13,7 +13,18 @@ Where things live:
   web-session id, sealed with the server's keys, until the refresh token expires
   (30 days). Deleting the entry ends the web session (:meth:`WebLogin.logout`).
 * The OAuth ``state`` is signed, timed and single-use (:mod:`wafer_py.oauthstate`), so
-  the callback needs neither a cookie nor the instance that started the login.
+  the callback needs no particular instance; it also carries a digest of the nonce
+  cookie (``wafer_web_nonce``: random, HttpOnly, SameSite=Lax, as long-lived as a state)
+  set on the browser that was sent to WeChat.
+
+Login CSRF: a callback URL made by an attacker's WeChat and opened in a victim's browser
+must not log that browser in as the attacker. So a callback whose browser holds the nonce
+the state was issued for opens the web session at once; any other (no cookie, another
+browser, WeChat's in-app browser having dropped it) exchanges the single-use code, keeps
+the result sealed in the store's entries for ``confirm_max_age`` seconds under a random
+token, and answers a page that names the WeChat user and asks to continue (a POST of that
+token, honoured only with this browser's nonce cookie, once) or to start over. The
+browser's existing web session stays until the user continues.
 
 When the access token is refreshed: on the first guarded request after it expired (2
 hours, less ``refresh_margin``), once per web session at a time (a store lock); with a
@@ -32,12 +43,13 @@ import hmac
 import html
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
@@ -49,10 +61,12 @@ from .exceptions import (
     InvalidAccessToken,
     InvalidCode,
     InvalidRefreshToken,
+    InvalidState,
+    StateReplayed,
     WaferError,
     WeChatError,
 )
-from .oauthstate import ClockedSigner, OAuthStateSigner
+from .oauthstate import ClockedSigner, OAuthStateSigner, StateClaims, browser_digest
 from .stores import SessionStore
 from .stores.base import call_store
 
@@ -60,7 +74,16 @@ if TYPE_CHECKING:
     from .auth import WaferAuth
     from .oauth import Lang, OAuthToken, OAuthUserInfo, Scope, WeChatOAuth
 
-__all__ = ["WebLogin", "WebUser", "WebAnswer", "WebAccess", "COOKIE_NAME", "CALLBACK_PATH"]
+__all__ = [
+    "WebLogin",
+    "WebUser",
+    "WebAnswer",
+    "WebAccess",
+    "COOKIE_NAME",
+    "CALLBACK_PATH",
+    "CONFIRM_BODY_LIMIT",
+    "confirm_page",
+]
 
 logger = logging.getLogger("wafer_py")
 
@@ -69,6 +92,11 @@ T = TypeVar("T")
 COOKIE_NAME = "wafer_web"
 CALLBACK_PATH = "/wechat/oauth/callback"
 _ENTRY_PREFIX = "wafer-web:"
+_PENDING_PREFIX = "wafer-web-pending:"
+_NONCE_SUFFIX = "_nonce"
+_RANDOM = re.compile(r"[A-Za-z0-9_-]{22,86}")  # token_urlsafe(16..64)
+#: The largest confirmation form read (it holds a token and a button's name).
+CONFIRM_BODY_LIMIT = 4096
 _REFRESH_TTL = 30 * 24 * 3600  # WeChat's refresh_token lifetime
 _USERINFO = "snsapi_userinfo"
 
@@ -152,6 +180,87 @@ def error_page(exc: WaferError, next_path: str) -> WebAnswer:
     )
 
 
+_FRAMING = [
+    ("Cache-Control", "no-store"),
+    ("X-Frame-Options", "DENY"),  # no clickjacking of the confirm button
+    ("Content-Security-Policy", "frame-ancestors 'none'"),
+    ("Referrer-Policy", "no-referrer"),
+]
+
+
+def _who(nickname: str, openid: str) -> str:
+    # A silent (snsapi_base) login has no nickname: the openid's end tells users apart.
+    return nickname or f"the WeChat user …{openid[-4:]}"
+
+
+def confirm_page(
+    who: str, current: str | None, action: str, token: str
+) -> tuple[str, list[tuple[str, str]]]:
+    """The page asking to continue a login this browser did not start: body and headers.
+
+    ``who`` names the WeChat user the callback was for, ``current`` the user this browser
+    is logged in as (if any); the form posts ``token`` to ``action``.
+    """
+    esc = html.escape
+    signed_in = (
+        f'<p id="current">This browser is signed in as {esc(current)}; continuing signs '
+        "that session out.</p>"
+        if current
+        else ""
+    )
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>Continue with WeChat?</title></head><body>"
+        f'<h1>Continue as <span id="wechat-user">{esc(who)}</span>?</h1>'
+        '<p id="why">This WeChat login was not started in this browser. If someone sent '
+        "you this link, do not continue: start over.</p>"
+        f"{signed_in}"
+        f'<form method="post" action="{esc(action)}">'
+        f'<input type="hidden" name="token" value="{esc(token)}">'
+        '<button type="submit" name="action" value="continue" id="continue">'
+        f"Continue as {esc(who)}</button> "
+        '<button type="submit" name="action" value="start-over" id="start-over">'
+        "Start over</button></form></body></html>"
+    )
+    return body, [("Content-Type", "text/html; charset=utf-8"), *_FRAMING]
+
+
+def _too_large() -> WebAnswer:
+    return WebAnswer(
+        413,
+        [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")],
+        b"request body too large\n",
+    )
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A login waiting for its user's confirmation (tokens sealed), in the store's entries."""
+
+    appid: str
+    browser: str  # hex digest of the nonce cookie of the browser shown the page
+    next: str
+    openid: str
+    scope: str
+    unionid: str | None
+    nickname: str
+    avatar: str
+    access: str
+    access_expires_at: float
+    refresh: str
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, text: str) -> _Pending | None:
+        try:
+            return cls(**json.loads(text))
+        except (ValueError, TypeError):
+            return None
+
+
 @dataclass(frozen=True)
 class _Tokens:
     """A web session's server-side record (tokens sealed)."""
@@ -182,8 +291,11 @@ class WebLogin:
     (``oauth_appid``, else the mini-program's). ``secret_keys`` (newest first, default
     ``config.secret_keys``) sign the cookie and the state; ``secret_box`` seals the tokens.
     ``public_url`` (``https://example.com``) fixes the callback's origin behind a proxy;
-    otherwise the request's is used. ``cookie_secure`` None means "if the request is
-    https". Build one from a :class:`~wafer_py.auth.WaferAuth` with :meth:`from_auth`.
+    otherwise the request's is used. ``cookie_secure`` None means "if ``public_url`` or
+    the request is https" (behind a proxy, see the README on ``X-Forwarded-Proto``).
+    ``confirm_max_age`` is how long a login that asks its user to confirm (a callback
+    from a browser that did not start it) waits. Build one from a
+    :class:`~wafer_py.auth.WaferAuth` with :meth:`from_auth`.
     """
 
     def __init__(
@@ -201,6 +313,7 @@ class WebLogin:
         cookie_secure: bool | None = None,
         session_max_age: int = _REFRESH_TTL,
         state_max_age: int = 600,
+        confirm_max_age: int = 300,
         refresh_margin: int = 60,
         lang: Lang = "zh_CN",
         on_error: Callable[[WaferError, str], WebAnswer] = error_page,
@@ -208,6 +321,10 @@ class WebLogin:
         self.config = config = config or WaferConfig()
         if not callback_path.startswith("/"):
             raise ValueError("callback_path must start with '/'")
+        if public_url and not public_url.startswith(("https://", "http://")):
+            raise ValueError("public_url must be an absolute http(s) URL (https://example.com)")
+        if confirm_max_age <= 0:
+            raise ValueError("confirm_max_age must be positive")
         if oauth is None:
             from .oauth import WeChatOAuth  # requests is imported only when needed
 
@@ -226,12 +343,18 @@ class WebLogin:
         self.callback_path = callback_path
         self.public_url = public_url.rstrip("/") if public_url else None
         self.cookie_name = cookie_name
+        #: The cookie holding the nonce of the browser that started a login.
+        self.nonce_cookie_name = cookie_name + _NONCE_SUFFIX
         self.cookie_secure = cookie_secure
         self.session_max_age = session_max_age
+        self.confirm_max_age = confirm_max_age
         self.refresh_margin = refresh_margin
         self.lang: Lang = lang
         self.on_error = on_error
-        self.states = OAuthStateSigner(keys, max_age=state_max_age, clock=clock)
+        # The appid in the salt: a state of another official account sharing the keys fails.
+        self.states = OAuthStateSigner(
+            keys, max_age=state_max_age, clock=clock, salt=f"wafer_py.oauth-state:{oauth.appid}"
+        )
         self._cookies = URLSafeTimedSerializer(
             list(reversed(keys)),
             salt="wafer_py.web-session",
@@ -263,51 +386,149 @@ class WebLogin:
         next_path: str = "/",
         base_url: str = "",
         secure: bool = False,
+        nonce: str | None = None,
     ) -> WebAccess:
         """Let a request with a web session of ``scope`` through; redirect the rest.
 
         ``next_path`` is the page (path and query) to come back to and ``base_url`` the
         request's origin (``http://host:port``), used unless ``public_url`` is set.
+        ``nonce`` is the request's nonce cookie: kept if it has one (two tabs logging in
+        at once both come back as this browser), else a new one is set with the redirect.
         """
         try:
             user, headers = self.authenticate(cookie, secure=secure)
             if user is not None and user.has_scope(scope):
                 return WebAccess(user, None, headers)
-            location = self.authorize_url(scope=scope, next_path=next_path, base_url=base_url)
+            browser = _usable(nonce) or secrets.token_urlsafe(18)
+            location = self.authorize_url(
+                scope=scope, next_path=next_path, base_url=base_url, browser_nonce=browser
+            )
         except WaferError as exc:  # the store is down: say so, do not send to WeChat
             return WebAccess(None, self.on_error(exc, local_path(next_path)))
-        answer = WebAnswer(302, [("Location", location), ("Cache-Control", "no-store"), *headers])
+        answer = WebAnswer(
+            302,
+            [
+                ("Location", location),
+                ("Cache-Control", "no-store"),
+                *headers,
+                self._nonce_cookie(browser, secure),
+            ],
+        )
         return WebAccess(None, answer)
 
     def authorize_url(
-        self, *, scope: Scope = "snsapi_base", next_path: str = "/", base_url: str = ""
+        self,
+        *,
+        scope: Scope = "snsapi_base",
+        next_path: str = "/",
+        base_url: str = "",
+        browser_nonce: str = "",
     ) -> str:
-        """WeChat's authorize URL for a login that comes back to ``next_path``."""
+        """WeChat's authorize URL for a login that comes back to ``next_path``.
+
+        ``browser_nonce`` is the value of the nonce cookie set on the browser sent there
+        (:meth:`guard` does both); without it the callback asks its user to confirm.
+        """
         next_path = local_path(next_path)
         origin = self.public_url or base_url.rstrip("/")
         redirect_uri = f"{origin}{self.callback_path}?next={quote(next_path, safe='')}"
-        state = self.states.issue(bound=next_path)
+        state = self.states.issue(bound=next_path, browser=browser_nonce)
         return self.oauth.authorize_url(redirect_uri, state=state, scope=scope).url
 
     def finish(
-        self, query: Mapping[str, str], *, cookie: str | None = None, secure: bool = False
+        self,
+        query: Mapping[str, str],
+        *,
+        cookie: str | None = None,
+        secure: bool = False,
+        nonce: str | None = None,
+        base_url: str = "",
     ) -> WebAnswer:
-        """Answer WeChat's callback: a redirect with a new web session, or an error page."""
+        """Answer WeChat's callback (a GET): a redirect with a new web session, a page
+        asking to confirm, or an error page.
+
+        ``cookie`` and ``nonce`` are the request's web-session and nonce cookies. Only a
+        browser holding the nonce the state was issued for is logged in at once (and its
+        previous web session ends); any other gets :func:`confirm_page`, whose form posts
+        to the callback (``base_url``'s path, or ``public_url``'s, + ``callback_path``):
+        answer that POST with :meth:`confirm`.
+        """
         raw_next = query.get("next") or "/"
+        next_path = local_path(raw_next)
         try:
-            user = self._finish(query, raw_next)
+            claims, token, nickname, avatar = self._exchange(query, raw_next)
+            if not claims.started_by(_usable(nonce)):
+                return self._ask(
+                    token, nickname, avatar, next_path, cookie, nonce, secure, base_url
+                )
+            user = self._open_session(token, nickname, avatar)
+            self._revoke(cookie)
         except WaferError as exc:
             logger.info("wafer_py: web login refused: %s", exc.reason)
-            return self.on_error(exc, local_path(raw_next))
-        self._revoke(cookie)
-        return WebAnswer(
-            302,
-            [
-                ("Location", _location(local_path(raw_next))),
-                ("Cache-Control", "no-store"),
-                self._set_cookie(user, secure),
-            ],
-        )
+            return self.on_error(exc, next_path)
+        return self._logged_in(user, next_path, secure)
+
+    def confirm(
+        self,
+        body: bytes,
+        *,
+        cookie: str | None = None,
+        secure: bool = False,
+        nonce: str | None = None,
+    ) -> WebAnswer:
+        """Answer the POST of :func:`confirm_page`'s form (``body``: its urlencoded bytes).
+
+        ``action=continue`` opens the web session the page named, once, and only for the
+        browser the page was shown to (its nonce cookie; a cross-site POST carries no
+        SameSite=Lax cookie); anything else (start over) drops the waiting login and goes
+        back to the page, which starts a new login in this browser if it needs one.
+        """
+        if len(body) > CONFIRM_BODY_LIMIT:
+            return _too_large()
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        next_path = "/"
+        try:
+            token = form.get("token", "")
+            key = _PENDING_PREFIX + hashlib.sha256(token.encode()).hexdigest()
+            pending = self._load_pending(key) if _RANDOM.fullmatch(token) else None
+            if pending is None:
+                raise InvalidState(
+                    "this confirmation has expired or was already used; please start again"
+                )
+            next_path = local_path(pending.next)
+            browser = _usable(nonce)
+            shown_here = (
+                bool(browser)
+                and hmac.compare_digest(pending.browser, browser_digest(browser).hex())
+                and hmac.compare_digest(pending.appid, self.oauth.appid)
+            )
+            if form.get("action") != "continue":  # start over: changes nothing elsewhere
+                if shown_here:
+                    call_store(self.store.delete_entry, key)
+                return WebAnswer(
+                    303, [("Location", _location(next_path)), ("Cache-Control", "no-store")]
+                )
+            if not shown_here:
+                raise InvalidState(
+                    "this confirmation was opened in another browser; please start again"
+                )
+            now = self.clock()
+            if not call_store(
+                self.store.acquire_lock,
+                f"wafer-web-confirm:{key}",
+                secrets.token_hex(8),
+                ttl=self.confirm_max_age + 1,
+                now=now,
+            ):
+                raise StateReplayed("this confirmation was already used; please start again")
+            call_store(self.store.delete_entry, key)
+            oauth_token = self._pending_token(pending, key, now)
+            user = self._open_session(oauth_token, pending.nickname, pending.avatar)
+            self._revoke(cookie)
+        except WaferError as exc:
+            logger.info("wafer_py: web login confirmation refused: %s", exc.reason)
+            return self.on_error(exc, next_path)
+        return self._logged_in(user, next_path, secure, status=303)
 
     def logout(
         self, cookie: str | None, *, redirect_to: str = "/", secure: bool = False
@@ -369,7 +590,10 @@ class WebLogin:
             return self.oauth.get_userinfo(token.access_token, token.openid, lang or self.lang)
 
     # -- internals ---------------------------------------------------------------------
-    def _finish(self, query: Mapping[str, str], raw_next: str) -> WebUser:
+    def _exchange(
+        self, query: Mapping[str, str], raw_next: str
+    ) -> tuple[StateClaims, OAuthToken, str, str]:
+        """Check and spend the state, exchange the code: claims, tokens, nickname, avatar."""
         claims = self.states.verify(query.get("state"), bound=raw_next)
         code = query.get("code")
         if not code:
@@ -388,6 +612,10 @@ class WebLogin:
         if token.has_scope(_USERINFO):
             info = self.oauth.get_userinfo(token.access_token, token.openid, self.lang)
             nickname, avatar = info.nickname, info.headimgurl
+        return claims, token, nickname, avatar
+
+    def _open_session(self, token: OAuthToken, nickname: str, avatar: str) -> WebUser:
+        """A new web session for ``token``: its record saved, its user returned."""
         session_id = secrets.token_urlsafe(24)
         key = _entry_key(session_id)
         now = self.clock()
@@ -395,6 +623,79 @@ class WebLogin:
         self._save(key, tokens, token)
         return WebUser(
             token.openid, token.scope or "snsapi_base", token.unionid, nickname, avatar, session_id
+        )
+
+    def _logged_in(
+        self, user: WebUser, next_path: str, secure: bool, status: int = 302
+    ) -> WebAnswer:
+        return WebAnswer(
+            status,
+            [
+                ("Location", _location(next_path)),
+                ("Cache-Control", "no-store"),
+                self._set_cookie(user, secure),
+            ],
+        )
+
+    def _ask(
+        self,
+        token: OAuthToken,
+        nickname: str,
+        avatar: str,
+        next_path: str,
+        cookie: str | None,
+        nonce: str | None,
+        secure: bool,
+        base_url: str,
+    ) -> WebAnswer:
+        """Hold the exchanged login under a random token; answer the page asking to confirm."""
+        logger.info(
+            "wafer_py: web login callback from a browser that did not start it; "
+            "asking its user to confirm"
+        )
+        browser = _usable(nonce) or secrets.token_urlsafe(18)
+        handle = secrets.token_urlsafe(24)
+        key = _PENDING_PREFIX + hashlib.sha256(handle.encode()).hexdigest()
+        now = self.clock()
+        pending = _Pending(
+            appid=self.oauth.appid,
+            browser=browser_digest(browser).hex(),
+            next=next_path,
+            openid=token.openid,
+            scope=token.scope or "snsapi_base",
+            unionid=token.unionid,
+            nickname=nickname,
+            avatar=avatar,
+            access=self.secrets.seal(token.access_token, context=key),
+            access_expires_at=now + token.expires_in,
+            refresh=self.secrets.seal(token.refresh_token, context=key),
+        )
+        call_store(
+            self.store.set_entry, key, pending.dumps(), expires_at=now + self.confirm_max_age
+        )
+        current = self._read_cookie(cookie)
+        body, headers = confirm_page(
+            _who(nickname, token.openid),
+            None if current is None else _who(current.nickname, current.openid),
+            urlsplit(self.public_url or base_url).path.rstrip("/") + self.callback_path,
+            handle,
+        )
+        return WebAnswer(200, [*headers, self._nonce_cookie(browser, secure)], body.encode())
+
+    def _load_pending(self, key: str) -> _Pending | None:
+        text = call_store(self.store.get_entry, key, now=self.clock())
+        return None if text is None else _Pending.loads(text)
+
+    def _pending_token(self, pending: _Pending, key: str, now: float) -> OAuthToken:
+        from .oauth import OAuthToken
+
+        return OAuthToken(
+            access_token=self._unseal(pending.access, key),
+            refresh_token=self._unseal(pending.refresh, key),
+            openid=pending.openid,
+            scope=pending.scope,
+            expires_in=max(int(pending.access_expires_at - now), 0),
+            unionid=pending.unionid,
         )
 
     def _refresh(self, user: WebUser, key: str, tokens: _Tokens) -> WebUser | None:
@@ -475,8 +776,19 @@ class WebLogin:
             return None
 
     def _cookie_attributes(self, secure: bool) -> str:
-        secure = secure if self.cookie_secure is None else self.cookie_secure
+        if self.cookie_secure is not None:
+            secure = self.cookie_secure
+        elif self.public_url is not None and self.public_url.startswith("https://"):
+            secure = True
         return "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
+
+    def _nonce_cookie(self, nonce: str, secure: bool = False) -> tuple[str, str]:
+        # As long-lived as a state: a callback after that fails as expired anyway.
+        return (
+            "Set-Cookie",
+            f"{self.nonce_cookie_name}={nonce}; Max-Age={self.states.max_age}"
+            + self._cookie_attributes(secure),
+        )
 
     def _set_cookie(self, user: WebUser, secure: bool = False) -> tuple[str, str]:
         value = self._cookies.dumps(
@@ -497,6 +809,11 @@ class WebLogin:
 
     def _clear_cookie(self, secure: bool = False) -> tuple[str, str]:
         return ("Set-Cookie", f"{self.cookie_name}=; Max-Age=0" + self._cookie_attributes(secure))
+
+
+def _usable(nonce: str | None) -> str:
+    """``nonce`` if it looks like one this module made, else ``""``."""
+    return nonce if nonce and _RANDOM.fullmatch(nonce) else ""
 
 
 def _entry_key(session_id: str) -> str:
