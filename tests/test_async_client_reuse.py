@@ -6,14 +6,20 @@ unsolicited answer (another user's openid) while the connection is idle, or garb
 closes it, or gets ``Content-Length`` wrong. Whatever it does, a login gets its own
 openid or ``WeChatUnavailable``, never somebody else's; and a login made after the
 misbehaviour is over gets its own answer (the dirty connection is dropped, not used).
+Both login paths: on the event loop (``acode2session``) and in a thread (``requests``).
+
+What no client can tell apart: an unsolicited answer that arrives while a request is in
+flight on the connection (HTTP/1.1 answers carry no request id).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import queue
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,13 +38,12 @@ SETTLE = 0.1
 Misbehaviour = Callable[[asyncio.StreamWriter, bytes], Awaitable[None]]
 
 
-def answer(openid: str, *, extra_length: int = 0) -> bytes:
-    """An HTTP answer to ``jscode2session`` for ``openid`` (``Content-Length`` off by
-    ``extra_length``)."""
+def answer(openid: str) -> bytes:
+    """An HTTP answer to ``jscode2session`` for ``openid``."""
     body = json.dumps({"openid": openid, "session_key": "c2Vzc2lvbmtleTAxMjM0NQ=="}).encode()
     return (
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-        b"Content-Length: %d\r\n\r\n" % (len(body) + extra_length)
+        b"Content-Length: %d\r\n\r\n" % len(body)
     ) + body
 
 
@@ -67,8 +72,9 @@ class Upstream:
     def __init__(self, misbehave: Misbehaviour) -> None:
         self.misbehave = misbehave
         self.connections = 0
-        #: Set when the misbehaviour has been sent (and the bytes have had time to arrive).
-        self.misbehaved = asyncio.Event()
+        #: Set when the misbehaviour has been sent (and the bytes have had time to arrive);
+        #: a thread's event, for the upstream on a thread of its own too.
+        self.misbehaved = threading.Event()
         self.url = ""
         #: The server's side of each connection, in the order they were opened.
         self.writers: list[asyncio.StreamWriter] = []
@@ -114,6 +120,33 @@ async def upstream(misbehave: Misbehaviour) -> AsyncIterator[Upstream]:
             yield up
         finally:
             await up.stop()
+
+
+async def misbehaved(up: Upstream) -> None:
+    """Wait, on the event loop, until the upstream has misbehaved."""
+    while not up.misbehaved.is_set():
+        await asyncio.sleep(0.01)
+
+
+@contextmanager
+def upstream_in_a_thread(misbehave: Misbehaviour) -> Iterator[Upstream]:
+    """The same upstream on an event loop of its own, for the synchronous client."""
+    started: queue.Queue[Upstream] = queue.Queue()
+    stop = threading.Event()
+
+    async def serve() -> None:
+        async with upstream(misbehave) as up:
+            started.put(up)
+            while not stop.is_set():
+                await asyncio.sleep(0.01)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        yield started.get(timeout=10)
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 async def unsolicited_answer(writer: asyncio.StreamWriter, reply: bytes) -> None:
@@ -200,12 +233,35 @@ def test_a_login_never_gets_another_logins_answer(
             client = make_client(up.url)
             # The first login may fail (its own answer is broken), never get another's.
             await own_or_unavailable(client, "alice")
-            await up.misbehaved.wait()
+            await misbehaved(up)
             # What the upstream did is over: the next login gets its own answer.
             assert await own_or_unavailable(client, "bob") == openid_for("bob")
             assert await own_or_unavailable(client, "carol") == openid_for("carol")
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("misbehave", list(MISBEHAVIOURS.values()), ids=list(MISBEHAVIOURS))
+def test_the_threaded_login_never_gets_another_logins_answer(
+    misbehave: Misbehaviour, make_client: Callable[[str], WeChatClient]
+) -> None:
+    """The same upstream against ``code2session`` (``requests``: the path logins take in
+    a worker thread, with a proxy configured or under WSGI)."""
+
+    def own_or_unavailable_now(client: WeChatClient, code: str) -> str | None:
+        try:
+            wx = client.code2session(code)
+        except WeChatUnavailable:
+            return None
+        assert wx.openid == openid_for(code), f"the login for {code!r} got {wx.openid!r}"
+        return wx.openid
+
+    with upstream_in_a_thread(misbehave) as up:
+        client = make_client(up.url)
+        own_or_unavailable_now(client, "alice")
+        assert up.misbehaved.wait(10)
+        assert own_or_unavailable_now(client, "bob") == openid_for("bob")
+        assert own_or_unavailable_now(client, "carol") == openid_for("carol")
 
 
 def test_logins_reuse_a_clean_connection(make_client: Callable[[str], WeChatClient]) -> None:
@@ -240,7 +296,7 @@ def test_an_answer_that_just_arrived_is_not_taken_for_the_next_logins(
         async with upstream(behaves) as up:
             client = make_client(up.url)
             assert await own_or_unavailable(client, "alice") == openid_for("alice")
-            await up.misbehaved.wait()
+            await misbehaved(up)
             # Sent at once on loopback; no await between this and the next login.
             up.writers[0].write(answer(VICTIM))
             assert await own_or_unavailable(client, "bob") == openid_for("bob")
