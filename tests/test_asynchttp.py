@@ -161,6 +161,29 @@ def test_acode2session_unreachable_is_wechat_unavailable() -> None:
         run(client.acode2session("code"))
 
 
+def test_acode2session_timeout_overrides_the_clients() -> None:
+    """``acode2session(code, timeout=...)`` bounds that call (a login's remaining time),
+    not the client's configured timeout; ``None`` is the configured one."""
+
+    async def main() -> None:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_request(reader)
+            await asyncio.sleep(5)
+            writer.close()
+
+        server, url = await serve(silent)
+        async with server:
+            base = url.removesuffix("/sns/jscode2session")
+            patient = WeChatClient(DEMO_APPID, DEMO_APP_SECRET, api_base=base, timeout=60)
+            with pytest.raises(WeChatUnavailable):
+                await asyncio.wait_for(patient.acode2session("code", timeout=0.2), 4)
+            hasty = WeChatClient(DEMO_APPID, DEMO_APP_SECRET, api_base=base, timeout=0.2)
+            with pytest.raises(WeChatUnavailable):
+                await asyncio.wait_for(hasty.acode2session("code", timeout=None), 4)
+
+    run(main())
+
+
 def test_concurrent_async_logins_hold_no_thread(
     make_auth: Callable[..., WaferAuth], fake: FakeWeChat, fake_server: Any
 ) -> None:

@@ -122,6 +122,8 @@ class WeChatClient:
 
     def close(self) -> None:
         self.http.close()
+        if self._aio is not None:
+            self._aio.close()
 
     def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         return self.request("GET", path, params=params)
@@ -179,14 +181,17 @@ class WeChatClient:
             self._async_ok = not proxy_configured(self.api_base)
         return self._async_ok
 
-    async def acode2session(self, code: str) -> Code2Session:
+    async def acode2session(self, code: str, timeout: float | None = None) -> Code2Session:
         """:meth:`code2session` on the running event loop (:mod:`wafer_py.asynchttp`), so
-        that a login waiting on WeChat holds no thread. Same answers and errors."""
+        that a login waiting on WeChat holds no thread. Same answers and errors.
+        ``timeout`` bounds the call (``None``: the client's ``timeout``)."""
         where = "/sns/jscode2session"
         if self._aio is None:
             self._aio = AsyncHTTP(timeout=self.timeout)
         try:
-            status, raw = await self._aio.get(self.api_base + where, self._code_params(code))
+            status, raw = await self._aio.get(
+                self.api_base + where, self._code_params(code), timeout=timeout
+            )
         except HTTPError as exc:
             logger.warning("wafer_py: WeChat %s failed: %s", where, exc)
             raise WeChatUnavailable() from None
