@@ -491,7 +491,13 @@ class SQLiteStore(SessionStore):
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``; a rollback on error; SQLite errors → 503."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; a rollback on error; SQLite errors → 503.
+
+    The error reported is always the one that failed the write: SQLite rolls a
+    transaction back by itself on some errors (a full disk, ``SQLITE_FULL``), and the
+    explicit ``ROLLBACK`` then fails too ("no transaction is active"); that second error
+    never hides the first.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -511,8 +517,22 @@ class _Transaction:
                 self.conn.execute("COMMIT")
                 return
             except sqlite3.OperationalError as err:
-                self.conn.execute("ROLLBACK")
+                self._rollback(err)
                 raise _unavailable("SQLite store error", err) from None
-        self.conn.execute("ROLLBACK")
+        assert exc is not None
+        self._rollback(exc)
         if isinstance(exc, sqlite3.OperationalError):
             raise _unavailable("SQLite store error", exc) from None
+
+    def _rollback(self, cause: BaseException) -> None:
+        """Roll back what is still open; a failed rollback is logged, never raised."""
+        if not self.conn.in_transaction:
+            return  # SQLite already rolled it back
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error as err:
+            logger.warning(
+                "wafer_py: SQLite rollback failed (%s) after: %s",
+                err,
+                f"{type(cause).__name__}: {cause}",
+            )
