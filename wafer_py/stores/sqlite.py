@@ -385,7 +385,7 @@ class SQLiteStore(SessionStore):
                 self._conn()
                 .execute(
                     f"SELECT {_SESSION_COLUMNS} FROM wafer_sessions WHERE openid = ? "
-                    "ORDER BY created_at",
+                    "ORDER BY created_at, id",
                     (openid,),
                 )
                 .fetchall()
