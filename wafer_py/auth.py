@@ -141,7 +141,9 @@ class WaferAuth:
             keys = (secrets.token_hex(32),)
         #: The secret keys in force, newest first (configured, kept beside SQLite, or random).
         self._keys: tuple[str, ...] = tuple(keys)
-        self.secrets = SecretBox(self._keys)
+        # Scoped by AppID: a store and key shared by two mini-programs keep their
+        # sessions apart.
+        self.secrets = SecretBox(self._keys, scope=config.appid)
         self.clock = clock
         self._tokens = tokens
         self._wechat_api: WeChatAPI | None = None

@@ -207,6 +207,22 @@ class SessionStoreContract:
         last = single.complete_login(Code2Session(openid, _SESSION_KEY))
         assert [s.id for s in store.list_sessions(openid)] == [last.session_id]
 
+    def test_sessions_belong_to_the_appid_that_made_them(
+        self, store: SessionStore, openid: str
+    ) -> None:
+        """Two mini-programs on one store with one secret key: neither accepts the
+        other's skey, whichever way the client sends it (v2: skey; v1: id and skey)."""
+        first = _auth(store, "wxcontract0000000a")
+        second = _auth(store, "wxcontract0000000b")
+        mine = first.complete_login(Code2Session(openid, _SESSION_KEY))
+        theirs = second.complete_login(Code2Session(openid + "b", _SESSION_KEY))
+        for auth, own, other in ((first, mine, theirs), (second, theirs, mine)):
+            for skey, session_id in ((own.skey, None), (own.skey, own.session_id)):
+                assert auth.validate(Credentials(skey, session_id)).session.id == own.session_id
+            for creds in (Credentials(other.skey), Credentials(other.skey, other.session_id)):
+                with pytest.raises(InvalidSession):
+                    auth.validate(creds)
+
     def test_touch_moves_expiry(self, store: SessionStore, openid: str) -> None:
         session, _ = make_session(openid, now=100.0)
         store.create_session(session)
