@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from wafer_py.config import DEFAULT_AVATAR, DEFAULT_NICKNAME
+from wafer_py.config import DEFAULT_AVATAR, DEFAULT_NICKNAME, DEMO_APPID
 from wafer_py.crypto import SecretBox, new_session_id, new_skey
 from wafer_py.models import Session
 from wafer_py.stores import SessionStore, SQLiteStore, open_store
@@ -32,7 +32,8 @@ from wafer_py.stores import SessionStore, SQLiteStore, open_store
 #: The secret key of every benchmark auth (skeys are hashed and session keys sealed
 #: under keys derived from it, as in production).
 SECRET = "wafer_py benchmark secret, not for production"
-BOX = SecretBox([SECRET])
+#: Skey hashes are scoped by the auth's AppID: the benchmark auths have the default one.
+BOX = SecretBox([SECRET], scope=DEMO_APPID)
 #: Every store the scripts know, in the order tables list them.
 STORES = ("memory", "sqlite", "redis", "postgres")
 SERVER_STORES = ("redis", "postgres")
@@ -268,10 +269,12 @@ def fill(
     probes: int,
     now: float | None = None,
     progress: bool = False,
+    box: SecretBox = BOX,
 ) -> list[Probe]:
     """Store ``count`` sessions, each with its own user, as a code-only login leaves them.
 
-    ``probes`` of them (spread evenly) have skeys the benchmark knows; it returns those.
+    ``probes`` of them (spread evenly) have skeys the benchmark knows (hashed by ``box``);
+    it returns those.
     Stores with a bulk path (SQL ``executemany``/``COPY``, Redis pipelines) use it;
     others go through the store's own methods.
     """
@@ -291,7 +294,7 @@ def fill(
                 session = Session(
                     id=new_session_id(),
                     openid=openid,
-                    skey_hash=BOX.hash_skey(skey),
+                    skey_hash=box.hash_skey(skey),
                     sealed_session_key=BOX.seal("c2Vzc2lvbmtleTEyMzQ1Ng==", context=openid),
                     created_at=now,
                     last_seen=now,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import inspect
 import io
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from bench import common
 from bench.apps import BASE_HEADERS, make_auth, starlette_cookie, starlette_stack
 from bench.overhead import _asgi_run, asgi_answer, asgi_scope, sizes
 from wafer_py.asgi import WaferMiddleware
+from wafer_py.crypto import SecretBox
 
 ROOT = Path(__file__).resolve().parent.parent
 STORES = ("memory", "sqlite")
@@ -80,6 +82,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         old_asgi = importlib.import_module("wafer_py_old.asgi")
         old_stores = importlib.import_module("wafer_py_old.stores")
         old_config = old.WaferConfig(secret_keys=(common.SECRET,))
+        # Before skey hashes were scoped by AppID, the old auth knows only unscoped ones.
+        old_box = common.BOX
+        old_crypto = importlib.import_module("wafer_py_old.crypto")
+        if "scope" not in inspect.signature(old_crypto.SecretBox).parameters:
+            old_box = SecretBox([common.SECRET])
         tag = common.run_tag()
         apps: dict[str, tuple[Any, list[dict[str, Any]], str]] = {}
         bare = [asgi_scope("/bare/hello", BASE_HEADERS)]
@@ -90,10 +97,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             probes = common.fill(store, size["sessions"], probes=size["probes"])
             if name == "memory":  # as many sessions of its own
                 old_store = old_stores.open_store("memory://")
-                old_probes = common.fill(old_store, size["sessions"], probes=size["probes"])
+                old_probes = common.fill(
+                    old_store, size["sessions"], probes=size["probes"], box=old_box
+                )
             else:  # the same file
                 old_store = old_stores.open_store(f"sqlite:///{Path(tmp) / (tag + '.db')}")
                 old_probes = probes
+                if old_box is not common.BOX:  # probes the old auth can validate
+                    old_probes = common.fill(
+                        store, size["probes"], probes=size["probes"], box=old_box
+                    )
             closing += [store, old_store]
             scopes = [asgi_scope("/w/hello", {**BASE_HEADERS, "X-WX-Skey": p.skey}) for p in probes]
             old_scopes = [

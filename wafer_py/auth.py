@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import threading
 import time
@@ -140,7 +141,9 @@ class WaferAuth:
             keys = (secrets.token_hex(32),)
         #: The secret keys in force, newest first (configured, kept beside SQLite, or random).
         self._keys: tuple[str, ...] = tuple(keys)
-        self.secrets = SecretBox(self._keys)
+        # Scoped by AppID: a store and key shared by two mini-programs keep their
+        # sessions apart.
+        self.secrets = SecretBox(self._keys, scope=config.appid)
         self.clock = clock
         self._tokens = tokens
         self._wechat_api: WeChatAPI | None = None
@@ -268,33 +271,49 @@ class WaferAuth:
             user = updated or user
 
         skey = new_skey()
+        created_at = self._prune(wx.openid, now)
         session = Session(
             id=new_session_id(),
             openid=wx.openid,
             skey_hash=self.secrets.hash_skey(skey),
             sealed_session_key=self.secrets.seal(wx.session_key, context=wx.openid),
-            created_at=now,
+            created_at=created_at,
             last_seen=now,
             expires_at=now + min(self.config.session_ttl, self.config.session_max_age),
         )
         call_store(self.store.create_session, session)
-        self._prune(wx.openid, now)
         return LoginResult(user, session, skey, created)
 
-    def _prune(self, openid: str, now: float) -> None:
-        """Drop the user's expired sessions, and the oldest beyond the per-user cap.
+    def _prune(self, openid: str, now: float) -> float:
+        """Make room for a new session of ``openid``; return its creation time.
 
         v2 clients log in before every ``login: true`` request, so sessions pile up;
-        this keeps each user's count bounded without a cron job.
+        this keeps each user's count bounded without a cron job. It drops the user's
+        expired sessions and the oldest live ones beyond ``max_sessions_per_user - 1``
+        (oldest by creation time, ties by id) *before* the new session exists, so the
+        login's own session is never the one dropped.
+
+        The time returned is ``now``, or just after the user's newest session if that
+        is not earlier (a clock that stood still, or stepped back under a second): one
+        user's sessions get increasing creation times in login order, so "the oldest"
+        is the first logged in even when logins share a timestamp.
         """
-        sessions = call_store(self.store.list_sessions, openid)
+        sessions = sorted(
+            call_store(self.store.list_sessions, openid), key=lambda s: (s.created_at, s.id)
+        )
         live = [s for s in sessions if not s.is_expired(now)]
         doomed = [s for s in sessions if s.is_expired(now)]
-        excess = len(live) - self.config.max_sessions_per_user
+        excess = len(live) - (self.config.max_sessions_per_user - 1)
         if excess > 0:
-            doomed.extend(live[:excess])  # oldest first
+            doomed.extend(live[:excess])
         for session in doomed:
             call_store(self.store.revoke_session, session.id)
+        if not sessions:
+            return now
+        newest = sessions[-1].created_at
+        if not now <= newest < now + 1.0:
+            return now
+        return max(newest + 1e-6, math.nextafter(newest, math.inf))
 
     # -- validation -------------------------------------------------------------
     def validate(self, credentials: Credentials) -> Authenticated:

@@ -189,11 +189,16 @@ class SecretBox:
     * ``seal`` / ``unseal`` protect a ``session_key`` at rest with AES-GCM under the newest
       key; sealed values name their key, so older ones still open after a rotation.
 
+    ``scope`` separates the skey hashes of several users of one key: WaferAuth passes its
+    AppID, so two mini-programs sharing a store and a key never accept each other's
+    skeys (the hash of one app's skey names no session under the other's). An empty
+    scope gives the unscoped hash.
+
     Without keys a random one is made, with a warning: sessions then live only as long
     as the process and cannot be shared between processes.
     """
 
-    def __init__(self, secret_keys: Sequence[str | bytes] = ()) -> None:
+    def __init__(self, secret_keys: Sequence[str | bytes] = (), *, scope: str = "") -> None:
         raw = [k.encode() if isinstance(k, str) else bytes(k) for k in secret_keys if k]
         self.generated = not raw
         if self.generated:
@@ -204,9 +209,10 @@ class SecretBox:
             raw = [secrets.token_bytes(32)]
         # One HMAC keyed per secret, copied for each hash: the key schedule is done once
         # here instead of on every request (hmac.digest redoes it on each call).
-        self._hashers = [
-            hmac.new(_derive(k, b"wafer_py skey hash v1"), digestmod=hashlib.sha256) for k in raw
-        ]
+        purpose = b"wafer_py skey hash v1"
+        if scope:
+            purpose += b" for " + scope.encode()
+        self._hashers = [hmac.new(_derive(k, purpose), digestmod=hashlib.sha256) for k in raw]
         self._seal_keys: dict[str, AESGCM] = {}
         self._seal_order: list[str] = []
         for k in raw:

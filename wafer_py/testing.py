@@ -17,16 +17,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+from .auth import Credentials, WaferAuth
+from .config import WaferConfig
 from .crypto import SecretBox, new_session_id, new_skey
+from .exceptions import InvalidSession
 from .models import Session, User
 from .stores.base import SessionStore
+from .wechat import Code2Session
 
 __all__ = ["SessionStoreContract", "make_session", "run_threads"]
 
 _BOX = SecretBox(["wafer_py contract suite"])
+_SHARED_KEY = "wafer_py contract suite: one key for two mini-programs"
+_SESSION_KEY = "c2Vzc2lvbmtleTEyMzQ1Ng=="
 
 
 def make_session(
@@ -38,12 +45,20 @@ def make_session(
         id=new_session_id(),
         openid=openid,
         skey_hash=_BOX.hash_skey(skey),
-        sealed_session_key=_BOX.seal("c2Vzc2lvbmtleTEyMzQ1Ng==", context=openid),
+        sealed_session_key=_BOX.seal(_SESSION_KEY, context=openid),
         created_at=now,
         last_seen=now,
         expires_at=now + ttl,
     )
     return session, skey
+
+
+def _auth(store: SessionStore, appid: str, **options: Any) -> WaferAuth:
+    """A WaferAuth on ``store`` with the suite's secret key and a clock that stands still
+    (every login has the same timestamp); logins go through ``complete_login``."""
+    secret = "contract"  # noqa: S105 - never sent: these logins skip WeChat
+    config = WaferConfig(appid=appid, app_secret=secret, secret_keys=(_SHARED_KEY,), **options)
+    return WaferAuth(config, store=store, clock=lambda: 1000.0)
 
 
 def run_threads(target: Callable[[int], object], count: int) -> None:
@@ -163,6 +178,50 @@ class SessionStoreContract:
         for s in sessions:
             store.create_session(s)
         assert [s.id for s in store.list_sessions(openid)] == [s.id for s in sessions]
+
+    def test_list_orders_equal_creation_times_by_id(self, store: SessionStore, openid: str) -> None:
+        sessions = [make_session(openid, now=100.0)[0] for _ in range(6)]
+        for s in sessions:
+            store.create_session(s)
+        assert [s.id for s in store.list_sessions(openid)] == sorted(s.id for s in sessions)
+
+    def test_session_cap_keeps_the_newest_logins_under_a_frozen_clock(
+        self, store: SessionStore, openid: str
+    ) -> None:
+        """Every login has the same timestamp: the cap still ends the oldest logins and
+        never the one it just made."""
+        auth = _auth(store, "wxcontract0000000a", max_sessions_per_user=3)
+        logins = []
+        for _ in range(10):
+            result = auth.complete_login(Code2Session(openid, _SESSION_KEY))
+            logins.append(result)
+            assert auth.validate(Credentials(result.skey)).session.id == result.session_id
+            kept = [s.id for s in store.list_sessions(openid)]
+            assert kept == [r.session_id for r in logins[-3:]]
+        for old in logins[:-3]:
+            with pytest.raises(InvalidSession):
+                auth.validate(Credentials(old.skey))
+        with pytest.raises(ValueError):
+            _auth(store, "wxcontract0000000a", max_sessions_per_user=0)
+        single = _auth(store, "wxcontract0000000a", max_sessions_per_user=1)
+        last = single.complete_login(Code2Session(openid, _SESSION_KEY))
+        assert [s.id for s in store.list_sessions(openid)] == [last.session_id]
+
+    def test_sessions_belong_to_the_appid_that_made_them(
+        self, store: SessionStore, openid: str
+    ) -> None:
+        """Two mini-programs on one store with one secret key: neither accepts the
+        other's skey, whichever way the client sends it (v2: skey; v1: id and skey)."""
+        first = _auth(store, "wxcontract0000000a")
+        second = _auth(store, "wxcontract0000000b")
+        mine = first.complete_login(Code2Session(openid, _SESSION_KEY))
+        theirs = second.complete_login(Code2Session(openid + "b", _SESSION_KEY))
+        for auth, own, other in ((first, mine, theirs), (second, theirs, mine)):
+            for skey, session_id in ((own.skey, None), (own.skey, own.session_id)):
+                assert auth.validate(Credentials(skey, session_id)).session.id == own.session_id
+            for creds in (Credentials(other.skey), Credentials(other.skey, other.session_id)):
+                with pytest.raises(InvalidSession):
+                    auth.validate(creds)
 
     def test_touch_moves_expiry(self, store: SessionStore, openid: str) -> None:
         session, _ = make_session(openid, now=100.0)

@@ -30,6 +30,18 @@ By default tokens come from ``POST /cgi-bin/stable_token``, which hands every ca
 same token until 5 minutes before it expires; ``force_refresh`` (20 a day) is used only
 when WeChat has just rejected the very token it hands back. ``stable=False`` uses the
 classic ``GET /cgi-bin/token`` instead.
+
+**While WeChat keeps refusing a token**, callers do not each refresh it:
+
+* a caller whose call was refused passes when it made that call (``since``); a token
+  fetched after that is taken as the answer, even if it is the same one, and WeChat is
+  not asked again;
+* when stable_token hands back the very token WeChat refused, the refresh is forced, but
+  forces back off: 60 s after the first, then twice as long after each (at most 2 hours,
+  so never more than 18 a day of WeChat's 20). Until the next force is due, the refused
+  token is what a refresh returns (:class:`~wafer_py.wechat_api.WeChatAPI` then raises
+  the refusal instead of retrying). The forces made are kept in the entry
+  ``<key>:<appid>:forced`` (``{"at", "streak"}``) for a day, shared by every process.
 """
 
 from __future__ import annotations
@@ -55,6 +67,11 @@ DEFAULT_GAP = 300.0
 
 _FIRST_POLL = 0.005
 _MAX_POLL = 0.1
+#: Seconds after a forced refresh before the next may be forced; doubles with each
+#: force in a streak, up to :data:`MAX_FORCE_BACKOFF`. A day without a force ends it.
+FORCE_BACKOFF = 60.0
+MAX_FORCE_BACKOFF = 7200.0
+_DAY = 86400.0
 
 
 @dataclass(frozen=True)
@@ -73,16 +90,20 @@ class CachedToken:
     expires_at: float
     refresh_at: float
     fetched_at: float
+    #: Until when a refusal of this token is not taken to WeChat again (0: no such
+    #: wait): WeChat handed it back after refusing it, and the next force is not due.
+    retry_at: float = 0.0
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "access_token": self.access_token,
-                "expires_at": self.expires_at,
-                "refresh_at": self.refresh_at,
-                "fetched_at": self.fetched_at,
-            }
-        )
+        data = {
+            "access_token": self.access_token,
+            "expires_at": self.expires_at,
+            "refresh_at": self.refresh_at,
+            "fetched_at": self.fetched_at,
+        }
+        if self.retry_at:
+            data["retry_at"] = self.retry_at
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, text: str) -> CachedToken | None:
@@ -91,7 +112,8 @@ class CachedToken:
             data = json.loads(text)
             token = data["access_token"]
             values = [float(data[k]) for k in ("expires_at", "refresh_at", "fetched_at")]
-        except (ValueError, TypeError, KeyError):
+            values.append(float(data.get("retry_at", 0.0)))
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
         if not isinstance(token, str) or not token:
             return None
@@ -145,6 +167,7 @@ class AccessTokenCache:
         self.source = source
         self.key = f"{key}:{source.appid}"
         self.lock_name = f"{self.key}:lock"
+        self.forced_key = f"{self.key}:forced"
         self.gap = gap
         self.stable = stable
         self.lock_ttl = lock_ttl
@@ -168,21 +191,30 @@ class AccessTokenCache:
             return cached.access_token
         return self._obtain(lambda c, t: t < c.refresh_at, stale_ok=True).access_token
 
-    def refresh(self, *, rejected: str | None = None, force: bool = False) -> str:
+    def refresh(
+        self, *, rejected: str | None = None, since: float | None = None, force: bool = False
+    ) -> str:
         """Fetch a new token now (one caller at a time); return it.
 
         With ``rejected`` (a token WeChat just refused), a token other than that one is
         enough: if another caller already replaced it, that token is returned and WeChat
-        is not asked again. Without it, the token must have been fetched after this call
-        began. ``force`` asks stable_token for a new token even if the current one is good
-        (``force_refresh``: 20 a day, and it invalidates the current token at once).
+        is not asked again. So is the same token if it was fetched after ``since``
+        (when the refused call was made: WeChat was asked after it), or while forces
+        back off (see the module's docstring): the caller then gets the refused token
+        back. Without ``rejected``, the token must have been fetched after this call
+        began. ``force`` asks stable_token for a new token even if the current one is
+        good (``force_refresh``: 20 a day, and it invalidates the current token at once).
         """
         if rejected is not None:
-            return self._obtain(
-                lambda c, t: c.access_token != rejected and t < c.expires_at,
-                rejected=rejected,
-                force=force,
-            ).access_token
+
+            def good(cached: CachedToken, now: float) -> bool:
+                if now >= cached.expires_at:
+                    return False
+                if cached.access_token != rejected:
+                    return True
+                return (since is not None and cached.fetched_at > since) or now < cached.retry_at
+
+            return self._obtain(good, rejected=rejected, force=force).access_token
         started = self.clock()
         return self._obtain(lambda c, t: c.fetched_at > started, force=force).access_token
 
@@ -262,16 +294,27 @@ class AccessTokenCache:
                 "wafer_py: WeChat rejected the cached access_token of %s; fetching a new one",
                 self.source.appid,
             )
-        token = self.source.fetch_access_token(stable=self.stable, force_refresh=force)
+        token = self._fetch(force)
+        retry_at = 0.0
         if self.stable and not force and rejected is not None and token.access_token == rejected:
             # stable_token handed back the very token WeChat refused: only a forced
-            # refresh gives another one.
-            logger.warning(
-                "wafer_py: WeChat rejected its current stable access_token for %s; "
-                "forcing a refresh",
-                self.source.appid,
-            )
-            token = self.source.fetch_access_token(stable=True, force_refresh=True)
+            # refresh gives another one, and WeChat allows 20 a day.
+            due = self._next_force_at()
+            if started >= due:
+                logger.warning(
+                    "wafer_py: WeChat rejected its current stable access_token for %s; "
+                    "forcing a refresh",
+                    self.source.appid,
+                )
+                token = self._fetch(True)
+            else:
+                retry_at = due
+                logger.warning(
+                    "wafer_py: WeChat still hands back the access_token it rejected for %s; "
+                    "the next forced refresh is due in %.0f s (WeChat allows 20 a day)",
+                    self.source.appid,
+                    due - started,
+                )
         if not token.access_token or token.expires_in <= 0:
             raise WeChatError("WeChat's access_token answer has no token or lifetime")
         expires_at = started + token.expires_in
@@ -280,9 +323,37 @@ class AccessTokenCache:
             # A token with less life left than ``gap`` (stable_token hands out the current
             # one until 5 minutes before expiry): ask again halfway, not on every call.
             refresh_at = started + token.expires_in / 2
-        cached = CachedToken(token.access_token, expires_at, refresh_at, self.clock())
+        cached = CachedToken(token.access_token, expires_at, refresh_at, self.clock(), retry_at)
         self.store.set_entry(self.key, cached.to_json(), expires_at=expires_at)
         return cached
+
+    def _fetch(self, force: bool) -> AccessToken:
+        """Ask WeChat; a forced refresh is recorded (made or not) before it is asked."""
+        if force and self.stable:
+            self._record_force()
+        return self.source.fetch_access_token(stable=self.stable, force_refresh=force)
+
+    def _forces(self) -> tuple[float, int]:
+        """When the last forced refresh was made, and how many in a row (0 if none)."""
+        raw = self.store.get_entry(self.forced_key, now=self.clock())
+        try:
+            data = json.loads(raw) if raw is not None else {}
+            return float(data.get("at", 0.0)), int(data.get("streak", 0))
+        except (ValueError, TypeError, AttributeError):
+            return 0.0, 0
+
+    def _next_force_at(self) -> float:
+        at, streak = self._forces()
+        if streak <= 0:
+            return 0.0
+        return at + min(FORCE_BACKOFF * 2.0 ** (streak - 1), MAX_FORCE_BACKOFF)
+
+    def _record_force(self) -> None:
+        now = self.clock()
+        at, streak = self._forces()
+        streak = streak + 1 if streak and now - at < _DAY else 1
+        entry = json.dumps({"at": now, "streak": streak})
+        self.store.set_entry(self.forced_key, entry, expires_at=now + _DAY)
 
     def _pause(self, delay: float, deadline: float) -> float:
         left = deadline - time.monotonic()

@@ -88,6 +88,7 @@ class WeChatAPI:
 
     def _with_token(self, path: str, send: Callable[[str], T]) -> T:
         token = self.tokens.get()
+        sent_at = self.tokens.clock()
         try:
             return send(token)
         except InvalidAccessToken as exc:
@@ -97,8 +98,12 @@ class WeChatAPI:
                 path,
                 exc.errcode,
             )
-            token = self.tokens.refresh(rejected=token)
-        return send(token)
+            fresh = self.tokens.refresh(rejected=token, since=sent_at)
+            if fresh == token:
+                # WeChat hands back the token it refuses and forced refreshes are
+                # backing off: the retry would be refused too.
+                raise
+        return send(fresh)
 
     # ------------------------------------------------------------- phone number
 

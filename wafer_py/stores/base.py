@@ -230,7 +230,7 @@ class SessionStore(ABC):
 
     @abstractmethod
     def list_sessions(self, openid: str) -> list[Session]:
-        """The sessions of ``openid``, oldest first (expired ones included)."""
+        """The sessions of ``openid``, oldest first, ties by id (expired ones included)."""
 
     @abstractmethod
     def purge_expired(self, now: float, *, limit: int | None = None) -> int:

@@ -131,7 +131,7 @@ class MemoryStore(SessionStore):
         with self._lock:
             ids = list(self._by_user.get(openid, ()))
             found = [self._sessions[i] for i in ids if i in self._sessions]
-        return sorted(found, key=lambda s: s.created_at)
+        return sorted(found, key=lambda s: (s.created_at, s.id))
 
     def purge_expired(self, now: float, *, limit: int | None = None) -> int:
         with self._lock:

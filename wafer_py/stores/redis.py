@@ -644,7 +644,7 @@ class RedisStore(SessionStore):
 
     def list_sessions(self, openid: str) -> list[Session]:
         (reply,) = self._do(_script(_LIST, [self._base(openid) + ":sessions"]))
-        return sorted(map(_session, json.loads(reply)), key=lambda s: s.created_at)
+        return sorted(map(_session, json.loads(reply)), key=lambda s: (s.created_at, s.id))
 
     def _purge(self, now: float, batch: int) -> _Plan[tuple[int, int]]:
         """One batch: (sessions deleted, most sessions or entries looked at)."""

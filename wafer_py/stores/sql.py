@@ -109,12 +109,14 @@ class _Pooled:
     end (a class: a generator-based context manager would cost 0.8 µs more a call).
     """
 
-    __slots__ = ("conn", "cursor", "generation", "poll", "pool")
+    __slots__ = ("conn", "cursor", "doomed", "generation", "poll", "pool")
 
     def __init__(self, conn: Any, cursor: Any, poll: Any) -> None:
         self.conn, self.cursor, self.poll = conn, cursor, poll
         self.generation = 0
         self.pool: _Pool | None = None
+        #: Its state is unknown (a rollback failed): closed, never given back.
+        self.doomed = False
 
     def __enter__(self) -> Any:
         return self.cursor
@@ -513,24 +515,38 @@ class SQLStore(SessionStore):
         pool = pooled.pool
         assert pool is not None
         if isinstance(exc, self._errors):
-            if isinstance(exc, self._lost) or getattr(pooled.conn, "broken", False):
+            lost = isinstance(exc, self._lost) or getattr(pooled.conn, "broken", False)
+            if lost or pooled.doomed:
                 pool.discard(pooled)
             else:
                 pool.give_back(pooled)
             raise self._unavailable("query failed", exc) from None
-        if isinstance(exc, Exception):
+        if isinstance(exc, Exception) and not pooled.doomed:
             pool.give_back(pooled)
         else:
             pool.discard(pooled)
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        with self._cursor() as cur:
+        """A short explicit transaction. When its body fails, the error reported is the
+        body's: a rollback that fails too (the connection died with the statement) is
+        logged and its connection discarded, never raised in the original's place."""
+        pooled = self._cursor()
+        with pooled as cur:
             cur.execute(self.dialect.begin)
             try:
                 yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
+            except BaseException as exc:
+                try:
+                    cur.execute("ROLLBACK")
+                except self._errors as err:
+                    pooled.doomed = True
+                    logger.warning(
+                        "wafer_py: %s store: rollback failed (%s) after: %s",
+                        self.dialect.name,
+                        type(err).__name__,
+                        self._unavailable("query failed", exc).detail,
+                    )
                 raise
             cur.execute("COMMIT")
 

@@ -49,7 +49,7 @@ QUERIES = {
     "revoke_session": "DELETE FROM {p}sessions WHERE id = %(id)s",
     "revoke_user": "DELETE FROM {p}sessions WHERE openid = %(openid)s",
     "list_sessions": f"SELECT {_SESSION} FROM {{p}}sessions WHERE openid = %(openid)s "
-    "ORDER BY created_at",
+    "ORDER BY created_at, id",
     "stats": "SELECT (SELECT COUNT(*) FROM {p}users), "
     "(SELECT COUNT(*) FROM {p}sessions WHERE expires_at > %(now)s), "
     "(SELECT COUNT(*) FROM {p}sessions WHERE expires_at <= %(now)s), "

@@ -67,6 +67,49 @@ CREATE TABLE IF NOT EXISTS wafer_locks (
 """
 
 
+#: Owner read and write only: the files hold the access_token, web sessions and sealed
+#: session keys.
+PRIVATE_MODE = 0o600
+#: What SQLite keeps beside the database file in WAL mode.
+_SIDE_FILES = ("-wal", "-shm")
+
+
+def _make_private(path: Path) -> None:
+    """Tighten an existing file readable or writable by others to 0600, with a warning
+    naming it (a file made by an older version, or copied in with a loose umask)."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return
+    if not mode & 0o077:
+        return
+    try:
+        os.chmod(path, PRIVATE_MODE)
+    except OSError as exc:
+        logger.warning(
+            "wafer_py: %s is accessible to other users (mode %s) and could not be made private: %s",
+            path,
+            oct(mode),
+            exc,
+        )
+        return
+    logger.warning(
+        "wafer_py: %s was accessible to other users (mode %s); now 0600", path, oct(mode)
+    )
+
+
+def _private_database(file: Path) -> None:
+    """Create the database file 0600 before SQLite opens it (SQLite then gives its WAL
+    and shared-memory files the database's mode), and tighten existing ones."""
+    for side in ("", *_SIDE_FILES):
+        _make_private(Path(str(file) + side))
+    try:
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def _unavailable(what: str, exc: BaseException) -> StoreUnavailable:
     """The generic 503 for the client, carrying what SQLite said for the operator's log
     (:func:`~wafer_py.stores.base.call_store` logs it once per outage)."""
@@ -98,7 +141,9 @@ def _session(row: tuple[Any, ...] | None) -> Session | None:
 class SQLiteStore(SessionStore):
     """Sessions in one SQLite file (``sqlite:///path/to.db``, or ``sqlite:///:memory:``).
 
-    The file and its tables are created when missing.
+    The file and its tables are created when missing. The database, its WAL and
+    shared-memory files and the key file are readable by their owner only (0600): an
+    existing one open to others is tightened, with a warning.
     """
 
     schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
@@ -122,6 +167,11 @@ class SQLiteStore(SessionStore):
         else:
             file = Path(self.path)
             file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _private_database(file)
+        except OSError as exc:
+            logger.error("wafer_py: cannot create the SQLite store's file: %s", exc)
+            raise _unavailable("cannot create the SQLite store's file", exc) from None
         self._target = file.absolute().as_uri()
         try:
             self._keepalive = self._conn()
@@ -154,6 +204,7 @@ class SQLiteStore(SessionStore):
         if self._scratch is not None:
             return None
         key_path = Path(self.path + ".key")
+        _make_private(key_path)
         for _ in range(100):
             try:
                 fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -334,7 +385,7 @@ class SQLiteStore(SessionStore):
                 self._conn()
                 .execute(
                     f"SELECT {_SESSION_COLUMNS} FROM wafer_sessions WHERE openid = ? "
-                    "ORDER BY created_at",
+                    "ORDER BY created_at, id",
                     (openid,),
                 )
                 .fetchall()
@@ -440,7 +491,13 @@ class SQLiteStore(SessionStore):
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``; a rollback on error; SQLite errors → 503."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; a rollback on error; SQLite errors → 503.
+
+    The error reported is always the one that failed the write: SQLite rolls a
+    transaction back by itself on some errors (a full disk, ``SQLITE_FULL``), and the
+    explicit ``ROLLBACK`` then fails too ("no transaction is active"); that second error
+    never hides the first.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -460,8 +517,22 @@ class _Transaction:
                 self.conn.execute("COMMIT")
                 return
             except sqlite3.OperationalError as err:
-                self.conn.execute("ROLLBACK")
+                self._rollback(err)
                 raise _unavailable("SQLite store error", err) from None
-        self.conn.execute("ROLLBACK")
+        assert exc is not None
+        self._rollback(exc)
         if isinstance(exc, sqlite3.OperationalError):
             raise _unavailable("SQLite store error", exc) from None
+
+    def _rollback(self, cause: BaseException) -> None:
+        """Roll back what is still open; a failed rollback is logged, never raised."""
+        if not self.conn.in_transaction:
+            return  # SQLite already rolled it back
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error as err:
+            logger.warning(
+                "wafer_py: SQLite rollback failed (%s) after: %s",
+                err,
+                f"{type(cause).__name__}: {cause}",
+            )
