@@ -61,16 +61,28 @@ def _try_it(base: str, fake_url: str | None, appid: str) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .auth import WaferAuth
 
-    config = WaferConfig.from_env()
+    env = os.environ
     fake_server = None
-    if not os.environ.get("WAFER_WECHAT_API_BASE"):
+    if env.get("WAFER_WECHAT_API_BASE"):
+        config = WaferConfig.from_env()  # a WeChat of your own: its AppID and secret
+    else:
         from .fakewechat import FakeWeChat
 
-        oauth_appid, oauth_secret = config.oauth_app()  # the official account, if another
-        fake = FakeWeChat(apps={config.appid: config.app_secret, oauth_appid: oauth_secret})
-        fake_server = fake.serve(host=args.host, port=args.fake_port)
-        config = config.replace(api_base=fake_server.url, open_base=fake_server.url)
-    auth = WaferAuth(config)
+        apps = {  # the app the config below falls back to, or the one you named
+            env.get("WAFER_APPID") or DEMO_APPID: env.get("WAFER_APP_SECRET") or DEMO_APP_SECRET
+        }
+        if env.get("WAFER_OAUTH_APPID"):  # the official account, if another
+            apps[env["WAFER_OAUTH_APPID"]] = env.get("WAFER_OAUTH_APP_SECRET") or DEMO_APP_SECRET
+        fake_server = FakeWeChat(apps=apps).serve(host=args.host, port=args.fake_port)
+        config = WaferConfig.from_env(
+            api_base=fake_server.url, open_base=fake_server.url, fake_wechat=True
+        )
+    try:
+        auth = WaferAuth(config)
+    except BaseException:
+        if fake_server is not None:
+            fake_server.close()
+        raise
     module = _examples_module(args.framework)
     app = module.create_app(auth)
     base = f"http://{args.host}:{args.port}"
@@ -118,12 +130,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     secret = args.secret or os.environ.get("WAFER_APP_SECRET") or DEMO_APP_SECRET
     fake = FakeWeChat(apps={appid: secret})
     server = fake.serve(host=args.host, port=args.port)
+    shown = secret if secret == DEMO_APP_SECRET else "<the secret you gave>"
     print(
         "\n".join(
             [
                 f"fake WeChat on {server.url}",
                 f"  AppID {appid} (secret from WAFER_APP_SECRET, or the demo secret)",
-                f"  point your server at it: WAFER_WECHAT_API_BASE={server.url}",
+                f"  point your server at it: WAFER_WECHAT_API_BASE={server.url} "
+                f"WAFER_APPID={appid} WAFER_APP_SECRET={shown}",
                 f"  mint a login code:   curl -s -X POST {server.url}/_fake/login "
                 f'-d \'{{"appid": "{appid}", "user": "alice"}}\'',
                 f"  encrypted user info: curl -s -X POST {server.url}/_fake/userinfo "
