@@ -1,9 +1,11 @@
-"""Unsafe defaults refused at start (issue #11, item 4).
+"""Unsafe defaults refused at start (issue #11, items 4 and 5).
 
 * No AppID or AppSecret: the app stops naming ``WAFER_APPID`` / ``WAFER_APP_SECRET``; the
   fake's demo app stands in only with ``fake_wechat=True`` and a loopback ``api_base``.
 * A store shared between processes (Redis, PostgreSQL, MySQL) without ``WAFER_SECRET_KEY``,
   or any key under 32 characters: the app stops naming ``WAFER_SECRET_KEY``.
+* ``wafer-py demo`` with production variables set refuses (status 2); the fake WeChat is
+  served on loopback only.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import requests
 
 from tests import services
 from tests.app_process import ROOT, app_process
-from tests.conftest import DEMO_APP
+from tests.conftest import DEMO_APP, TEST_SECRET
 from wafer_py import WaferAuth, WaferConfig
 from wafer_py.config import DEFAULT_API_BASE, DEMO_APP_SECRET, DEMO_APPID
+from wafer_py.fakewechat import FakeWeChat
 from wafer_py.stores import MemoryStore, RedisStore, SessionStore, SQLiteStore, SQLStore, open_store
 from wafer_py.weblogin import WebLogin
 
@@ -236,3 +240,85 @@ def test_one_machine_stores_still_run_without_a_key(
     finally:
         for auth in (sqlite, again, memory):
             auth.close()
+
+
+# --------------------------------------------------------- the demo in production
+
+
+PRODUCTION = {
+    "WAFER_APPID": "wx00112233445566ff",
+    "WAFER_APP_SECRET": "0123456789abcdef0123456789abcdef",
+    "WAFER_SECRET_KEY": TEST_SECRET,
+}
+
+
+def test_the_demo_refuses_to_run_in_production(tmp_path: Path) -> None:
+    store = tmp_path / "production.db"
+    env = {**PRODUCTION, "WAFER_STORE_URL": f"sqlite:///{store}"}
+    port = _free_port()
+    result = _wafer_py(["demo", "--port", str(port)], env, tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    for name in ("WAFER_APPID", "WAFER_APP_SECRET", "WAFER_SECRET_KEY", "WAFER_STORE_URL"):
+        assert name in result.stderr
+    assert "WAFER_WECHAT_API_BASE" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert PRODUCTION["WAFER_APP_SECRET"] not in result.stderr + result.stdout
+    assert TEST_SECRET not in result.stderr + result.stdout
+    assert not store.exists()  # nothing was minted into it, nothing was even opened
+
+
+@pytest.mark.parametrize(
+    "name", ["WAFER_APPID", "WAFER_APP_SECRET", "WAFER_SECRET_KEY", "WAFER_STORE_URL"]
+)
+def test_any_one_production_variable_is_enough_to_refuse(name: str, tmp_path: Path) -> None:
+    value = PRODUCTION.get(name, f"sqlite:///{tmp_path}/production.db")
+    result = _wafer_py(["demo", "--port", str(_free_port())], {name: value}, tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"refusing to start a fake WeChat: {name} is set" in result.stderr
+
+
+def test_the_demo_fake_is_on_loopback_whatever_the_apps_host(tmp_path: Path) -> None:
+    """``--host`` places the example app; its fake WeChat stays on 127.0.0.1."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wafer_py", "demo", "--host", "127.0.0.2", "--port", str(port)],
+        cwd=tmp_path,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("WAFER_")},
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "WeChat API:" in line:
+                break
+        api = next(line for line in lines if "WeChat API:" in line).split()[2]
+        assert api.startswith("http://127.0.0.1:"), lines
+        assert requests.get(api + "/_fake/", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1", "localhost.example"])
+def test_the_fake_wechat_serves_loopback_only(host: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        FakeWeChat().serve(host=host)
+    result = _wafer_py(["sandbox", "--host", host, "--port", str(_free_port())], {}, tmp_path)
+    assert result.returncode == 2 and "loopback" in result.stderr, result.stderr
+    module = subprocess.run(
+        [sys.executable, "-m", "wafer_py.fakewechat", "--host", host, "--port", "0"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert module.returncode == 2 and "loopback" in module.stderr, module.stderr
