@@ -1,4 +1,4 @@
-"""Unsafe defaults refused at start (issue #11, items 4 and 5).
+"""Unsafe defaults refused at start (issue #11, items 4 and 5, and the dependency floors).
 
 * No AppID or AppSecret: the app stops naming ``WAFER_APPID`` / ``WAFER_APP_SECRET``; the
   fake's demo app stands in only with ``fake_wechat=True`` and a loopback ``api_base``.
@@ -6,21 +6,25 @@
   or any key under 32 characters: the app stops naming ``WAFER_SECRET_KEY``.
 * ``wafer-py demo`` with production variables set refuses (status 2); the fake WeChat is
   served on loopback only.
+* setup.cfg's lower bounds exclude the releases with published CVEs.
 """
 
 from __future__ import annotations
 
+import configparser
 import logging
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import requests
+from packaging.requirements import Requirement
 
 from tests import services
 from tests.app_process import ROOT, app_process
@@ -322,3 +326,71 @@ def test_the_fake_wechat_serves_loopback_only(host: str, tmp_path: Path) -> None
         timeout=30,
     )
     assert module.returncode == 2 and "loopback" in module.stderr, module.stderr
+
+
+# ------------------------------------------------------------- dependency floors
+
+#: (package, a release with a published CVE, the release that fixed it, what). Each
+#: floor in setup.cfg refuses the first in every section that names the package.
+VULNERABLE = [
+    ("werkzeug", "3.0.5", "3.0.6", "CVE-2024-49766, CVE-2024-49767"),
+    ("werkzeug", "3.1.5", "3.1.6", "GHSA-hgf8-39gv-g3f2, GHSA-87hc-h4r5-73f7, GHSA-29vq-49wr-vm6x"),
+    ("starlette", "0.39.2", "0.40.0", "CVE-2024-47874"),
+    ("starlette", "0.49.0", "0.49.1", "CVE-2025-62727"),
+    ("starlette", "1.0.0", "1.0.1", "CVE-2026-48710"),
+    ("starlette", "1.3.0", "1.3.1", "CVE-2026-54282, CVE-2026-54283"),
+    ("requests", "2.32.3", "2.32.4", "CVE-2024-47081"),
+    ("requests", "2.32.5", "2.33.0", "CVE-2026-25645"),
+    ("cryptography", "42.0.3", "42.0.4", "CVE-2024-26130"),
+    ("cryptography", "44.0.0", "44.0.1", "CVE-2024-12797"),
+    ("cryptography", "46.0.4", "46.0.5", "CVE-2026-26007"),
+    ("cryptography", "49.0.0", "50.0.0", "CVE-2026-69247"),
+    ("h11", "0.15.0", "0.16.0", "CVE-2025-43859"),
+    ("flask", "3.1.0", "3.1.1", "CVE-2025-47278"),
+    ("flask", "3.1.2", "3.1.3", "GHSA-68rp-wp8r-4726"),
+    ("gunicorn", "22.0.0", "23.0.0", "CVE-2024-1135, CVE-2024-6827"),
+    ("pymysql", "1.1.0", "1.1.1", "CVE-2024-36039"),
+    ("redis", "4.5.3", "4.5.4", "CVE-2023-28858, CVE-2023-28859"),
+    ("jinja2", "3.1.5", "3.1.6", "CVE-2025-27516"),
+    ("urllib3", "2.6.3", "2.7.0", "CVE-2026-44431, CVE-2026-44432"),
+]
+
+
+def _sections() -> dict[str, list[Requirement]]:
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg", encoding="utf-8")
+    found = {"install_requires": parser.get("options", "install_requires")}
+    found.update(parser.items("options.extras_require"))
+    return {
+        name: [
+            Requirement(line.strip())
+            for line in text.splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        ]
+        for name, text in found.items()
+    }
+
+
+@pytest.mark.parametrize(("package", "vulnerable", "fixed", "what"), VULNERABLE)
+def test_dependency_floors_exclude_releases_with_cves(
+    package: str, vulnerable: str, fixed: str, what: str
+) -> None:
+    named = [
+        (section, req)
+        for section, reqs in _sections().items()
+        for req in reqs
+        if req.name.lower() == package
+    ]
+    assert named, f"{package} is in no section of setup.cfg"
+    installed = metadata.version(package)  # what the tests run on meets every floor
+    for section, req in named:
+        assert not req.specifier.contains(vulnerable), f"[{section}] {req} allows {what}"
+        assert req.specifier.contains(installed), f"[{section}] {req} refuses {installed}"
+
+
+def test_every_extra_with_uvicorn_brings_a_safe_h11() -> None:
+    sections: dict[str, Any] = _sections()
+    with_uvicorn = [s for s, reqs in sections.items() if any(r.name == "uvicorn" for r in reqs)]
+    assert with_uvicorn
+    for section in with_uvicorn:
+        assert any(r.name == "h11" for r in sections[section]), section
