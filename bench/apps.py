@@ -28,6 +28,7 @@ from typing import Any
 
 from bench.common import SECRET, Probe, drop_bench_store, fill, open_bench_store
 from wafer_py import WaferAuth, WaferConfig
+from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.stores import SessionStore
 
 #: The signing key of the signed-cookie sessions.
@@ -55,6 +56,8 @@ class Variant:
 def make_auth(store: SessionStore, api_base: str | None = None, **options: Any) -> WaferAuth:
     """An auth for ``store`` with the benchmark's secret key (and the fake WeChat's URL);
     ``options`` are :class:`~wafer_py.WaferConfig` fields."""
+    options.setdefault("appid", DEMO_APPID)  # the fake WeChat's app, named explicitly
+    options.setdefault("app_secret", DEMO_APP_SECRET)
     config = WaferConfig(secret_keys=(SECRET,), **options)
     if api_base is not None:
         config = config.replace(api_base=api_base)

@@ -442,7 +442,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": common.machine(),
         "uvicorn": args.uvicorn,
         # (None: a wafer_py from before the cap, measured for comparison.)
-        "max_logins": args.max_logins or getattr(WaferConfig(), "max_concurrent_logins", None),
+        "max_logins": args.max_logins or getattr(WaferConfig, "max_concurrent_logins", None),
         "stores": report(found, size, args.uvicorn),
     }
     common.write_json(args.json, results)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import requests
 
+from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
+
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "shared-secret-of-the-test-deployment"
 
@@ -81,6 +83,8 @@ def app_process(
         "WAFER_SECRET_KEY": SECRET,
         "WAFER_WECHAT_API_BASE": api_base,
         "WAFER_WECHAT_OPEN_BASE": api_base,
+        "WAFER_APPID": DEMO_APPID,  # the fake's app: a config never assumes it from env
+        "WAFER_APP_SECRET": DEMO_APP_SECRET,
         "PYTHONPATH": str(ROOT),
         **extra,
     }

@@ -33,6 +33,13 @@ TWO_APPS = {DEMO_APPID: DEMO_APP_SECRET, OTHER_APPID: OTHER_SECRET}
 CALLBACK = "https://example.com/wechat/oauth/callback?next=%2Fweb"
 #: The request id the fake appends to every errmsg, like WeChat.
 RID = re.compile(r" rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$")
+#: The secret key of the tests' auths (WaferConfig refuses keys under 32 characters).
+TEST_SECRET = "test-secret-key-of-the-wafer-py-test-suite"
+#: Variables that run an example app against the fake WeChat: its demo app, named
+#: explicitly (a config falls back to it only with ``fake_wechat=True``, in code).
+DEMO_ENV = {"WAFER_APPID": DEMO_APPID, "WAFER_APP_SECRET": DEMO_APP_SECRET}
+#: The same as ``WaferConfig`` fields.
+DEMO_APP = {"appid": DEMO_APPID, "app_secret": DEMO_APP_SECRET}
 #: Seconds an HTTP request of a test may take.
 TIMEOUT = 10
 #: The example apps, by the framework they are written for.
@@ -154,9 +161,9 @@ def make_auth(fake_server: Any, tmp_path: Path) -> Iterator[Callable[..., WaferA
 
     def make(**options: Any) -> WaferAuth:
         options.setdefault("store_url", f"sqlite:///{tmp_path}/sessions-{len(made)}.db")
-        options.setdefault("secret_keys", ("test-secret",))
+        options.setdefault("secret_keys", (TEST_SECRET,))
         clock = options.pop("clock", None)
-        config = WaferConfig(api_base=fake_server.url, **options)
+        config = WaferConfig(api_base=fake_server.url, fake_wechat=True, **options)
         auth = WaferAuth(config, clock=clock) if clock else WaferAuth(config)
         made.append(auth)
         return auth

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import DEMO_APP, DEMO_ENV
 from wafer_py import WaferAuth, WaferConfig
 from wafer_py.asynchttp import AsyncHTTP, HTTPError, proxy_configured
 from wafer_py.auth import Credentials
@@ -248,10 +249,10 @@ def test_async_logins_are_capped_per_loop(
 
 
 def test_max_concurrent_logins_is_checked() -> None:
-    assert WaferConfig().max_concurrent_logins == 16
-    config = WaferConfig.from_env({"WAFER_MAX_CONCURRENT_LOGINS": "64"})
+    assert WaferConfig(**DEMO_APP).max_concurrent_logins == 16
+    config = WaferConfig.from_env({**DEMO_ENV, "WAFER_MAX_CONCURRENT_LOGINS": "64"})
     assert config.max_concurrent_logins == 64
     with pytest.raises(ValueError, match="WAFER_MAX_CONCURRENT_LOGINS"):
         WaferConfig.from_env({"WAFER_MAX_CONCURRENT_LOGINS": "many"})
     with pytest.raises(ValueError, match="at least 1"):
-        WaferConfig(max_concurrent_logins=0)
+        WaferConfig(**DEMO_APP, max_concurrent_logins=0)

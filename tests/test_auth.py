@@ -85,15 +85,26 @@ def test_v1_credentials_need_the_matching_id(
 def test_secret_rotation_keeps_sessions(
     make_auth: Callable[..., WaferAuth], fake: FakeWeChat, tmp_path: object
 ) -> None:
-    old = make_auth(secret_keys=("old",), store_url="sqlite:///" + f"{tmp_path}/rot.db")
+    old = make_auth(
+        secret_keys=("old-key-of-the-rotation-test-0000000",),
+        store_url="sqlite:///" + f"{tmp_path}/rot.db",
+    )
     result = old.login(fake.login(DEMO_APPID, "rot")["code"])
-    rotated = make_auth(secret_keys=("new", "old"), store_url=old.config.store_url)
+    rotated = make_auth(
+        secret_keys=(
+            "new-key-of-the-rotation-test-0000000",
+            "old-key-of-the-rotation-test-0000000",
+        ),
+        store_url=old.config.store_url,
+    )
     who = rotated.validate(Credentials(skey=result.skey))
     info = fake.user_info(DEMO_APPID, "rot", nickName="Rotated")
     assert rotated.update_profile(who, info["encryptedData"], info["iv"]).user.nickname == (
         "Rotated"
     )
-    dropped = make_auth(secret_keys=("new",), store_url=old.config.store_url)
+    dropped = make_auth(
+        secret_keys=("new-key-of-the-rotation-test-0000000",), store_url=old.config.store_url
+    )
     with pytest.raises(InvalidSession):
         dropped.validate(Credentials(skey=result.skey))
 
@@ -116,7 +127,7 @@ def test_no_secret_in_reprs_or_logs(
     make_auth: Callable[..., WaferAuth], fake: FakeWeChat, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    auth = make_auth(secret_keys=("top-secret-key",))
+    auth = make_auth(secret_keys=("top-secret-key-that-must-never-be-logged",))
     code = fake.login(DEMO_APPID, "quiet")
     result = auth.login(code["code"])
     session_key = fake.session_key_of(DEMO_APPID, code["openid"])
@@ -155,12 +166,16 @@ def test_config_from_env() -> None:
             "WAFER_APP_SECRET": "s",
             "WAFER_STORE_URL": "memory://",
             "WAFER_SESSION_TTL": "60",
-            "WAFER_SECRET_KEY": "new, old",
+            "WAFER_SECRET_KEY": "new-key-of-the-rotation-test-0000000, "
+            "old-key-of-the-rotation-test-0000000",
             "WAFER_WECHAT_API_BASE": "http://127.0.0.1:1",
         }
     )
     assert (config.appid, config.store_url, config.session_ttl) == ("wxabc", "memory://", 60)
-    assert config.secret_keys == ("new", "old")
+    assert config.secret_keys == (
+        "new-key-of-the-rotation-test-0000000",
+        "old-key-of-the-rotation-test-0000000",
+    )
     with pytest.raises(ValueError, match="WAFER_SESSION_TTL"):
         WaferConfig.from_env({"WAFER_SESSION_TTL": "soon"})
 
@@ -207,8 +222,8 @@ def test_processes_without_a_secret_share_the_sqlite_key(
 
     url = f"sqlite:///{tmp_path}/shared.db"
     base = fake_server.url
-    one = WaferAuth(WaferConfig(api_base=base, store_url=url))
-    two = WaferAuth(WaferConfig(api_base=base, store_url=url))
+    one = WaferAuth(WaferConfig(api_base=base, fake_wechat=True, store_url=url))
+    two = WaferAuth(WaferConfig(api_base=base, fake_wechat=True, store_url=url))
     try:
         result = one.login(fake.login(DEMO_APPID, "shared")["code"])
         assert two.validate(Credentials(skey=result.skey)).openid == result.user.openid

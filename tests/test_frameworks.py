@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from tests.conftest import serve_asgi, serve_wsgi, skip_or_fail
+from tests.conftest import DEMO_ENV, serve_asgi, serve_wsgi, skip_or_fail
 from wafer_py import WaferAuth
 from wafer_py.asgi import WaferMiddleware
 from wafer_py.config import DEMO_APPID
@@ -146,6 +146,7 @@ def test_gunicorn_workers_share_sqlite_sessions(
         **os.environ,
         "WAFER_WECHAT_API_BASE": fake_server.url,
         "WAFER_STORE_URL": f"sqlite:///{tmp_path}/workers.db",
+        **DEMO_ENV,
     }
     env.pop("WAFER_SECRET_KEY", None)
     root = Path(__file__).resolve().parent.parent

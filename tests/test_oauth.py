@@ -12,7 +12,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.conftest import CALLBACK, OTHER_APPID, OTHER_SECRET, TWO_APPS, Clock
+from tests.conftest import (
+    CALLBACK,
+    DEMO_APP,
+    DEMO_ENV,
+    OTHER_APPID,
+    OTHER_SECRET,
+    TWO_APPS,
+    Clock,
+)
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID, WaferConfig
 from wafer_py.exceptions import (
     AccessTokenExpired,
@@ -337,20 +345,23 @@ def test_reprs_and_logs_hold_no_tokens(
 
 def test_from_config_uses_the_official_account() -> None:
     config = WaferConfig(
-        oauth_appid=OTHER_APPID, oauth_app_secret=OTHER_SECRET, open_base="http://fake.test"
+        **DEMO_APP,
+        oauth_appid=OTHER_APPID,
+        oauth_app_secret=OTHER_SECRET,
+        open_base="http://fake.test",
     )
     client = WeChatOAuth.from_config(config)
     assert client.appid == OTHER_APPID and client.open_base == "http://fake.test"
-    assert WeChatOAuth.from_config(WaferConfig()).appid == DEMO_APPID
+    assert WeChatOAuth.from_config(WaferConfig(**DEMO_APP)).appid == DEMO_APPID
     assert OTHER_SECRET not in repr(config)
 
 
 def test_config_from_env() -> None:
     config = WaferConfig.from_env(
-        {"WAFER_OAUTH_APPID": OTHER_APPID, "WAFER_OAUTH_APP_SECRET": OTHER_SECRET}
+        {**DEMO_ENV, "WAFER_OAUTH_APPID": OTHER_APPID, "WAFER_OAUTH_APP_SECRET": OTHER_SECRET}
     )
     assert config.oauth_app() == (OTHER_APPID, OTHER_SECRET)
-    assert WaferConfig.from_env({}).oauth_app() == (DEMO_APPID, DEMO_APP_SECRET)
+    assert WaferConfig.from_env(DEMO_ENV).oauth_app() == (DEMO_APPID, DEMO_APP_SECRET)
 
 
 # ---------------------------------------------------------------- the signed state

@@ -34,7 +34,12 @@ def protocol() -> Iterator[WaferProtocol]:
     fake = FakeWeChat()
     with fake.serve() as server:
         auth = WaferAuth(
-            WaferConfig(api_base=server.url, store_url="memory://", secret_keys=("fuzz",))
+            WaferConfig(
+                api_base=server.url,
+                fake_wechat=True,
+                store_url="memory://",
+                secret_keys=("fuzz-test-secret-key-000000000000",),
+            )
         )
         auth.login(fake.login(DEMO_APPID, "fuzz")["code"])  # some stored state to protect
         yield WaferProtocol(auth, path_matcher(["/api/"]))

@@ -19,6 +19,7 @@ import requests
 
 from tests.conftest import (
     OTHER_APPID,
+    TEST_SECRET,
     TIMEOUT,
     TWO_APPS,
     confirm_consent,
@@ -415,7 +416,7 @@ def test_the_callback_may_reach_another_instance(
         "open_base": fake_server.url,
         "clock": fake.now,
         "store_url": f"sqlite:///{tmp_path}/shared.db",
-        "secret_keys": ("shared",),
+        "secret_keys": ("shared-key-of-both-instances-000000",),
     }
     one, two = make_auth(**shared), make_auth(**shared)
     with serve_test_app(framework, one) as first, serve_test_app(framework, two) as second:
@@ -460,7 +461,7 @@ def test_local_path(value: str | None, expected: str) -> None:
 def test_web_login_reprs_hold_no_secrets(auth: WaferAuth) -> None:
     login = WebLogin.from_auth(auth)
     text = repr(login) + repr(login.states) + repr(login.oauth)
-    assert DEMO_APP_SECRET not in text and "test-secret" not in text
+    assert DEMO_APP_SECRET not in text and TEST_SECRET not in text
 
 
 def test_the_core_imports_no_framework_and_no_http_client() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from .exceptions import (
 )
 from .models import Session, User, clean_profile
 from .phone import PhoneNumber
+from .serverkeys import server_secret_keys
 from .stores import SessionStore, open_store
 from .stores.base import acall_store, call_store
 
@@ -122,6 +122,14 @@ class WaferAuth:
             if store is None
             else (open_store(store) if isinstance(store, str) else store)
         )
+        try:
+            #: The secret keys in force, newest first (configured, kept beside SQLite, or
+            #: random for the memory store; a shared store without keys raises ValueError).
+            self._keys: tuple[str, ...] = server_secret_keys(config.secret_keys, self.store)
+        except ValueError:
+            if store is None or isinstance(store, str):  # opened here from a URL: ours to close
+                self.store.close()
+            raise
         if wechat is None:
             from .wechat import WeChatClient  # requests is imported only when needed
 
@@ -132,15 +140,6 @@ class WaferAuth:
                 timeout=config.wechat_timeout,
             )
         self.wechat = wechat
-        keys = config.secret_keys or self._local_secret_keys()
-        if not keys:
-            logger.warning(
-                "wafer_py: no secret key configured (WAFER_SECRET_KEY); using a random one. "
-                "Sessions will not survive a restart nor be shared between processes."
-            )
-            keys = (secrets.token_hex(32),)
-        #: The secret keys in force, newest first (configured, kept beside SQLite, or random).
-        self._keys: tuple[str, ...] = tuple(keys)
         # Scoped by AppID: a store and key shared by two mini-programs keep their
         # sessions apart.
         self.secrets = SecretBox(self._keys, scope=config.appid)
@@ -149,19 +148,6 @@ class WaferAuth:
         self._wechat_api: WeChatAPI | None = None
         self._lazy = threading.Lock()
         self._login_gate: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
-
-    def _local_secret_keys(self) -> tuple[str, ...]:
-        """Without configured keys: a key kept beside a SQLite file, shared by the
-        processes that use that file (none for other stores)."""
-        local = getattr(self.store, "local_secret", None)
-        key = local() if callable(local) else None
-        if isinstance(key, str) and key:
-            logger.warning(
-                "wafer_py: no secret key configured (WAFER_SECRET_KEY); using the key "
-                "generated beside the SQLite store. Set WAFER_SECRET_KEY in production."
-            )
-            return (key,)
-        return ()
 
     def __repr__(self) -> str:
         return f"WaferAuth(appid={self.config.appid!r}, store={self.store!r})"

@@ -1,7 +1,8 @@
 """The ``wafer-py`` command.
 
 * ``wafer-py demo`` serves an example app over HTTP on the embedded defaults (SQLite store,
-  a fake WeChat started in the same process unless ``WAFER_WECHAT_API_BASE`` is set).
+  a fake WeChat on 127.0.0.1 started in the same process unless ``WAFER_WECHAT_API_BASE``
+  is set). It refuses to start its fake where production variables are set.
 * ``wafer-py sandbox`` runs the fake WeChat alone, for testing your own server.
 
 Configuration comes from ``WAFER_*`` environment variables (see the README).
@@ -13,7 +14,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import cli_sessions, cli_token
@@ -58,19 +59,57 @@ def _try_it(base: str, fake_url: str | None, appid: str) -> str:
     )
 
 
+#: What a production deployment sets. The demo's fake WeChat would mint valid sessions
+#: for that AppID, under that key, into that store: with any of them set (and no
+#: ``WAFER_WECHAT_API_BASE``), ``wafer-py demo`` refuses to start.
+PRODUCTION_VARIABLES = ("WAFER_APPID", "WAFER_APP_SECRET", "WAFER_SECRET_KEY", "WAFER_STORE_URL")
+
+
+def _production_variables(env: Mapping[str, str]) -> list[str]:
+    """The production variables set in ``env`` (the demo app's own values do not count)."""
+    demo = {"WAFER_APPID": DEMO_APPID, "WAFER_APP_SECRET": DEMO_APP_SECRET}
+    return [
+        name
+        for name in PRODUCTION_VARIABLES
+        if env.get(name, "").strip() and env[name].strip() != demo.get(name)
+    ]
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .auth import WaferAuth
 
-    config = WaferConfig.from_env()
+    env = os.environ
     fake_server = None
-    if not os.environ.get("WAFER_WECHAT_API_BASE"):
+    if env.get("WAFER_WECHAT_API_BASE"):
+        config = WaferConfig.from_env()  # a WeChat of your own: its AppID and secret
+    else:
+        found = _production_variables(env)
+        if found:
+            print(
+                f"wafer-py demo: refusing to start a fake WeChat: {', '.join(found)} "
+                f"{'is' if len(found) == 1 else 'are'} set, as in production, and "
+                "WAFER_WECHAT_API_BASE is not. The fake would mint valid sessions for that "
+                "AppID, under that key, into that store. Unset "
+                f"{' and '.join(PRODUCTION_VARIABLES)} to run the demo, or set "
+                "WAFER_WECHAT_API_BASE to a WeChat of your own.",
+                file=sys.stderr,
+            )
+            return 2
         from .fakewechat import FakeWeChat
 
-        oauth_appid, oauth_secret = config.oauth_app()  # the official account, if another
-        fake = FakeWeChat(apps={config.appid: config.app_secret, oauth_appid: oauth_secret})
-        fake_server = fake.serve(host=args.host, port=args.fake_port)
-        config = config.replace(api_base=fake_server.url, open_base=fake_server.url)
-    auth = WaferAuth(config)
+        apps = {DEMO_APPID: DEMO_APP_SECRET}
+        if env.get("WAFER_OAUTH_APPID"):  # the official account, if another
+            apps[env["WAFER_OAUTH_APPID"]] = env.get("WAFER_OAUTH_APP_SECRET") or DEMO_APP_SECRET
+        fake_server = FakeWeChat(apps=apps).serve(port=args.fake_port)  # on 127.0.0.1
+        config = WaferConfig.from_env(
+            api_base=fake_server.url, open_base=fake_server.url, fake_wechat=True
+        )
+    try:
+        auth = WaferAuth(config)
+    except BaseException:
+        if fake_server is not None:
+            fake_server.close()
+        raise
     module = _examples_module(args.framework)
     app = module.create_app(auth)
     base = f"http://{args.host}:{args.port}"
@@ -118,12 +157,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     secret = args.secret or os.environ.get("WAFER_APP_SECRET") or DEMO_APP_SECRET
     fake = FakeWeChat(apps={appid: secret})
     server = fake.serve(host=args.host, port=args.port)
+    shown = secret if secret == DEMO_APP_SECRET else "<the secret you gave>"
     print(
         "\n".join(
             [
                 f"fake WeChat on {server.url}",
                 f"  AppID {appid} (secret from WAFER_APP_SECRET, or the demo secret)",
-                f"  point your server at it: WAFER_WECHAT_API_BASE={server.url}",
+                f"  point your server at it: WAFER_WECHAT_API_BASE={server.url} "
+                f"WAFER_APPID={appid} WAFER_APP_SECRET={shown}",
                 f"  mint a login code:   curl -s -X POST {server.url}/_fake/login "
                 f'-d \'{{"appid": "{appid}", "user": "alice"}}\'',
                 f"  encrypted user info: curl -s -X POST {server.url}/_fake/userinfo "
@@ -151,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="serve an example app with the fake WeChat")
     demo.add_argument("--framework", choices=("starlette", "flask"), default="starlette")
-    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument(
+        "--host", default="127.0.0.1", help="the app's address (its fake WeChat: 127.0.0.1)"
+    )
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument(
         "--fake-port", type=int, default=0, help="port of the fake WeChat (default: any free port)"
@@ -159,7 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     sandbox = sub.add_parser("sandbox", help="run the fake WeChat alone")
-    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="a loopback address (127.0.0.1, ::1): the fake is never served to the network",
+    )
     sandbox.add_argument("--port", type=int, default=8900)
     sandbox.add_argument("--appid", default=None)
     sandbox.add_argument("--secret", default=None)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from .config import WaferConfig
+from .config import DEFAULT_STORE_URL
 from .exceptions import WaferError
 from .migrate import SQL_EXTRA, MigrationError, WaferTable, display_url, import_users
 from .models import Session
@@ -91,8 +91,8 @@ class Progress:
 
 # -- opening the store ------------------------------------------------------------------
 def _store_url(args: argparse.Namespace) -> str:
-    overrides = {"store_url": args.store} if args.store else {}
-    return WaferConfig.from_env(**overrides).store_url
+    """``--store``, else ``WAFER_STORE_URL``, else the default (no AppID needed here)."""
+    return str(args.store or os.environ.get("WAFER_STORE_URL") or DEFAULT_STORE_URL)
 
 
 def _sqlite_file(url: str) -> Path | None:

@@ -6,18 +6,32 @@ and the examples call :meth:`WaferConfig.from_env`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
-__all__ = ["WaferConfig", "DEMO_APPID", "DEMO_APP_SECRET", "DEFAULT_API_BASE"]
+__all__ = [
+    "WaferConfig",
+    "DEMO_APPID",
+    "DEMO_APP_SECRET",
+    "DEFAULT_API_BASE",
+    "MIN_SECRET_KEY_LENGTH",
+    "check_secret_keys",
+]
 
-#: The AppID and AppSecret the fake WeChat knows out of the box (demo and tests).
+#: The AppID and AppSecret the fake WeChat knows out of the box (demo and tests). A config
+#: falls back to them only with ``fake_wechat=True`` (a fake WeChat on loopback).
 DEMO_APPID = "wx5fa4de0c0ffee000"
 DEMO_APP_SECRET = "fakesecret000000000000000000demo"  # noqa: S105 - the fake's, public
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
 DEFAULT_OPEN_BASE = "https://open.weixin.qq.com"
+DEFAULT_STORE_URL = "sqlite:///wafer_sessions.db"
+#: The shortest secret key accepted (characters): a key is a password nobody types, so
+#: ``python -c "import secrets; print(secrets.token_urlsafe(32))"`` (43 characters).
+MIN_SECRET_KEY_LENGTH = 32
 
 #: The nickname and avatar of a user who logged in with a code only (WeChat no longer
 #: hands out profiles at login; these are WeChat's own defaults).
@@ -41,11 +55,11 @@ class WaferConfig:
     absolute cap counted from login.
     """
 
-    appid: str = DEMO_APPID
-    app_secret: str = field(default=DEMO_APP_SECRET, repr=False)
+    appid: str = ""
+    app_secret: str = field(default="", repr=False)
     api_base: str = DEFAULT_API_BASE
     open_base: str = DEFAULT_OPEN_BASE
-    store_url: str = "sqlite:///wafer_sessions.db"
+    store_url: str = DEFAULT_STORE_URL
     secret_keys: tuple[str, ...] = field(default=(), repr=False)
     session_ttl: int = 7 * 24 * 3600
     session_max_age: int = 30 * 24 * 3600
@@ -65,10 +79,32 @@ class WaferConfig:
     #: The official account used for web OAuth (网页授权); None means the mini-program's.
     oauth_appid: str | None = None
     oauth_app_secret: str | None = field(default=None, repr=False)
+    #: ``api_base`` is a fake WeChat (``wafer-py demo``, tests): only then may ``appid``
+    #: and ``app_secret`` be left out, and they default to the fake's demo app. Set in
+    #: code only (no variable sets it), and refused unless ``api_base`` is on loopback.
+    fake_wechat: bool = False
 
     def __post_init__(self) -> None:
-        if not self.appid:
-            raise ValueError("appid is required")
+        if self.fake_wechat:
+            if not _on_loopback(self.api_base):
+                raise ValueError(
+                    f"fake_wechat is set but the WeChat API base {self.api_base!r} is not on "
+                    "loopback (127.0.0.1): the demo credentials only go to a local fake WeChat"
+                )
+            if not self.appid:  # the fields are frozen: set once, here
+                object.__setattr__(self, "appid", DEMO_APPID)
+            if not self.app_secret:
+                object.__setattr__(self, "app_secret", DEMO_APP_SECRET)
+        for variable, value, what in (
+            ("WAFER_APPID", self.appid, "the mini-program's AppID"),
+            ("WAFER_APP_SECRET", self.app_secret, "its AppSecret"),
+        ):
+            if not value:
+                raise ValueError(
+                    f"{variable} is not set: {what} is required (the demo's stand-in is "
+                    "used only with a fake WeChat: wafer-py demo, wafer-py sandbox, tests)"
+                )
+        check_secret_keys(self.secret_keys)
         if self.session_ttl <= 0 or self.session_max_age <= 0:
             raise ValueError("session_ttl and session_max_age must be positive")
         if self.max_sessions_per_user < 1:
@@ -95,6 +131,10 @@ class WaferConfig:
         ``WAFER_SESSION_MAX_AGE``, ``WAFER_SECRET_KEY`` (several keys separated by
         commas, newest first), ``WAFER_LOGIN_PATH``, ``WAFER_MAX_CONCURRENT_LOGINS``,
         ``WAFER_OAUTH_APPID`` and ``WAFER_OAUTH_APP_SECRET``.
+
+        Raises ``ValueError`` naming the variable when one is missing or wrong:
+        ``WAFER_APPID`` and ``WAFER_APP_SECRET`` are required unless ``overrides`` set
+        ``fake_wechat``.
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -130,3 +170,27 @@ class WaferConfig:
             values["secret_keys"] = keys
         values.update(overrides)
         return cls(**values)
+
+
+def check_secret_keys(keys: Sequence[str]) -> None:
+    """Refuse a secret key shorter than :data:`MIN_SECRET_KEY_LENGTH` (``ValueError``
+    naming ``WAFER_SECRET_KEY`` and the key's position, never the key)."""
+    for position, key in enumerate(keys, 1):
+        if len(key) < MIN_SECRET_KEY_LENGTH:
+            which = f"key {position} of {len(keys)}" if len(keys) > 1 else "the key"
+            raise ValueError(
+                f"WAFER_SECRET_KEY: {which} is shorter than {MIN_SECRET_KEY_LENGTH} "
+                'characters; make one with: python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"'
+            )
+
+
+def _on_loopback(url: str) -> bool:
+    """Whether ``url``'s host is a loopback address (127.0.0.0/8, ::1) or ``localhost``."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

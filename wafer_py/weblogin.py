@@ -67,6 +67,7 @@ from .exceptions import (
     WeChatError,
 )
 from .oauthstate import ClockedSigner, OAuthStateSigner, StateClaims, browser_digest
+from .serverkeys import server_secret_keys
 from .stores import SessionStore
 from .stores.base import call_store
 
@@ -331,13 +332,12 @@ class WebLogin:
             oauth = WeChatOAuth.from_config(config)
         self.oauth = oauth
         self.store = store
-        keys = list(secret_keys if secret_keys is not None else config.secret_keys)
-        if not keys:
-            logger.warning(
-                "wafer_py: no secret key configured (WAFER_SECRET_KEY); web "
-                "sessions and login links will not survive a restart."
+        # No keys: as WaferAuth (none for a shared store; SQLite's key file; else random).
+        keys = list(
+            server_secret_keys(
+                secret_keys if secret_keys is not None else config.secret_keys, store
             )
-            keys = [_random_key()]
+        )
         self.secrets = secret_box or SecretBox(keys)
         self.clock = clock
         self.callback_path = callback_path
@@ -819,7 +819,3 @@ def _usable(nonce: str | None) -> str:
 def _entry_key(session_id: str) -> str:
     # The store sees a hash of the web-session id, never the id the cookie carries.
     return _ENTRY_PREFIX + hashlib.sha256(session_id.encode()).hexdigest()
-
-
-def _random_key() -> str:
-    return secrets.token_urlsafe(32)

@@ -13,7 +13,9 @@ from .fake import FakeWeChat
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments and serve until interrupted."""
     parser = argparse.ArgumentParser(prog="python -m wafer_py.fakewechat", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="a loopback address (127.0.0.1, ::1), nothing else"
+    )
     parser.add_argument("--port", type=int, default=8900)
     parser.add_argument(
         "--app",
@@ -30,7 +32,11 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--app must be APPID:SECRET, got {item!r}")
         apps[appid] = secret
     fake = FakeWeChat(apps, content_type=args.content_type)
-    with fake.serve(args.host, args.port) as server:
+    try:
+        server = fake.serve(args.host, args.port)
+    except ValueError as exc:
+        parser.error(str(exc))  # exits with status 2
+    with server:
         print(f"fake WeChat on {server.url} (control API: {server.url}/_fake/)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()

@@ -99,7 +99,8 @@ class FakeWeChat:
         return response
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> FakeWeChatServer:
-        """Start serving in a background thread (``port=0`` picks a free port).
+        """Start serving in a background thread (``port=0`` picks a free port) on
+        ``host``, a loopback address (anything else raises ``ValueError``).
 
         Returns the running server: ``server.url``, ``server.close()``, or use it in a
         ``with`` block.

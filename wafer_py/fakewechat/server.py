@@ -7,6 +7,7 @@ functions ``Request -> Response``; the server knows nothing of WeChat.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import socket
@@ -190,13 +191,33 @@ class _Server(ThreadingHTTPServer):
                 sock.shutdown(socket.SHUT_RDWR)
 
 
+def check_loopback(host: str) -> None:
+    """Refuse a ``host`` that is not a loopback address (``ValueError``).
+
+    The fake mints login codes for anyone who asks its control API, and knows the
+    AppSecrets it was given: served to the network, it would let others mint sessions
+    in the app that trusts it. It serves 127.0.0.1 (or another loopback address) only.
+    """
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            f"the fake WeChat serves on a loopback address only (127.0.0.1 or ::1), "
+            f"not {host!r}: it would let anyone who reaches it mint sessions"
+        )
+
+
 class FakeWeChatServer:
     """A running server (background thread). Close it, or use it as a context manager.
 
-    ``url`` is its base URL, e.g. ``http://127.0.0.1:53117``.
+    ``url`` is its base URL, e.g. ``http://127.0.0.1:53117``. ``host`` must be a
+    loopback address (see :func:`check_loopback`).
     """
 
     def __init__(self, app: Handler, host: str = "127.0.0.1", port: int = 0) -> None:
+        check_loopback(host)
         self._server = _Server((host, port), app)
         self.host = host
         self.port: int = self._server.server_address[1]

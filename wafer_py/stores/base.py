@@ -141,6 +141,13 @@ class SessionStore(ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     #: Whether a call may block on I/O.
     blocking: ClassVar[bool] = True
+    #: Whether processes that share nothing but this store may use it at once (a database
+    #: server: Redis, PostgreSQL, MySQL). They must then all be given the same secret key
+    #: (``WAFER_SECRET_KEY``), and none may make one up: a shared store without one stops
+    #: the app at start. False for the memory store (one process) and SQLite (one machine,
+    #: whose processes share the key file beside the database). True unless a backend
+    #: says otherwise.
+    shared: ClassVar[bool] = True
     #: Whether :meth:`afind_login` and :meth:`atouch_session` use an async driver (the
     #: ASGI middleware then validates sessions on the event loop, without a thread). Set
     #: per instance where it depends on the server (the SQL store: PostgreSQL only).

@@ -18,6 +18,8 @@ class MemoryStore(SessionStore):
 
     schemes: ClassVar[tuple[str, ...]] = ("memory",)
     blocking: ClassVar[bool] = False
+    #: One process: a random secret key is as good as any.
+    shared: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -272,6 +272,8 @@ class RedisStore(SessionStore):
     """
 
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
+    #: A server many app processes use: they need one configured secret key.
+    shared: ClassVar[bool] = True
     supports_async = True
 
     def __init__(

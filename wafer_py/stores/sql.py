@@ -345,6 +345,8 @@ class SQLStore(SessionStore):
     """
 
     schemes: ClassVar[tuple[str, ...]] = ("postgresql", "postgres", "mysql", "mariadb")
+    #: A server many app processes use: they need one configured secret key.
+    shared: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -147,6 +147,8 @@ class SQLiteStore(SessionStore):
     """
 
     schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
+    #: One machine: its processes share the key file beside the database.
+    shared: ClassVar[bool] = False
     #: Validation reads on the event loop: a local read in WAL mode never waits for a
     #: writer and takes tens of microseconds, less than a hop to a worker thread. The
     #: touch, a write that may wait for another process's transaction, runs in a thread.
