@@ -204,7 +204,9 @@ def test_login_path_variants_log_nobody_in(
         status, body = raw_get(app.url, "/weapp/login", {"X-WX-Code": login_code["code"]})
         assert status == 200, body
     auth = WaferAuth(
-        WaferConfig(store_url=store_url, secret_keys=(SECRET,), api_base=fake_server.url)
+        WaferConfig(
+            store_url=store_url, secret_keys=(SECRET,), api_base=fake_server.url, fake_wechat=True
+        )
     )
     try:
         assert len(auth.store.list_sessions(login_code["openid"])) == 1
