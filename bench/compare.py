@@ -30,6 +30,7 @@ from bench import common
 from bench.apps import BASE_HEADERS, make_auth, starlette_cookie, starlette_stack
 from bench.overhead import _asgi_run, asgi_answer, asgi_scope, sizes
 from wafer_py.asgi import WaferMiddleware
+from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.crypto import SecretBox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +82,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         old = load_old(args.old, Path(tmp) / "old")
         old_asgi = importlib.import_module("wafer_py_old.asgi")
         old_stores = importlib.import_module("wafer_py_old.stores")
-        old_config = old.WaferConfig(secret_keys=(common.SECRET,))
+        # The fake WeChat's app named explicitly (a version with the defaults hardening
+        # takes it only so; an older one takes it either way).
+        old_config = old.WaferConfig(
+            appid=DEMO_APPID, app_secret=DEMO_APP_SECRET, secret_keys=(common.SECRET,)
+        )
         # Before skey hashes were scoped by AppID, the old auth knows only unscoped ones.
         old_box = common.BOX
         old_crypto = importlib.import_module("wafer_py_old.crypto")
