@@ -177,9 +177,11 @@ def test_a_blackholed_wechat_answers_every_queued_login_within_its_timeout(
         assert answer.status_code == 503, answer.text
         assert answer.json()["error"] == ERR_LOGIN_FAILED
         assert took < 2 * timeout, f"a login took {took:.1f} s"
-    reasons = sorted({answer.json()["reason"] for answer, _ in results})
-    # The running ones gave up on WeChat, the queued ones on their wait.
-    assert reasons == ["login_queue_timeout", "wechat_unavailable"]
+    # The running ones gave up on WeChat; a queued one on its wait, or, handed a slot
+    # before its deadline, on WeChat with the time it had left.
+    reasons = {answer.json()["reason"] for answer, _ in results}
+    assert "wechat_unavailable" in reasons
+    assert reasons <= {"login_queue_timeout", "wechat_unavailable"}
     for answer, _ in results:
         if answer.json()["reason"] == "login_queue_timeout":
             assert_busy(answer)
