@@ -8,7 +8,8 @@ made one after another, then all at once. Inside the server, a task that sleeps 
 a loop records how late it wakes: the event loop's lag.
 
 Targets: concurrent logins at least 10 times the throughput of sequential ones, and the
-event loop's lag under 10 ms while they are in flight.
+event loop's lag under 10 ms while they are in flight. The server's login queue
+(``max_queued_logins``) is set to hold the whole burst, so that no login is refused.
 
     python -m bench.logins [--smoke] [--stores ...] [--clients 200] [--latency 0.05]
 """
@@ -128,6 +129,10 @@ def server_app() -> Any:
     options = {}
     if config.get("max_logins"):
         options["max_concurrent_logins"] = config["max_logins"]
+    if hasattr(WaferConfig, "max_queued_logins"):
+        # Room in the login queue for the whole burst: the benchmark measures how fast
+        # queued logins go through, not how many a full queue refuses.
+        options["max_queued_logins"] = max(config["clients"], WaferConfig.max_queued_logins)
     app = create_app(make_auth(store, config["api_base"], **options))
     return _WithLag(app)
 
@@ -318,6 +323,7 @@ def measure(
                 "urls": urls,
                 "api_base": fake_url,
                 "max_logins": args.max_logins,
+                "clients": size["clients"],
             }
             server = [sys.executable, "-m", "uvicorn", "--factory", "bench.logins:server_app"]
             server += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
@@ -413,7 +419,11 @@ def report(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = common.parser(__doc__)
-    parser.add_argument("--clients", type=int, help="concurrent logins (default 200)")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        help="concurrent logins (default 200); the server's max_queued_logins holds them all",
+    )
     parser.add_argument("--latency", type=float, help="WeChat's latency, seconds (0.05)")
     parser.add_argument(
         "--max-logins",

@@ -42,7 +42,7 @@ class AppProcess:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
 
-def _command(framework: str, port: int) -> list[str]:
+def _command(framework: str, port: int, threads: int = 8) -> list[str]:
     if framework == "flask":
         return [
             sys.executable,
@@ -51,7 +51,7 @@ def _command(framework: str, port: int) -> list[str]:
             "--workers",
             "1",
             "--threads",
-            "8",
+            str(threads),
             "--bind",
             f"127.0.0.1:{port}",
             "examples.flask_app.app:create_app()",
@@ -73,9 +73,16 @@ def _command(framework: str, port: int) -> list[str]:
 
 @contextmanager
 def app_process(
-    framework: str, *, store_url: str, api_base: str, log_dir: Path, **extra: str
+    framework: str,
+    *,
+    store_url: str,
+    api_base: str,
+    log_dir: Path,
+    threads: int = 8,
+    **extra: str,
 ) -> Iterator[AppProcess]:
-    """Serve one example app in its own process; yield it once ``/health`` answers."""
+    """Serve one example app in its own process; yield it once ``/health`` answers.
+    ``threads`` is gunicorn's (Flask); ``extra`` are more environment variables."""
     port = free_port()
     env: Mapping[str, str] = {
         **os.environ,
@@ -91,7 +98,11 @@ def app_process(
     log = log_dir / f"{framework}-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            _command(framework, port), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            _command(framework, port, threads),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -157,8 +157,6 @@ class WaferMiddleware:
     async def _handle(self, path: str, headers: dict[str, str]) -> WaferResponse | RequestState:
         if self.protocol.handles_async(path, headers) and _on_asyncio():
             return await self.protocol.ahandle(path, headers)
-        if path == self.protocol.login_path and _on_asyncio():
-            return await self.protocol.alogin(headers)
         if not self.protocol.needs_io(path, headers) or (
             path != self.protocol.login_path and not self.auth.store.blocking
         ):
@@ -169,12 +167,29 @@ class WaferMiddleware:
             self.protocol.handle, path, headers, limiter=self._limiter
         )
 
+    async def _login(self, headers: dict[str, str], receive: Receive, send: Send) -> None:
+        """The login path under asyncio. The middleware answers it itself, so it reads the
+        request's messages meanwhile: ``http.disconnect`` ends a login still waiting for
+        a slot, and one that has not called WeChat yet does not."""
+        loop = asyncio.get_running_loop()
+        gone: asyncio.Future[None] = loop.create_future()
+        watcher = loop.create_task(_watch_disconnect(receive, gone))
+        try:
+            answer = await self.protocol.alogin(headers, gone)
+        finally:
+            watcher.cancel()
+        if not gone.done():  # else nobody is left to read the answer
+            await send_response(answer, send)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "") or "/"
         headers = wafer_headers(scope)
+        if path == self.protocol.login_path and _on_asyncio():
+            await self._login(headers, receive, send)
+            return
         if self._inline(path, headers):
             outcome = self.protocol.handle(path, headers)
         else:
@@ -195,6 +210,14 @@ class WaferMiddleware:
             await self.app(scope, receive, send)
             return
         await self.app(scope, receive, _ChallengeSend(send, outcome, self.challenge_statuses))
+
+
+async def _watch_disconnect(receive: Receive, gone: asyncio.Future[None]) -> None:
+    """Read the request's messages (its body is not used) until ``http.disconnect``."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    if not gone.done():
+        gone.set_result(None)
 
 
 class _ChallengeSend:

@@ -19,10 +19,14 @@ from .config import WaferConfig
 from .crypto import SecretBox, decrypt_data, new_session_id, new_skey
 from .exceptions import (
     InvalidSession,
+    LoginAbandoned,
+    LoginQueueTimeout,
     MalformedEncryptedData,
     StaleSessionKey,
     WeChatError,
+    WeChatUnavailable,
 )
+from .logingate import AsyncLoginGate, ThreadLoginGate
 from .models import Session, User, clean_profile
 from .phone import PhoneNumber
 from .serverkeys import server_secret_keys
@@ -147,7 +151,8 @@ class WaferAuth:
         self._tokens = tokens
         self._wechat_api: WeChatAPI | None = None
         self._lazy = threading.Lock()
-        self._login_gate: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._login_gate: tuple[asyncio.AbstractEventLoop, AsyncLoginGate] | None = None
+        self._thread_gate = ThreadLoginGate(config.max_concurrent_logins, config.max_queued_logins)
 
     def __repr__(self) -> str:
         return f"WaferAuth(appid={self.config.appid!r}, store={self.store!r})"
@@ -164,6 +169,7 @@ class WaferAuth:
         iv: str | None = None,
         *,
         legacy: bool = False,
+        connected: Callable[[], bool] | None = None,
     ) -> LoginResult:
         """Exchange a ``wx.login`` code, register or update the user, open a session.
 
@@ -171,9 +177,31 @@ class WaferAuth:
         the profile inside is checked against this login's ``session_key`` and stored.
         Without them a user never seen before is registered with the default nickname and
         avatar.
+
+        At most ``config.max_concurrent_logins`` run at once in a process and
+        ``config.max_queued_logins`` more wait for a slot; beyond, or once the login's
+        time (``login_timeout``) is up, it is refused with
+        :class:`~wafer_py.exceptions.LoginsBusy`. WeChat gets the time that is left.
+        ``connected`` says whether the client is still there: if not, WeChat is not called.
         """
-        wx = self.wechat.code2session(code)
-        return self.complete_login(wx, encrypted_data, iv, legacy=legacy)
+        deadline = time.monotonic() + self.login_timeout
+        self._thread_gate.acquire(deadline)
+        try:
+            if connected is not None and not connected():
+                raise LoginAbandoned()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LoginQueueTimeout()
+            wx = self.wechat.code2session(code, timeout=left)
+            return self.complete_login(wx, encrypted_data, iv, legacy=legacy)
+        finally:
+            self._thread_gate.release()
+
+    @property
+    def login_timeout(self) -> float:
+        """Seconds a login may take from its arrival (``login_timeout``, else
+        ``wechat_timeout``)."""
+        return self.config.login_timeout or self.config.wechat_timeout
 
     async def alogin(
         self,
@@ -182,6 +210,7 @@ class WaferAuth:
         iv: str | None = None,
         *,
         legacy: bool = False,
+        gone: asyncio.Future[None] | None = None,
     ) -> LoginResult:
         """:meth:`login` for async callers: WeChat is called on the event loop where the
         client can (no thread waits on it), the store in a worker thread if it blocks.
@@ -189,26 +218,49 @@ class WaferAuth:
         At most ``config.max_concurrent_logins`` run at once on one event loop; others
         wait for a slot. Without the cap, a burst of logins gets WeChat's answers back
         all together, and handling them in one go stalls every other request on the loop.
+        The wait is bounded as in :meth:`login`; ``gone`` is done when the client hangs
+        up, which ends the wait (:class:`~wafer_py.exceptions.LoginAbandoned`) and keeps
+        the login from calling WeChat.
         """
-        async with self._login_slots():
-            return await self._alogin(code, encrypted_data, iv, legacy=legacy)
+        deadline = asyncio.get_running_loop().time() + self.login_timeout
+        gate = self._login_slots()
+        await gate.acquire(deadline, gone)
+        try:
+            if gone is not None and gone.done():
+                raise LoginAbandoned()
+            return await self._alogin(code, encrypted_data, iv, legacy=legacy, deadline=deadline)
+        finally:
+            gate.release()
 
-    def _login_slots(self) -> asyncio.Semaphore:
-        """The running loop's login semaphore (a semaphore belongs to one loop)."""
+    def _login_slots(self) -> AsyncLoginGate:
+        """The running loop's login gate (its futures belong to one loop)."""
         loop = asyncio.get_running_loop()
         gate = self._login_gate
         if gate is None or gate[0] is not loop:
-            gate = self._login_gate = (loop, asyncio.Semaphore(self.config.max_concurrent_logins))
+            slots = AsyncLoginGate(self.config.max_concurrent_logins, self.config.max_queued_logins)
+            gate = self._login_gate = (loop, slots)
         return gate[1]
 
     async def _alogin(
-        self, code: str, encrypted_data: str | None, iv: str | None, *, legacy: bool
+        self,
+        code: str,
+        encrypted_data: str | None,
+        iv: str | None,
+        *,
+        legacy: bool,
+        deadline: float,
     ) -> LoginResult:
         acode2session = getattr(self.wechat, "acode2session", None)
-        if acode2session is not None and getattr(self.wechat, "async_capable", False):
-            wx = await acode2session(code)
-        else:
-            wx = await asyncio.to_thread(self.wechat.code2session, code)
+        try:
+            async with asyncio.timeout_at(deadline):
+                if acode2session is not None and getattr(self.wechat, "async_capable", False):
+                    wx = await acode2session(code)
+                else:
+                    left = deadline - asyncio.get_running_loop().time()
+                    wx = await asyncio.to_thread(self.wechat.code2session, code, timeout=left)
+        except TimeoutError:
+            logger.warning("wafer_py: WeChat did not answer a login within its time")
+            raise WeChatUnavailable() from None
         if self.store.blocking:
             return await asyncio.to_thread(
                 self.complete_login, wx, encrypted_data, iv, legacy=legacy

@@ -76,6 +76,12 @@ class WaferConfig:
     #: Logins one event loop runs at once (ASGI); more wait their turn. WeChat's
     #: answers then come back in small waves, which keeps the loop responsive.
     max_concurrent_logins: int = 16
+    #: Logins that may wait for a slot beyond the running ones (per event loop under
+    #: ASGI, per process under WSGI); more are answered 503 with Retry-After at once.
+    max_queued_logins: int = 256
+    #: Seconds a login may take from its arrival, its wait for a slot included; the call
+    #: to WeChat gets what is left. None: ``wechat_timeout``.
+    login_timeout: float | None = None
     #: The official account used for web OAuth (网页授权); None means the mini-program's.
     oauth_appid: str | None = None
     oauth_app_secret: str | None = field(default=None, repr=False)
@@ -111,6 +117,12 @@ class WaferConfig:
             raise ValueError("max_sessions_per_user must be at least 1")
         if self.max_concurrent_logins < 1:
             raise ValueError("max_concurrent_logins must be at least 1")
+        if self.max_queued_logins < 0:
+            raise ValueError("max_queued_logins (WAFER_MAX_QUEUED_LOGINS) must be at least 0")
+        if self.login_timeout is not None and not 0 < self.login_timeout < float("inf"):
+            raise ValueError(
+                "login_timeout (WAFER_LOGIN_TIMEOUT) must be a positive number of seconds"
+            )
         if not self.login_path.startswith("/"):
             raise ValueError("login_path must start with '/'")
 
@@ -130,6 +142,7 @@ class WaferConfig:
         ``WAFER_WECHAT_OPEN_BASE``, ``WAFER_STORE_URL``, ``WAFER_SESSION_TTL``,
         ``WAFER_SESSION_MAX_AGE``, ``WAFER_SECRET_KEY`` (several keys separated by
         commas, newest first), ``WAFER_LOGIN_PATH``, ``WAFER_MAX_CONCURRENT_LOGINS``,
+        ``WAFER_MAX_QUEUED_LOGINS``, ``WAFER_LOGIN_TIMEOUT`` (seconds, a decimal),
         ``WAFER_OAUTH_APPID`` and ``WAFER_OAUTH_APP_SECRET``.
 
         Raises ``ValueError`` naming the variable when one is missing or wrong:
@@ -165,6 +178,16 @@ class WaferConfig:
                 values["max_concurrent_logins"] = int(env["WAFER_MAX_CONCURRENT_LOGINS"])
             except ValueError:
                 raise ValueError("WAFER_MAX_CONCURRENT_LOGINS must be a whole number") from None
+        if env.get("WAFER_MAX_QUEUED_LOGINS"):
+            try:
+                values["max_queued_logins"] = int(env["WAFER_MAX_QUEUED_LOGINS"])
+            except ValueError:
+                raise ValueError("WAFER_MAX_QUEUED_LOGINS must be a whole number") from None
+        if env.get("WAFER_LOGIN_TIMEOUT"):
+            try:
+                values["login_timeout"] = float(env["WAFER_LOGIN_TIMEOUT"])
+            except ValueError:
+                raise ValueError("WAFER_LOGIN_TIMEOUT must be a number of seconds") from None
         if env.get("WAFER_SECRET_KEY"):
             keys = tuple(k.strip() for k in env["WAFER_SECRET_KEY"].split(",") if k.strip())
             values["secret_keys"] = keys

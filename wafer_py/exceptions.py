@@ -21,6 +21,9 @@ __all__ = [
     "HeaderTooLarge",
     "LoginFailed",
     "MissingCode",
+    "LoginsBusy",
+    "LoginQueueTimeout",
+    "LoginAbandoned",
     "InvalidSession",
     "MissingCredentials",
     "StoreUnavailable",
@@ -77,6 +80,8 @@ class WaferError(Exception):
     reason: ClassVar[str] = "error"
     status: ClassVar[int] = 400
     relogin: ClassVar[bool] = False
+    #: Seconds for a ``Retry-After`` header: set on errors that a later retry gets past.
+    retry_after: ClassVar[int | None] = None
     default_message: ClassVar[str] = "request failed"
 
     def __init__(self, message: str | None = None) -> None:
@@ -130,6 +135,35 @@ class MissingCode(LoginFailed):
 
     reason = "missing_code"
     default_message = "the X-WX-Code header is required to log in"
+
+
+class LoginsBusy(LoginFailed):
+    """Every login slot is taken and the queue of waiting logins is full: answered at
+    once (``max_queued_logins``), so a burst cannot make later logins wait behind it."""
+
+    reason = "logins_busy"
+    status = 503
+    retry_after = 1
+    default_message = "too many logins are in progress; try again shortly"
+
+
+class LoginQueueTimeout(LoginsBusy):
+    """A login waited for a slot until its deadline (``login_timeout``, counted from its
+    arrival): it never reached WeChat."""
+
+    reason = "login_queue_timeout"
+    default_message = "the login waited too long for its turn; try again shortly"
+
+
+class LoginAbandoned(LoginFailed):
+    """The client hung up before its login reached WeChat, so WeChat is not called.
+
+    Nobody reads the answer (499, nginx's "client closed request"); it is for the logs.
+    """
+
+    reason = "client_disconnected"
+    status = 499
+    default_message = "the client disconnected before the login reached WeChat"
 
 
 class InvalidSession(WaferError):

@@ -14,6 +14,7 @@ WSGI and ASGI middlewares are thin shells around it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -80,10 +81,14 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/= ]+")
 
 @dataclass(frozen=True)
 class WaferResponse:
-    """An answer the middleware sends itself (a login, or an error)."""
+    """An answer the middleware sends itself (a login, or an error).
+
+    ``extra_headers`` follow the standard ones (``Retry-After`` on a busy answer).
+    """
 
     status: int
     body: dict[str, Any]
+    extra_headers: tuple[tuple[str, str], ...] = ()
 
     @cached_property
     def content(self) -> bytes:
@@ -95,6 +100,7 @@ class WaferResponse:
             ("content-type", "application/json; charset=utf-8"),
             ("cache-control", "no-store"),
             ("content-length", str(len(self.content))),
+            *self.extra_headers,
         ]
 
 
@@ -138,7 +144,8 @@ def login_body(result: LoginResult, now: float) -> dict[str, Any]:
 
 
 def error_response(exc: WaferError, *, login: bool = False) -> WaferResponse:
-    """The protocol's error answer for ``exc``. During login, the type is ERR_LOGIN_FAILED."""
+    """The protocol's error answer for ``exc``. During login, the type is ERR_LOGIN_FAILED.
+    An error with a ``retry_after`` gets a ``Retry-After`` header."""
     relogin = exc.relogin or login
     body: dict[str, Any] = {
         MAGIC_ID: 1,
@@ -147,7 +154,9 @@ def error_response(exc: WaferError, *, login: bool = False) -> WaferResponse:
         "message": exc.message,
         "code": -1 if relogin else exc.status,
     }
-    return WaferResponse(exc.status, body)
+    if exc.retry_after is None:
+        return WaferResponse(exc.status, body)
+    return WaferResponse(exc.status, body, (("retry-after", str(exc.retry_after)),))
 
 
 def _header(
@@ -328,9 +337,17 @@ class WaferProtocol:
         """Whether handling this request talks to the store or WeChat."""
         return path == self.login_path or HEADER_SKEY in headers
 
-    def handle(self, path: str, headers: Mapping[str, str]) -> WaferResponse | RequestState:
+    def handle(
+        self,
+        path: str,
+        headers: Mapping[str, str],
+        *,
+        connected: Callable[[], bool] | None = None,
+    ) -> WaferResponse | RequestState:
+        """``connected`` says whether the client is still there (a login whose client
+        hung up does not call WeChat)."""
         if path == self.login_path:
-            return self._login(headers)
+            return self._login(headers, connected)
         try:
             state = self._validate(headers)
         except WaferError as exc:
@@ -369,20 +386,25 @@ class WaferProtocol:
             return state.challenge()
         return state
 
-    def _login(self, headers: Mapping[str, str]) -> WaferResponse:
+    def _login(
+        self, headers: Mapping[str, str], connected: Callable[[], bool] | None = None
+    ) -> WaferResponse:
         try:
             code, data, iv, legacy = _login_headers(headers)
-            result = self.auth.login(code, data, iv, legacy=legacy)
+            result = self.auth.login(code, data, iv, legacy=legacy, connected=connected)
         except WaferError as exc:
             return error_response(exc, login=True)
         return WaferResponse(200, login_body(result, self.auth.clock()))
 
-    async def alogin(self, headers: Mapping[str, str]) -> WaferResponse:
+    async def alogin(
+        self, headers: Mapping[str, str], gone: asyncio.Future[None] | None = None
+    ) -> WaferResponse:
         """The login path's answer, under asyncio: WeChat is awaited on the event loop
-        (:meth:`WaferAuth.alogin <wafer_py.auth.WaferAuth.alogin>`)."""
+        (:meth:`WaferAuth.alogin <wafer_py.auth.WaferAuth.alogin>`). ``gone`` is done
+        when the client hangs up."""
         try:
             code, data, iv, legacy = _login_headers(headers)
-            result = await self.auth.alogin(code, data, iv, legacy=legacy)
+            result = await self.auth.alogin(code, data, iv, legacy=legacy, gone=gone)
         except WaferError as exc:
             return error_response(exc, login=True)
         return WaferResponse(200, login_body(result, self.auth.clock()))

@@ -136,18 +136,20 @@ class WeChatClient:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         retry: bool = False,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """Call WeChat's ``path`` (``body`` is sent as JSON); return the JSON answer.
 
         A non-zero errcode raises its exception from :mod:`wafer_py.exceptions`. With
         ``retry`` (only for calls that are safe to repeat), network errors, HTTP 5xx,
         bodies that are not JSON and errcode -1 are retried with backoff. Rate limits
-        (45009, 45011) are never retried: they last a minute or a day.
+        (45009, 45011) are never retried: they last a minute or a day. ``timeout``
+        replaces the client's for this call.
         """
         attempts = 1 + (self.retries if retry else 0)
         for attempt in range(attempts):
             try:
-                return self._send(method, path, params, body)
+                return self._send(method, path, params, body, timeout)
             except (WeChatUnavailable, WeChatBusy) as exc:
                 if attempt + 1 >= attempts:
                     raise
@@ -164,15 +166,20 @@ class WeChatClient:
         path: str,
         params: Mapping[str, str] | None,
         body: Mapping[str, Any] | None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
-        return send(self.http, method, self.api_base + path, path, params, body, self.timeout)
+        url = self.api_base + path
+        return send(self.http, method, url, path, params, body, timeout or self.timeout)
 
-    def code2session(self, code: str) -> Code2Session:
-        """Exchange a ``wx.login`` code at ``/sns/jscode2session``.
+    def code2session(self, code: str, *, timeout: float | None = None) -> Code2Session:
+        """Exchange a ``wx.login`` code at ``/sns/jscode2session`` (``timeout``: seconds
+        for this call, else the client's).
 
         Not retried: a code is single-use, and after a ``-1`` it may have been spent.
         """
-        return self._code2session(self._get("/sns/jscode2session", self._code_params(code)))
+        params = self._code_params(code)
+        answer = self.request("GET", "/sns/jscode2session", params=params, timeout=timeout)
+        return self._code2session(answer)
 
     @property
     def async_capable(self) -> bool:

@@ -9,6 +9,8 @@ invalid-session answer, so the client SDK logs in again and retries.
 from __future__ import annotations
 
 import itertools
+import select
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +54,32 @@ def wafer_headers(environ: WSGIEnvironment) -> dict[str, str]:
     return headers
 
 
+def client_check(environ: WSGIEnvironment) -> Callable[[], bool] | None:
+    """A cheap check that the client is still connected, where the server hands out its
+    socket (gunicorn's ``gunicorn.socket``, Werkzeug's ``werkzeug.socket``); else ``None``.
+
+    It polls without waiting and peeks at what is readable: an end of stream means the
+    client closed (or half-closed) its side. Under TLS it peeks at the raw TCP stream, where
+    a client's ``close_notify`` reads as data: it then errs on the side of calling WeChat.
+    """
+    sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+    if not isinstance(sock, socket.socket) or not hasattr(select, "poll"):
+        return None
+
+    def connected() -> bool:
+        try:
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            if not poller.poll(0):
+                return True  # nothing to read: still there, waiting for the answer
+            # socket.socket's recv even on an SSLSocket, whose own refuses flags.
+            return bool(socket.socket.recv(sock, 1, socket.MSG_PEEK))
+        except (OSError, ValueError):
+            return False  # reset, or the socket is closed
+
+    return connected
+
+
 def send_response(response: WaferResponse, start_response: StartResponse) -> Iterable[bytes]:
     status = f"{response.status} {_REASONS.get(response.status, 'Error')}"
     start_response(status, response.headers)
@@ -67,6 +95,7 @@ _REASONS = {
     422: "Unprocessable Entity",
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
+    499: "Client Closed Request",
     502: "Bad Gateway",
     503: "Service Unavailable",
 }
@@ -96,7 +125,8 @@ class WaferWSGIMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
-        outcome = self.protocol.handle(path, wafer_headers(environ))
+        connected = client_check(environ) if path == self.protocol.login_path else None
+        outcome = self.protocol.handle(path, wafer_headers(environ), connected=connected)
         if isinstance(outcome, WaferResponse):
             return send_response(outcome, start_response)
         environ[ENVIRON_KEY] = outcome

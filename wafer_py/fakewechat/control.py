@@ -11,8 +11,10 @@ HTTP 400 with ``{"error": "..."}``. ``appid`` defaults to the first configured a
 ``POST /_fake/expire_tokens``  ``{"appid"?}`` -> expire every access_token at once
 ``POST /_fake/inject``    ``{"path", "errcode", "times", "errmsg"?}`` -> ``{"ok": true}``
 ``POST /_fake/advance``   ``{"seconds"}`` -> ``{"ok": true, "now": ...}``
+``POST /_fake/latency``   ``{"seconds"}`` -> ``{"ok": true}``: every WeChat answer waits
+``GET /_fake/latency``    -> ``{"seconds"}``
 ``GET /_fake/calls``      -> ``{"calls": {path: count}}``
-``POST /_fake/reset``     -> ``{"ok": true}``
+``POST /_fake/reset``     -> ``{"ok": true}`` (and the latency back to its start)
 ``GET /_fake/``           -> an index of the above and the known appids
 ====================  ==================================================================
 """
@@ -45,6 +47,11 @@ ENDPOINTS: dict[str, str] = {
     "POST /_fake/expire_tokens": '{"appid"?} -> {"ok": true, "expired"} (access tokens)',
     "POST /_fake/inject": '{"path", "errcode", "times"} -> {"ok": true}',
     "POST /_fake/advance": '{"seconds"} -> {"ok": true, "now"}',
+    "POST /_fake/latency": (
+        '{"seconds"} -> {"ok": true} (every WeChat answer waits that long; a huge value '
+        "makes a WeChat that never answers, a lower one releases the waiting answers)"
+    ),
+    "GET /_fake/latency": '-> {"seconds"}',
     "GET /_fake/calls": '-> {"calls": {path: count}}',
     "POST /_fake/reset": '-> {"ok": true}',
     "GET /_fake/": "this index",
@@ -148,6 +155,18 @@ def register(router: Router, state: WeChatState) -> None:
             raise ValueError("'seconds' must be a number")
         return {"ok": True, "now": state.advance(float(seconds))}
 
+    def latency(body: _JsonBody) -> Any:
+        seconds = body.get("seconds")
+        if seconds is None:
+            raise ValueError("missing field 'seconds'")
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+            raise ValueError("'seconds' must be a number")
+        state.set_latency(float(seconds))  # ValueError if negative
+        return {"ok": True}
+
+    def current_latency(request: Request) -> Response:
+        return Response.json({"seconds": state.latency}, content_type=_JSON)
+
     def reset(body: _JsonBody) -> Any:
         state.reset()
         return {"ok": True}
@@ -171,6 +190,8 @@ def register(router: Router, state: WeChatState) -> None:
     router.add("POST", f"{PREFIX}/userinfo", _json_endpoint(userinfo))
     router.add("POST", f"{PREFIX}/inject", _json_endpoint(inject))
     router.add("POST", f"{PREFIX}/advance", _json_endpoint(advance))
+    router.add("POST", f"{PREFIX}/latency", _json_endpoint(latency))
+    router.add("GET", f"{PREFIX}/latency", current_latency)
     router.add("POST", f"{PREFIX}/reset", _json_endpoint(reset))
     router.add("GET", f"{PREFIX}/calls", calls)
     router.add("GET", f"{PREFIX}/", index)

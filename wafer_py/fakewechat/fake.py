@@ -9,7 +9,6 @@ by default, as the real API is reported to send); control answers are JSON.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,7 +29,9 @@ class FakeWeChat:
 
     ``apps`` maps AppID to AppSecret (default: the demo app of :mod:`wafer_py.config`).
     ``clock`` returns seconds (default :func:`time.time`); :meth:`advance` moves it on.
-    ``latency`` delays every WeChat answer by that many seconds.
+    ``latency`` delays every WeChat answer by that many seconds (the :attr:`latency`
+    property, or ``POST /_fake/latency``, changes it while serving; :meth:`reset` puts
+    it back).
 
     Example::
 
@@ -47,10 +48,7 @@ class FakeWeChat:
         content_type: str = "text/plain",
         latency: float = 0.0,
     ) -> None:
-        #: Seconds every WeChat answer waits, like a real round trip (the control API is
-        #: not delayed). May be changed while serving.
-        self.latency = latency
-        self.state = WeChatState(apps or {DEMO_APPID: DEMO_APP_SECRET}, clock)
+        self.state = WeChatState(apps or {DEMO_APPID: DEMO_APP_SECRET}, clock, latency)
         self.content_type = content_type
         self.router = Router()
         miniprogram.register(self.router, self.state)
@@ -59,6 +57,16 @@ class FakeWeChat:
         #: access_token, phone numbers, session keys: ``fake.server_api.tokens.limits``...
         self.server_api = serverapi.register(self.router, self.state)
         control.register(self.router, self.state)
+
+    @property
+    def latency(self) -> float:
+        """Seconds every WeChat answer waits, like a real round trip (the control API is
+        not delayed). May be changed while serving: answers already waiting follow."""
+        return self.state.latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        self.state.set_latency(seconds)
 
     def __repr__(self) -> str:
         return f"FakeWeChat(appids={list(self.state.apps)!r})"
@@ -76,8 +84,7 @@ class FakeWeChat:
 
     def _wechat(self, request: Request) -> Response:
         self.state.count(request.path)
-        if self.latency > 0:
-            time.sleep(self.latency)
+        self.state.delay()
         now = self.state.now()
         injected = self.state.take_injected(request.path)
         if injected is not None:

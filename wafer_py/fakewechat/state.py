@@ -30,6 +30,12 @@ _CODE_FORGET_AFTER = 2 * CODE_TTL
 _PRUNE_ABOVE = 4096
 
 
+def _check_latency(seconds: float) -> float:
+    if not 0 <= seconds < float("inf"):
+        raise ValueError("the latency must be a number of seconds, at least 0")
+    return float(seconds)
+
+
 def _hashed_id(*parts: str) -> str:
     """A WeChat-looking id: ``o`` + 27 URL-safe base64 characters, stable for ``parts``."""
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()
@@ -80,13 +86,15 @@ class WeChatState:
     """Thread-safe state shared by every endpoint family of the fake.
 
     ``clock`` returns seconds (default :func:`time.time`); :meth:`advance` adds an offset
-    to it so tests can expire codes without sleeping.
+    to it so tests can expire codes without sleeping. ``latency`` is how long each WeChat
+    answer waits (:meth:`delay`); :meth:`reset` puts it back.
     """
 
     def __init__(
         self,
         apps: Mapping[str, str],
         clock: Callable[[], float] | None = None,
+        latency: float = 0.0,
     ) -> None:
         if not apps:
             raise ValueError("the fake WeChat needs at least one app")
@@ -100,12 +108,36 @@ class WeChatState:
         self._calls: Counter[str] = Counter()
         self._injected: dict[str, deque[InjectedError]] = {}
         self._reset_hooks: list[Callable[[], None]] = []
+        self._base_latency = self._latency = _check_latency(latency)
+        self._latency_changed = threading.Condition(threading.Lock())
 
     def on_reset(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` (under the lock) on :meth:`reset`: endpoint families that keep
         their own memory (OAuth grants...) forget it too."""
         with self.lock:
             self._reset_hooks.append(hook)
+
+    # ---------------------------------------------------------------- latency
+
+    @property
+    def latency(self) -> float:
+        """Seconds each WeChat answer waits (a long one makes a blackholed WeChat)."""
+        return self._latency
+
+    def set_latency(self, seconds: float) -> None:
+        """Change the latency; answers already waiting wait for the new one instead
+        (from when they arrived), so lowering it releases a blackhole at once."""
+        seconds = _check_latency(seconds)
+        with self._latency_changed:
+            self._latency = seconds
+            self._latency_changed.notify_all()
+
+    def delay(self) -> None:
+        """Wait out the latency (called by a server thread before a WeChat answer)."""
+        start = time.monotonic()
+        with self._latency_changed:
+            while (left := start + self._latency - time.monotonic()) > 0:
+                self._latency_changed.wait(left)
 
     # ------------------------------------------------------------------ clock
 
@@ -249,5 +281,6 @@ class WeChatState:
             self._codes.clear()
             self._calls.clear()
             self._injected.clear()
+            self.set_latency(self._base_latency)
             for hook in self._reset_hooks:
                 hook()
