@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.conftest import DEMO_APP, DEMO_ENV
 from wafer_py import WaferAuth, WaferConfig
 from wafer_py.exceptions import (
     LoginAbandoned,
@@ -38,20 +39,22 @@ def run(coro: Any) -> Any:
 
 
 def test_the_login_bound_settings_are_read_and_checked() -> None:
-    config = WaferConfig()
+    config = WaferConfig(**DEMO_APP)
     assert config.max_queued_logins == 256 and config.login_timeout is None
     assert WaferAuth(config, store="memory://").login_timeout == config.wechat_timeout
-    config = WaferConfig.from_env({"WAFER_MAX_QUEUED_LOGINS": "0", "WAFER_LOGIN_TIMEOUT": "2.5"})
+    config = WaferConfig.from_env(
+        {**DEMO_ENV, "WAFER_MAX_QUEUED_LOGINS": "0", "WAFER_LOGIN_TIMEOUT": "2.5"}
+    )
     assert config.max_queued_logins == 0 and config.login_timeout == 2.5
     with pytest.raises(ValueError, match="WAFER_MAX_QUEUED_LOGINS"):
-        WaferConfig.from_env({"WAFER_MAX_QUEUED_LOGINS": "lots"})
+        WaferConfig.from_env({**DEMO_ENV, "WAFER_MAX_QUEUED_LOGINS": "lots"})
     with pytest.raises(ValueError, match="WAFER_LOGIN_TIMEOUT"):
-        WaferConfig.from_env({"WAFER_LOGIN_TIMEOUT": "soon"})
+        WaferConfig.from_env({**DEMO_ENV, "WAFER_LOGIN_TIMEOUT": "soon"})
     with pytest.raises(ValueError, match="max_queued_logins"):
-        WaferConfig(max_queued_logins=-1)
+        WaferConfig(max_queued_logins=-1, **DEMO_APP)
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="login_timeout"):
-            WaferConfig(login_timeout=bad)
+            WaferConfig(login_timeout=bad, **DEMO_APP)
 
 
 def test_busy_answers_carry_retry_after() -> None:
