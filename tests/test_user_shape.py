@@ -13,10 +13,12 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
 import pytest
+import requests
 from flask import Flask
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -163,6 +165,55 @@ def test_flask_async_view_behind_login_required(
     assert refused[0] == 401
     assert refused[1][MAGIC_ID] == 1
     assert refused[1]["error"] == "ERR_INVALID_SESSION"
+
+
+def test_starlette_login_required_on_a_fastapi_route(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat
+) -> None:
+    import fastapi
+
+    from wafer_py.starlette import login_required
+
+    app = fastapi.FastAPI()
+    app.add_middleware(WaferMiddleware, auth=make_auth())
+
+    @app.get("/mine")
+    @login_required
+    async def mine(request: Request) -> dict[str, Any]:  # FastAPI passes request by keyword
+        return {"displayName": request.user.display_name}
+
+    code = fake.login(DEMO_APPID, "fastapi-shape")["code"]
+    steps = [("/weapp/login", {"X-WX-Code": code}), ("/mine", {"X-WX-Skey": "<skey>"})]
+    login, mine_answer = asgi_get(app, steps)
+    assert mine_answer == (200, {"displayName": login[1]["data"]["userinfo"]["nickName"]})
+    assert asgi_get(app, [("/mine", {})])[0][0] == 401
+
+
+def test_flask_async_view_behind_web_login_required(
+    make_auth: Callable[..., WaferAuth], fake_server: Any
+) -> None:
+    from wafer_py.flask import Wafer, WaferWeb, current_web_user, web_login_required
+
+    app = Flask(__name__)
+    Wafer(app, make_auth(open_base=fake_server.url))  # the fake's OAuth pages
+    WaferWeb(app)
+
+    @app.get("/page")
+    @web_login_required  # silent snsapi_base
+    async def page() -> str:
+        await asyncio.sleep(0)
+        return f"openid={current_web_user.openid}"
+
+    client = app.test_client()
+    first = client.get("/page")
+    assert first.status_code == 302  # off to the fake WeChat's authorize URL
+    silent = requests.get(first.headers["Location"], allow_redirects=False, timeout=10)
+    assert silent.status_code == 302  # snsapi_base: straight back to the callback
+    back = urlsplit(silent.headers["Location"])
+    assert client.get(f"{back.path}?{back.query}").status_code == 302  # session set
+    answer = client.get("/page")
+    assert answer.status_code == 200, answer.text
+    assert answer.text.startswith("openid=o")
 
 
 def test_flask_helpers_take_auth_by_keyword(

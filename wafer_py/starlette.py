@@ -99,7 +99,7 @@ def login_required(endpoint: Endpoint[P]) -> AsyncEndpoint[P]:
     is_async = inspect.iscoroutinefunction(endpoint)
 
     @functools.wraps(endpoint)
-    async def wrapper(request: Request, /, *args: P.args, **kwargs: P.kwargs) -> Any:
+    async def wrapper(request: Request, *args: P.args, **kwargs: P.kwargs) -> Any:
         state = wafer_state(request)
         if not state.is_authenticated:
             return _challenge(state)
@@ -107,7 +107,8 @@ def login_required(endpoint: Endpoint[P]) -> AsyncEndpoint[P]:
             return await endpoint(request, *args, **kwargs)
         return await run_in_threadpool(endpoint, request, *args, **kwargs)
 
-    return wrapper
+    # ``request`` stays a keyword too: FastAPI calls an endpoint with keyword arguments.
+    return cast("AsyncEndpoint[P]", wrapper)
 
 
 def require_user(request: Request) -> WaferUser:
@@ -357,7 +358,7 @@ def web_login_required(
         is_async = inspect.iscoroutinefunction(endpoint)
 
         @functools.wraps(endpoint)
-        async def wrapper(request: Request, /, *args: P.args, **kwargs: P.kwargs) -> Any:
+        async def wrapper(request: Request, *args: P.args, **kwargs: P.kwargs) -> Any:
             login = _web(request).login_for(request)
             access = await run_in_threadpool(
                 login.guard,
@@ -381,6 +382,6 @@ def web_login_required(
                 )
             return response
 
-        return wrapper
+        return cast("AsyncEndpoint[P]", wrapper)
 
     return cast(_EndpointDecorator, decorate) if endpoint is None else decorate(endpoint)
