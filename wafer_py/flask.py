@@ -212,8 +212,8 @@ def _read_body(limit: int) -> bytes:
 
 
 def _check_code(code: object) -> None:
-    """Refuse the pre-0.2 call ``fetch_phone_number(code, auth)`` with ``auth`` in ``code``'s
-    place (a clear TypeError, not a bad code sent to WeChat)."""
+    """Refuse a code that is no string (an ``auth`` given in its place): a clear TypeError,
+    not a bad code sent to WeChat."""
     if code is not None and not isinstance(code, str):
         raise TypeError("fetch_phone_number(code=None, *, auth=None): give auth by keyword")
 

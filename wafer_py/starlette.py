@@ -140,7 +140,7 @@ async def fetch_phone_number(
     (bad body, bad code, no session...): answer it with :func:`error_response`.
     """
     if code is not None and not isinstance(code, str):
-        # the pre-0.2 order (request, auth, code): refuse it rather than send auth to WeChat
+        # the former order (request, auth, code): refuse it rather than send auth to WeChat
         raise TypeError("fetch_phone_number(request, code=None, *, auth=None): auth by keyword")
     identity = wafer_state(request).identity
     if identity is None:
