@@ -24,6 +24,7 @@ from .exceptions import (
 )
 from .models import Session, User
 from .stores import MemoryStore, SessionStore, SQLiteStore, open_store
+from .users import AnonymousUser, WaferUser
 
 if TYPE_CHECKING:
     from .wechat import WeChatClient
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnonymousUser",
     "Authenticated",
     "Credentials",
     "DecryptError",
@@ -45,6 +47,7 @@ __all__ = [
     "WaferAuth",
     "WaferConfig",
     "WaferError",
+    "WaferUser",
     "WeChatAPIError",
     "WeChatClient",
     "WeChatError",

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any
 
 import anyio.to_thread
 from anyio import CapacityLimiter
-from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
+from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import Authenticated, WaferAuth
+from .auth import WaferAuth
 from .config import WaferConfig
-from .models import User
 from .protocol import (
     ANONYMOUS,
     HEADER_SKEY,
@@ -35,6 +33,7 @@ from .protocol import (
     WaferResponse,
     path_matcher,
 )
+from .users import ANONYMOUS_USER, WaferUser
 
 __all__ = ["WaferMiddleware", "WaferUser", "SCOPE_KEY", "AUTH_KEY", "get_state"]
 
@@ -61,40 +60,6 @@ def wafer_headers(scope: Scope) -> dict[str, str]:
         if name is not None:
             headers[name] = value.decode("utf-8", "replace")
     return headers
-
-
-class WaferUser(BaseUser):
-    """``request.user`` for a request with a valid Wafer session (Starlette's BaseUser)."""
-
-    def __init__(self, authenticated: Authenticated) -> None:
-        self.authenticated = authenticated
-
-    def __repr__(self) -> str:
-        return f"WaferUser(openid={self.openid!r})"
-
-    @property
-    def is_authenticated(self) -> bool:
-        return True
-
-    @property
-    def display_name(self) -> str:
-        return self.authenticated.user.nickname
-
-    @property
-    def identity(self) -> str:
-        return self.authenticated.openid
-
-    @property
-    def openid(self) -> str:
-        return self.authenticated.openid
-
-    @property
-    def user(self) -> User:
-        return self.authenticated.user
-
-    def userinfo(self) -> dict[str, Any]:
-        """The user as the Wafer clients expect it (``{"openId", "nickName", ...}``)."""
-        return self.authenticated.user.userinfo()
 
 
 async def send_response(response: WaferResponse, send: Send) -> None:
@@ -204,7 +169,7 @@ class WaferMiddleware:
             scope["auth"] = AuthCredentials(["authenticated"])
             await self.app(scope, receive, send)
             return
-        scope["user"] = UnauthenticatedUser()
+        scope["user"] = ANONYMOUS_USER
         scope["auth"] = AuthCredentials()
         if not self.challenge_statuses:
             await self.app(scope, receive, send)

@@ -12,6 +12,10 @@ Configuration comes from ``app.config`` keys named like the environment variable
     def user():
         return {"code": 0, "data": {"userInfo": current_user.userinfo()}}
 
+``current_user`` is a :class:`~wafer_py.users.WaferUser` (or the falsy
+:class:`~wafer_py.users.AnonymousUser`), the same object as Starlette's ``request.user``.
+The decorators call ``async def`` views through ``current_app.ensure_sync`` (``flask[async]``).
+
 Web pages opened in WeChat log in through official-account OAuth (see
 :mod:`wafer_py.weblogin`)::
 
@@ -27,9 +31,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, cast, overload
 
 from flask import Flask, Response, current_app, g, make_response, request
+from flask.typing import ResponseReturnValue
 from werkzeug.local import LocalProxy
 
 from .auth import Authenticated, WaferAuth
@@ -40,6 +45,7 @@ from .models import User
 from .phone import PhoneNumber, phone_code_from_body
 from .protocol import PathMatcher, RequestState, WaferResponse
 from .protocol import error_response as _protocol_error
+from .users import ANONYMOUS_USER, AnonymousUser, WaferUser
 from .weblogin import CONFIRM_BODY_LIMIT, WebAnswer, WebLogin, WebUser
 from .wsgi import WaferWSGIMiddleware, get_state
 
@@ -62,7 +68,11 @@ __all__ = [
     "get_web_user",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+
+
+class _ViewDecorator(Protocol):
+    def __call__(self, view: Callable[P, Any], /) -> Callable[P, ResponseReturnValue]: ...
 
 
 def _auth_from_config(app: Flask) -> WaferAuth:
@@ -92,7 +102,8 @@ class Wafer:
 
     def init_app(self, app: Flask) -> None:
         if self.auth is None:
-            self.auth = _auth_from_config(app)
+            web = app.extensions.get("wafer_web")  # WaferWeb(app) came first: share its auth
+            self.auth = web.auth if isinstance(web, WaferWeb) else _auth_from_config(app)
         middleware = WaferWSGIMiddleware(app.wsgi_app, self.auth, protect=self.protect)
         app.wsgi_app = middleware  # type: ignore[method-assign]
         if self.protect is not None:
@@ -129,36 +140,41 @@ def _identity() -> Authenticated | None:
     return wafer_state().identity
 
 
-def _user() -> User | None:
+def _wafer_user() -> WaferUser | AnonymousUser:
+    identity = wafer_state().identity
+    return ANONYMOUS_USER if identity is None else WaferUser(identity)
+
+
+def get_current_user() -> User | None:
+    """The current request's stored :class:`~wafer_py.models.User`, or ``None`` without a
+    valid session (``current_user.user``, as a plain value)."""
     identity = wafer_state().identity
     return None if identity is None else identity.user
 
 
-def get_current_user() -> User | None:
-    """The current request's :class:`~wafer_py.models.User`, or ``None``."""
-    return _user()
-
-
-#: The current request's :class:`~wafer_py.models.User`, for views behind
-#: :func:`login_required`. Without a valid session it stands for ``None``: it is falsy,
-#: but being a proxy it is never ``is None``; use :func:`get_current_user` to test.
-current_user: User = cast("User", LocalProxy(_user))
-#: The current request's :class:`~wafer_py.auth.Authenticated` (user and session); the same
-#: caveat as ``current_user``.
+#: The current request's :class:`~wafer_py.users.WaferUser` (``is_authenticated``,
+#: ``openid``, ``display_name``, ``user``, ``userinfo()``), the same shape as Starlette's
+#: ``request.user``; the falsy :class:`~wafer_py.users.AnonymousUser` without a session.
+current_user: WaferUser | AnonymousUser = cast("WaferUser", LocalProxy(_wafer_user))
+#: The current request's :class:`~wafer_py.auth.Authenticated` (user and session). Without a
+#: valid session it stands for ``None``: falsy, but being a proxy never ``is None``.
 current_identity: Authenticated = cast("Authenticated", LocalProxy(_identity))
 
 
-def login_required(view: F) -> F:
-    """Answer the protocol's invalid-session error unless the request has a valid session."""
+def login_required(view: Callable[P, Any]) -> Callable[P, ResponseReturnValue]:
+    """Answer the protocol's invalid-session error unless the request has a valid session.
+
+    Decorates a sync or an ``async def`` view (run through ``current_app.ensure_sync``).
+    """
 
     @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
         state = wafer_state()
         if not state.is_authenticated:
             return _flask_response(state.challenge())
-        return view(*args, **kwargs)
+        return cast("ResponseReturnValue", current_app.ensure_sync(view)(*args, **kwargs))
 
-    return cast(F, wrapper)
+    return wrapper
 
 
 def error_response(exc: WaferError) -> Response:
@@ -166,7 +182,7 @@ def error_response(exc: WaferError) -> Response:
     return _flask_response(_protocol_error(exc))
 
 
-def fetch_phone_number(code: str | None = None, auth: WaferAuth | None = None) -> PhoneNumber:
+def fetch_phone_number(code: str | None = None, *, auth: WaferAuth | None = None) -> PhoneNumber:
     """Exchange a ``getPhoneNumber`` code for the current user's number; store it on the user.
 
     ``code`` defaults to the ``code`` of the request's JSON body (at most
@@ -174,6 +190,7 @@ def fetch_phone_number(code: str | None = None, auth: WaferAuth | None = None) -
     :class:`Wafer` extension's. Raises a :class:`~wafer_py.exceptions.WaferError` (bad
     body, bad code, no session...): answer it with :func:`error_response`.
     """
+    _check_code(code)
     identity = wafer_state().identity
     if identity is None:
         raise MissingCredentials()
@@ -194,7 +211,14 @@ def _read_body(limit: int) -> bytes:
     return read_limited([request.get_data(cache=True)], limit)
 
 
-def revoke_session(auth: WaferAuth | None = None) -> bool:
+def _check_code(code: object) -> None:
+    """Refuse a code that is no string (an ``auth`` given in its place): a clear TypeError,
+    not a bad code sent to WeChat."""
+    if code is not None and not isinstance(code, str):
+        raise TypeError("fetch_phone_number(code=None, *, auth=None): give auth by keyword")
+
+
+def revoke_session(*, auth: WaferAuth | None = None) -> bool:
     """Revoke the current request's session (log out); ``True`` if it existed.
 
     The client's next ``login: true`` request logs in again. Every app process sharing
@@ -237,10 +261,11 @@ def _next_path() -> str:
 class WaferWeb:
     """Web login for Flask pages: mounts the OAuth callback route on the app.
 
-    ``auth`` defaults to the one of the app's :class:`Wafer` extension (or one built from
-    ``app.config``); ``login`` is a ready :class:`~wafer_py.weblogin.WebLogin`; other
-    keyword arguments go to :class:`~wafer_py.weblogin.WebLogin` (``callback_path``,
-    ``public_url``, ``cookie_secure``...).
+    ``auth`` defaults to the one of the app's :class:`Wafer` extension (one per app, in
+    whichever order the two are made), or one built from ``app.config``; ``login`` is a
+    ready :class:`~wafer_py.weblogin.WebLogin`; other keyword arguments go to
+    :class:`~wafer_py.weblogin.WebLogin` (``callback_path``, ``public_url``,
+    ``cookie_secure``...).
     """
 
     def __init__(
@@ -271,6 +296,7 @@ class WaferWeb:
                 auth = wafer.auth if isinstance(wafer, Wafer) else None
             if auth is None:
                 auth = _auth_from_config(app)
+            self.auth = auth
             self._login = WebLogin.from_auth(auth, **self.options)
         app.add_url_rule(
             self.login.callback_path,
@@ -326,26 +352,28 @@ def get_web_user() -> WebUser | None:
 
 
 #: The current request's :class:`~wafer_py.weblogin.WebUser`, for views behind
-#: :func:`web_login_required` (the same caveat as ``current_user``).
+#: :func:`web_login_required` (the same caveat as ``current_identity``).
 current_web_user: WebUser = cast("WebUser", LocalProxy(get_web_user))
 
 
 @overload
-def web_login_required(view: F, *, scope: Scope = ...) -> F: ...
-@overload
-def web_login_required(view: None = None, *, scope: Scope = ...) -> Callable[[F], F]: ...
 def web_login_required(
-    view: F | None = None, *, scope: Scope = "snsapi_base"
-) -> F | Callable[[F], F]:
+    view: Callable[P, Any], *, scope: Scope = ...
+) -> Callable[P, ResponseReturnValue]: ...
+@overload
+def web_login_required(view: None = None, *, scope: Scope = ...) -> _ViewDecorator: ...
+def web_login_required(
+    view: Callable[P, Any] | None = None, *, scope: Scope = "snsapi_base"
+) -> Callable[P, ResponseReturnValue] | _ViewDecorator:
     """Send a browser without a web session of ``scope`` through WeChat's OAuth first.
 
     ``@web_login_required`` (silent ``snsapi_base``: openid only) or
     ``@web_login_required(scope="snsapi_userinfo")`` (a consent page: nickname, avatar).
     """
 
-    def decorate(view: F) -> F:
+    def decorate(view: Callable[P, Any]) -> Callable[P, ResponseReturnValue]:
         @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
             login = _web().login
             access = login.guard(
                 request.cookies.get(login.cookie_name),
@@ -358,11 +386,11 @@ def web_login_required(
             if access.answer is not None:
                 return _answer(access.answer)
             g.wafer_web_user = access.user
-            response = make_response(view(*args, **kwargs))
+            response = make_response(current_app.ensure_sync(view)(*args, **kwargs))
             for name, value in access.headers:
                 response.headers.add(name, value)
             return response
 
-        return cast(F, wrapper)
+        return wrapper
 
-    return decorate if view is None else decorate(view)
+    return cast(_ViewDecorator, decorate) if view is None else decorate(view)

@@ -1,6 +1,7 @@
 """Starlette (and FastAPI) helpers on top of :class:`~wafer_py.asgi.WaferMiddleware`.
 
-The middleware already sets ``request.user`` (a :class:`~wafer_py.asgi.WaferUser`) and
+The middleware already sets ``request.user`` (a :class:`~wafer_py.users.WaferUser`, or the
+:class:`~wafer_py.users.AnonymousUser`: the same objects as Flask's ``current_user``) and
 ``request.auth``, so Starlette's ``@requires("authenticated")`` works as it is; a 401 or
 403 it raises for a request without a valid session is turned into the protocol's
 invalid-session answer. :func:`login_required` answers that directly, and
@@ -10,7 +11,7 @@ Web pages opened in WeChat log in through official-account OAuth (see
 :mod:`wafer_py.weblogin`); the same names as in :mod:`wafer_py.flask`::
 
     app = Starlette(routes=[Route("/web/profile", profile)], middleware=[...])
-    WaferWeb(app, auth)           # adds the OAuth callback route
+    WaferWeb(app)                 # adds the OAuth callback; uses WaferMiddleware's auth
 
     @web_login_required(scope="snsapi_userinfo")
     async def profile(request):
@@ -23,8 +24,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, cast, overload
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -32,14 +33,16 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .asgi import AUTH_KEY, SCOPE_KEY, WaferMiddleware, WaferUser, get_state
+from .asgi import AUTH_KEY, SCOPE_KEY, WaferMiddleware, get_state
 from .auth import WaferAuth
 from .body import MAX_JSON_BODY, aread_limited, check_length
 from .exceptions import MissingCredentials, WaferError
+from .models import User
 from .phone import PhoneNumber, phone_code_from_body
 from .protocol import RequestState
 from .protocol import error_response as _protocol_error
-from .weblogin import CONFIRM_BODY_LIMIT, WebAnswer, WebLogin, WebUser
+from .users import WaferUser
+from .weblogin import CALLBACK_PATH, CONFIRM_BODY_LIMIT, WebAnswer, WebLogin, WebUser
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "WaferMiddleware",
     "WaferUser",
+    "get_current_user",
     "login_required",
     "require_user",
     "wafer_state",
@@ -62,7 +66,15 @@ __all__ = [
     "WEB_USER_KEY",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+#: A Starlette endpoint taking the request first; its answer is a response or awaits one.
+Endpoint = Callable[Concatenate[Request, P], Any]
+#: What the decorators make of it: always a coroutine function.
+AsyncEndpoint = Callable[Concatenate[Request, P], Awaitable[Any]]
+
+
+class _EndpointDecorator(Protocol):
+    def __call__(self, endpoint: Endpoint[P], /) -> AsyncEndpoint[P]: ...
 
 
 def wafer_state(conn: HTTPConnection) -> RequestState:
@@ -75,12 +87,19 @@ def _challenge(state: RequestState) -> Response:
     return Response(answer.content, answer.status, headers=dict(answer.headers))
 
 
-def login_required(endpoint: F) -> F:
+def get_current_user(conn: HTTPConnection) -> User | None:
+    """The request's stored :class:`~wafer_py.models.User`, or ``None`` without a valid
+    session (``request.user.user``, as a plain value)."""
+    identity = wafer_state(conn).identity
+    return None if identity is None else identity.user
+
+
+def login_required(endpoint: Endpoint[P]) -> AsyncEndpoint[P]:
     """Decorate a Starlette endpoint (sync or async, taking ``request``) to need login."""
     is_async = inspect.iscoroutinefunction(endpoint)
 
     @functools.wraps(endpoint)
-    async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Any:
+    async def wrapper(request: Request, *args: P.args, **kwargs: P.kwargs) -> Any:
         state = wafer_state(request)
         if not state.is_authenticated:
             return _challenge(state)
@@ -88,7 +107,8 @@ def login_required(endpoint: F) -> F:
             return await endpoint(request, *args, **kwargs)
         return await run_in_threadpool(endpoint, request, *args, **kwargs)
 
-    return cast(F, wrapper)
+    # ``request`` stays a keyword too: FastAPI calls an endpoint with keyword arguments.
+    return cast("AsyncEndpoint[P]", wrapper)
 
 
 def require_user(request: Request) -> WaferUser:
@@ -109,16 +129,19 @@ def error_response(exc: WaferError) -> Response:
 
 
 async def fetch_phone_number(
-    request: Request, auth: WaferAuth | None = None, code: str | None = None
+    request: Request, code: str | None = None, *, auth: WaferAuth | None = None
 ) -> PhoneNumber:
     """Exchange a ``getPhoneNumber`` code for the request's user; store it on the user.
 
-    ``auth`` defaults to the one of the :class:`~wafer_py.asgi.WaferMiddleware` in front
-    of the app; ``code`` to the ``code`` of the request's JSON body (at most
-    :data:`~wafer_py.body.MAX_JSON_BODY` bytes, read here: 413 beyond). WeChat and the store
+    ``code`` defaults to the ``code`` of the request's JSON body (at most
+    :data:`~wafer_py.body.MAX_JSON_BODY` bytes, read here: 413 beyond); ``auth`` to the one
+    of the :class:`~wafer_py.asgi.WaferMiddleware` in front of the app. WeChat and the store
     are called in a worker thread. Raises a :class:`~wafer_py.exceptions.WaferError`
     (bad body, bad code, no session...): answer it with :func:`error_response`.
     """
+    if code is not None and not isinstance(code, str):
+        # the former order (request, auth, code): refuse it rather than send auth to WeChat
+        raise TypeError("fetch_phone_number(request, code=None, *, auth=None): auth by keyword")
     identity = wafer_state(request).identity
     if identity is None:
         raise MissingCredentials()
@@ -135,7 +158,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return await aread_limited(request.stream(), limit)
 
 
-async def revoke_session(request: Request, auth: WaferAuth | None = None) -> bool:
+async def revoke_session(request: Request, *, auth: WaferAuth | None = None) -> bool:
     """Revoke the session the request came with (log out); ``True`` if it existed.
 
     The client's next ``login: true`` request logs in again. Every app process sharing
@@ -151,8 +174,8 @@ async def revoke_session(request: Request, auth: WaferAuth | None = None) -> boo
     return auth.revoke(identity.session.id)
 
 
-def _middleware_auth(request: Request, what: str) -> WaferAuth:
-    auth = request.scope.get(AUTH_KEY)
+def _middleware_auth(conn: HTTPConnection, what: str) -> WaferAuth:
+    auth = conn.scope.get(AUTH_KEY)
     if not isinstance(auth, WaferAuth):
         raise RuntimeError(f"{what} needs WaferMiddleware in front, or an auth")
     return auth
@@ -201,9 +224,12 @@ def _next_path(request: Request) -> str:
 class WaferWeb:
     """Web login for Starlette pages: adds the OAuth callback route to the app.
 
-    ``auth`` gives the configuration, store and keys (a ``config`` keyword builds one);
-    ``login`` is a ready :class:`~wafer_py.weblogin.WebLogin`; other keyword arguments
-    go to :class:`~wafer_py.weblogin.WebLogin` (``callback_path``, ``public_url``...).
+    ``auth`` defaults to the :class:`~wafer_py.asgi.WaferMiddleware`'s, so an app has one:
+    the ``auth`` of ``Middleware(WaferMiddleware, auth=...)`` in the app's middleware list,
+    else the one the middleware leaves in the scope, taken at the first request (the
+    middleware built it from a ``config``, or wraps the app from outside). ``login`` is a
+    ready :class:`~wafer_py.weblogin.WebLogin`; other keyword arguments go to
+    :class:`~wafer_py.weblogin.WebLogin` (``callback_path``, ``public_url``...).
     """
 
     def __init__(
@@ -214,17 +240,31 @@ class WaferWeb:
         login: WebLogin | None = None,
         **options: Any,
     ) -> None:
-        if login is None:
-            auth = auth or WaferAuth(options.pop("config", None))
-            login = WebLogin.from_auth(auth, **options)
-        self.login = login
+        if "config" in options:
+            raise TypeError("WaferWeb(config=...) is gone: give the config to WaferMiddleware")
+        self.auth = auth
+        self.options = options
+        self._login = login
         if app is not None:
             self.init_app(app)
 
+    @property
+    def login(self) -> WebLogin:
+        if self._login is None:
+            raise RuntimeError(
+                "WaferWeb takes WaferMiddleware's auth at the first request (or give auth)"
+            )
+        return self._login
+
     def init_app(self, app: Starlette) -> None:
+        if self._login is None:
+            self.auth = self.auth or _listed_auth(app)
+            if self.auth is not None:
+                self._login = WebLogin.from_auth(self.auth, **self.options)
+        path = self.options.get("callback_path", CALLBACK_PATH)
         app.router.routes.append(
             Route(
-                self.login.callback_path,
+                self._login.callback_path if self._login else path,
                 self.callback,
                 methods=["GET", "POST"],  # POST: the confirmation page's form
                 name="wafer_web_callback",
@@ -232,10 +272,18 @@ class WaferWeb:
         )
         app.state.wafer_web = self
 
+    def login_for(self, conn: HTTPConnection) -> WebLogin:
+        """The :class:`~wafer_py.weblogin.WebLogin`, made at the first request from the
+        middleware's auth when ``init_app`` could not see it."""
+        if self._login is None:
+            self.auth = _middleware_auth(conn, "WaferWeb")
+            self._login = WebLogin.from_auth(self.auth, **self.options)
+        return self._login
+
     async def callback(self, request: Request) -> Response:
         """The endpoint WeChat sends the browser back to (GET), and the confirmation's
         (POST)."""
-        login = self.login
+        login = self.login_for(request)
         cookie = request.cookies.get(login.cookie_name)
         nonce = request.cookies.get(login.nonce_cookie_name)
         if request.method == "POST":
@@ -259,13 +307,24 @@ class WaferWeb:
 
     async def logout(self, request: Request, redirect_to: str = "/") -> Response:
         """A response that ends the request's web session and goes to ``redirect_to``."""
+        login = self.login_for(request)
         answer = await run_in_threadpool(
-            self.login.logout,
-            request.cookies.get(self.login.cookie_name),
+            login.logout,
+            request.cookies.get(login.cookie_name),
             redirect_to=redirect_to,
             secure=_is_secure(request),
         )
         return _answer(answer)
+
+
+def _listed_auth(app: Starlette) -> WaferAuth | None:
+    """The ``auth`` given to ``Middleware(WaferMiddleware, ...)`` in the app's list, if any."""
+    for entry in app.user_middleware:
+        factory: object = entry.cls
+        if factory is WaferMiddleware:
+            auth = entry.kwargs.get("auth", entry.args[0] if entry.args else None)
+            return auth if isinstance(auth, WaferAuth) else None
+    return None
 
 
 def _web(request: Request) -> WaferWeb:
@@ -282,12 +341,12 @@ def get_web_user(conn: HTTPConnection) -> WebUser | None:
 
 
 @overload
-def web_login_required(endpoint: F, *, scope: Scope = ...) -> F: ...
+def web_login_required(endpoint: Endpoint[P], *, scope: Scope = ...) -> AsyncEndpoint[P]: ...
 @overload
-def web_login_required(endpoint: None = None, *, scope: Scope = ...) -> Callable[[F], F]: ...
+def web_login_required(endpoint: None = None, *, scope: Scope = ...) -> _EndpointDecorator: ...
 def web_login_required(
-    endpoint: F | None = None, *, scope: Scope = "snsapi_base"
-) -> F | Callable[[F], F]:
+    endpoint: Endpoint[P] | None = None, *, scope: Scope = "snsapi_base"
+) -> AsyncEndpoint[P] | _EndpointDecorator:
     """Send a browser without a web session of ``scope`` through WeChat's OAuth first.
 
     ``@web_login_required`` (silent ``snsapi_base``: openid only) or
@@ -295,12 +354,12 @@ def web_login_required(
     Decorates a Starlette endpoint (sync or async) that takes ``request``.
     """
 
-    def decorate(endpoint: F) -> F:
+    def decorate(endpoint: Endpoint[P]) -> AsyncEndpoint[P]:
         is_async = inspect.iscoroutinefunction(endpoint)
 
         @functools.wraps(endpoint)
-        async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Any:
-            login = _web(request).login
+        async def wrapper(request: Request, *args: P.args, **kwargs: P.kwargs) -> Any:
+            login = _web(request).login_for(request)
             access = await run_in_threadpool(
                 login.guard,
                 request.cookies.get(login.cookie_name),
@@ -323,6 +382,6 @@ def web_login_required(
                 )
             return response
 
-        return cast(F, wrapper)
+        return cast("AsyncEndpoint[P]", wrapper)
 
-    return decorate if endpoint is None else decorate(endpoint)
+    return cast(_EndpointDecorator, decorate) if endpoint is None else decorate(endpoint)

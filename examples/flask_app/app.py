@@ -46,8 +46,10 @@ def create_app(auth: WaferAuth | None = None) -> Flask:
 
     @app.get("/api/me")
     def api_me() -> dict[str, object]:
-        # no decorator: protect= lets no request without a session reach this view
-        return {"code": 0, "data": {"openId": current_user.openid}}
+        # no decorator: protect= lets no request without a session reach this view.
+        # current_user has the same attributes as Starlette's request.user.
+        user = current_user
+        return {"code": 0, "data": {"openId": user.openid, "displayName": user.display_name}}
 
     @app.get("/weapp/user")
     @login_required

@@ -48,8 +48,12 @@ async def weapp_user(request: Request) -> JSONResponse:
 
 
 async def api_me(request: Request) -> JSONResponse:
-    # no @requires: the middleware's protect= lets no request without a session get here
-    return JSONResponse({"code": 0, "data": {"openId": request.user.openid}})
+    # no @requires: the middleware's protect= lets no request without a session get here.
+    # request.user has the same attributes as Flask's current_user.
+    user = request.user
+    return JSONResponse(
+        {"code": 0, "data": {"openId": user.openid, "displayName": user.display_name}}
+    )
 
 
 @requires("authenticated")
@@ -106,5 +110,5 @@ def create_app(auth: WaferAuth | None = None) -> Starlette:
     auth = auth or WaferAuth(WaferConfig.from_env())
     wafer = Middleware(WaferMiddleware, auth=auth, protect=["/api/"])
     app = Starlette(routes=routes, middleware=[wafer])
-    WaferWeb(app, auth)  # wafer_py: adds the OAuth callback, /wechat/oauth/callback
+    WaferWeb(app)  # wafer_py: adds the OAuth callback, sharing the middleware's auth
     return app
