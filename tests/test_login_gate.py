@@ -25,6 +25,7 @@ from wafer_py.exceptions import (
     WeChatUnavailable,
 )
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
+from wafer_py.logingate import MIN_CALL_TIME, AsyncLoginGate, ThreadLoginGate
 from wafer_py.protocol import error_response
 from wafer_py.wsgi import client_check
 
@@ -237,3 +238,56 @@ def test_the_fake_latency_control(fake: FakeWeChat, fake_server: FakeWeChatServe
     requests.post(control, json={"seconds": 0.5}, timeout=5)
     requests.post(f"{fake_server.url}/_fake/reset", json={}, timeout=5)
     assert fake.latency == 0
+
+
+# ------------------------------------------------- a slot too late to be of use
+
+
+def test_a_thread_handed_a_slot_too_close_to_its_deadline_gives_up() -> None:
+    """A slot freed less than MIN_CALL_TIME before a queued login's deadline is no use to
+    it (its WeChat call could only time out): it gives up instead of taking the slot."""
+    gate = ThreadLoginGate(slots=1, queue=1)
+    gate.acquire(time.monotonic() + 10)
+    deadline = time.monotonic() + MIN_CALL_TIME + 0.3
+    outcome: list[str] = []
+
+    def queued() -> None:
+        try:
+            gate.acquire(deadline)
+            outcome.append("slot")
+        except LoginQueueTimeout:
+            outcome.append("timeout")
+
+    waiter = threading.Thread(target=queued)
+    waiter.start()
+    time.sleep(0.3 + MIN_CALL_TIME / 2)  # within MIN_CALL_TIME of its deadline
+    gate.release()
+    waiter.join(5)
+    assert outcome == ["timeout"]
+    assert gate.running == 0 and gate.waiting == 0
+
+
+def test_an_async_login_handed_a_slot_too_close_to_its_deadline_gives_up() -> None:
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        gate = AsyncLoginGate(slots=1, queue=1)
+        await gate.acquire(loop.time() + 10)
+        deadline = loop.time() + MIN_CALL_TIME + 0.3
+        outcome: list[str] = []
+
+        async def queued() -> None:
+            try:
+                await gate.acquire(deadline)
+                outcome.append("slot")
+                gate.release()
+            except LoginQueueTimeout:
+                outcome.append("timeout")
+
+        task = asyncio.create_task(queued())
+        await asyncio.sleep(0.3 + MIN_CALL_TIME / 2)
+        gate.release()
+        await task
+        assert gate.running == 0 and gate.waiting == 0
+        return outcome
+
+    assert run(scenario()) == ["timeout"]

@@ -19,7 +19,12 @@ from collections import deque
 
 from .exceptions import LoginAbandoned, LoginQueueTimeout, LoginsBusy
 
-__all__ = ["AsyncLoginGate", "ThreadLoginGate"]
+__all__ = ["AsyncLoginGate", "ThreadLoginGate", "MIN_CALL_TIME"]
+
+#: Seconds a queued login must still have when it gets a slot, or it gives up at once: with
+#: less, its call to WeChat could only time out (a WeChat round trip takes tens of ms), and
+#: it would hold the slot for nothing while WeChat is down.
+MIN_CALL_TIME = 0.1
 
 
 class AsyncLoginGate:
@@ -36,7 +41,8 @@ class AsyncLoginGate:
         return len(self._waiters)
 
     async def acquire(self, deadline: float, gone: asyncio.Future[None] | None = None) -> None:
-        """Take a slot before ``deadline`` (the loop's clock).
+        """Take a slot before ``deadline`` (the loop's clock); a queued login gives up
+        :data:`MIN_CALL_TIME` before it.
 
         Raises :class:`LoginsBusy` if the queue is full, :class:`LoginQueueTimeout` at the
         deadline, and :class:`LoginAbandoned` once ``gone`` is done (the client hung up).
@@ -49,6 +55,7 @@ class AsyncLoginGate:
         if len(self._waiters) >= self.queue:
             raise LoginsBusy()
         loop = asyncio.get_running_loop()
+        deadline -= MIN_CALL_TIME
         turn: asyncio.Future[None] = loop.create_future()
         self._waiters.append(turn)
         waits: set[asyncio.Future[None]] = {turn} if gone is None else {turn, gone}
@@ -99,7 +106,8 @@ class ThreadLoginGate:
         self._changed = threading.Condition(threading.Lock())
 
     def acquire(self, deadline: float) -> None:
-        """Take a slot before ``deadline`` (:func:`time.monotonic`). Raises
+        """Take a slot before ``deadline`` (:func:`time.monotonic`; a queued login gives up
+        :data:`MIN_CALL_TIME` before it). Raises
         :class:`LoginsBusy` if the queue is full, :class:`LoginQueueTimeout` at the deadline."""
         with self._changed:
             if self.running < self.slots and not self.waiting:
@@ -108,6 +116,7 @@ class ThreadLoginGate:
             if self.waiting >= self.queue:
                 raise LoginsBusy()
             self.waiting += 1
+            deadline -= MIN_CALL_TIME
             try:
                 while self.running >= self.slots:
                     left = deadline - time.monotonic()
