@@ -70,6 +70,7 @@ from .oauthstate import ClockedSigner, OAuthStateSigner, StateClaims, browser_di
 from .serverkeys import server_secret_keys
 from .stores import SessionStore
 from .stores.base import call_store
+from .weberrors import page_status
 
 if TYPE_CHECKING:
     from .auth import WaferAuth
@@ -158,13 +159,8 @@ def _location(path: str) -> str:
 
 
 def error_page(exc: WaferError, next_path: str) -> WebAnswer:
-    """The default human-readable page for a failed web login.
-
-    Client-side failures are 400, never 401/403: those are the statuses the mini-program
-    middleware swaps for its JSON invalid-session answer. WeChat or store trouble keeps
-    its 5xx status.
-    """
-    status = exc.status if exc.status >= 500 else 400
+    """The default human-readable page for a failed web login, with the status
+    :mod:`wafer_py.weberrors` gives ``exc`` (400 on the browser's side, 5xx for trouble)."""
     body = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -175,7 +171,7 @@ def error_page(exc: WaferError, next_path: str) -> WebAnswer:
         f"<!-- reason: {html.escape(exc.reason)} --></body></html>"
     )
     return WebAnswer(
-        status,
+        page_status(exc),
         [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")],
         body.encode("utf-8"),
     )
