@@ -59,6 +59,7 @@ __all__ = [
     "RefreshTokenExpired",
     "InvalidOpenId",
     "WebLoginError",
+    "WebSessionExpired",
     "InvalidState",
     "StateExpired",
     "StateReplayed",
@@ -440,10 +441,23 @@ class InvalidOpenId(WeChatAPIError):
 
 
 class WebLoginError(WaferError):
-    """The browser's return from WeChat's authorize page cannot be accepted."""
+    """A web login (official-account OAuth) cannot be completed or kept: the browser's
+    return from WeChat's authorize page cannot be accepted, or the web session is over."""
 
     reason = "web_login_failed"
     default_message = "the WeChat login could not be completed; please try again"
+
+
+class WebSessionExpired(WebLoginError):
+    """The web session is over: its tokens are gone from the store, or no longer open
+    under the configured keys. The browser logs in through WeChat again.
+
+    A local finding, not WeChat's answer: a refresh token WeChat refuses is
+    :class:`InvalidRefreshToken` (40030) or :class:`RefreshTokenExpired` (42002).
+    """
+
+    reason = "web_session_expired"
+    default_message = "the web session is over; log in again"
 
 
 class InvalidState(WebLoginError):

@@ -64,6 +64,7 @@ from .exceptions import (
     InvalidState,
     StateReplayed,
     WaferError,
+    WebSessionExpired,
     WeChatError,
 )
 from .oauthstate import ClockedSigner, OAuthStateSigner, StateClaims, browser_digest
@@ -570,13 +571,14 @@ class WebLogin:
         """A fresh profile from WeChat for a ``snsapi_userinfo`` web session.
 
         Refreshes the access token first if WeChat says it expired. Raises
-        :class:`~wafer_py.exceptions.ScopeUnauthorized` for a ``snsapi_base`` session and
-        :class:`~wafer_py.exceptions.InvalidRefreshToken` when the session is over.
+        :class:`~wafer_py.exceptions.ScopeUnauthorized` for a ``snsapi_base`` session,
+        :class:`~wafer_py.exceptions.WebSessionExpired` when the session is over, and
+        :class:`~wafer_py.exceptions.InvalidRefreshToken` when WeChat refuses its refresh.
         """
         key = _entry_key(user.session_id)
         tokens = self._load(key, self.clock())
         if tokens is None:
-            raise InvalidRefreshToken(40030, "", "the web session is over; log in again")
+            raise WebSessionExpired()
         access = self._unseal(tokens.access, key)
         try:
             return self.oauth.get_userinfo(access, tokens.openid, lang or self.lang)
@@ -697,7 +699,7 @@ class WebLogin:
     def _refresh(self, user: WebUser, key: str, tokens: _Tokens) -> WebUser | None:
         try:
             token = self.oauth.refresh_token(self._unseal(tokens.refresh, key))
-        except InvalidRefreshToken:
+        except (InvalidRefreshToken, WebSessionExpired):
             call_store(self.store.delete_entry, key)
             return None
         except WeChatError as exc:
@@ -744,10 +746,8 @@ class WebLogin:
         try:
             return self.secrets.unseal(sealed, context=key)
         except ValueError:
-            raise InvalidRefreshToken(
-                40030,
-                "",
-                "the web session's tokens do not open under the configured keys; log in again",
+            raise WebSessionExpired(
+                "the web session's tokens do not open under the configured keys; log in again"
             ) from None
 
     def _revoke(self, cookie: str | None) -> None:
