@@ -7,6 +7,7 @@ class without one fails here instead of falling through to its parent's answer u
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -23,10 +24,14 @@ from wafer_py.exceptions import (
     StaleWatermark,
     WaferError,
     WeChatAPIError,
+    WeChatBusy,
+    WeChatUnavailable,
     WrongAppId,
+    wechat_error,
 )
 from wafer_py.protocol import error_response
 from wafer_py.weberrors import PAGE_STATUS, page_status
+from wafer_py.wechat import parse_wechat_body
 
 
 def _classes(root: type[WaferError] = WaferError) -> Iterator[type[WaferError]]:
@@ -131,3 +136,13 @@ def test_the_wire_error_types_are_still_importable_from_exceptions() -> None:
     assert moved == "ERR_CHECK_LOGIN_FAILED"
     with pytest.raises(AttributeError):
         exceptions.NOT_A_NAME  # noqa: B018
+
+
+@pytest.mark.parametrize("errcode", ['"busy"', '""', "[40029]", "{}"])
+def test_an_unreadable_errcode_is_not_made_into_minus_one(errcode: str) -> None:
+    body = f'{{"errcode": {errcode}, "errmsg": "x"}}'
+    with pytest.raises(ValueError):
+        wechat_error(json.loads(body)["errcode"], "x")
+    with pytest.raises(WeChatUnavailable) as caught:  # what a body that is not JSON gets
+        parse_wechat_body(body.encode(), "/wxa/test")
+    assert not isinstance(caught.value, WeChatBusy)

@@ -503,10 +503,14 @@ _ERRCODES = _errcode_table()
 
 
 def wechat_error(errcode: Any, errmsg: Any = "") -> WeChatAPIError:
-    """Build the named exception for a WeChat ``errcode`` (an int, or a numeric string)."""
+    """Build the named exception for a WeChat ``errcode`` (an int, or a numeric string).
+
+    Raises :class:`ValueError` for anything else: no errcode is made up (an unreadable one
+    is not -1, "busy").
+    """
     try:
         code = int(errcode)
     except (TypeError, ValueError):
-        code = -1
+        raise ValueError("a WeChat errcode is an integer") from None
     cls = _ERRCODES.get(code, WeChatAPIError)
     return cls(code, str(errmsg)[:300])
