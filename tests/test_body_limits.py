@@ -31,7 +31,7 @@ from wafer_py.body import MAX_JSON_BODY, aread_limited, check_length, read_limit
 from wafer_py.config import DEMO_APPID
 from wafer_py.exceptions import BodyTooLarge
 from wafer_py.fakewechat import FakeWeChat
-from wafer_py.protocol import MAGIC_ID
+from wafer_py.protocol import MAGIC_ID, error_response
 
 MB = 1024 * 1024
 PIECE = b"x" * (64 * 1024)
@@ -120,7 +120,7 @@ def test_read_limited_stops_at_the_first_byte_past_the_limit() -> None:
 
     with pytest.raises(BodyTooLarge) as caught:
         read_limited(endless(), 7)
-    assert len(pulled) == 3 and caught.value.status == 413
+    assert len(pulled) == 3 and error_response(caught.value).status == 413
 
 
 def test_aread_limited() -> None:

@@ -50,6 +50,7 @@ from wafer_py.oauth import (
     parse_callback,
 )
 from wafer_py.oauthstate import OAuthStateSigner, b62decode, b62encode
+from wafer_py.protocol import error_response
 from wafer_py.stores import MemoryStore, SQLiteStore
 
 pytestmark = pytest.mark.fake_apps(TWO_APPS)
@@ -187,7 +188,7 @@ def test_fetch_token_code_used_and_expired(oauth: WeChatOAuth, fake: FakeWeChat)
     oauth.fetch_token(code)
     with pytest.raises(CodeAlreadyUsed) as used:
         oauth.fetch_token(code)
-    assert used.value.errcode == 40163 and used.value.status == 400
+    assert used.value.errcode == 40163 and error_response(used.value).status == 400
     stale = fake.oauth.authorize()
     fake.advance(301)
     with pytest.raises(CodeExpired) as expired:

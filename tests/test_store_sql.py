@@ -23,6 +23,7 @@ import pytest
 from tests.pg_instance import PostgresInstance, require_pg_instance
 from tests.services import require
 from wafer_py.exceptions import StoreUnavailable
+from wafer_py.protocol import error_response
 from wafer_py.stores import open_store, sql
 from wafer_py.stores.sql import SQLStore, _poller
 from wafer_py.testing import SessionStoreContract, make_session, run_threads
@@ -307,7 +308,7 @@ def test_reconnects_after_a_lost_connection(server: tuple[str, str], watched: bo
             killed.poll = None
             with pytest.raises(StoreUnavailable) as caught:
                 call()
-            assert caught.value.status == 503 and caught.value.detail
+            assert error_response(caught.value).status == 503 and caught.value.detail
             # Closed, not given back: its slot is free and the next call connects.
             assert store._pool._idle == [] and store._pool.open == 0
             call()
@@ -455,7 +456,7 @@ def test_an_exhausted_pool_is_unavailable(server: tuple[str, str]) -> None:
         with pytest.raises(StoreUnavailable) as caught:
             store.get_user("o-x")
         assert 0.05 <= time.monotonic() - started < 2
-        assert caught.value.status == 503
+        assert error_response(caught.value).status == 503
         assert caught.value.detail and caught.value.detail.startswith("connection pool exhausted")
         for pooled in held:
             pooled.__exit__(None, None, None)

@@ -516,7 +516,7 @@ def test_userinfo_on_demand_refreshes_when_wechat_says_expired(
 
 
 def test_core_logout_and_a_base_session_has_no_profile(auth: WaferAuth, fake: FakeWeChat) -> None:
-    from wafer_py.exceptions import InvalidRefreshToken, ScopeUnauthorized
+    from wafer_py.exceptions import ScopeUnauthorized, WebSessionExpired
 
     login = WebLogin.from_auth(auth)
     cookie = login_with_core(login, fake, "snsapi_base")
@@ -528,8 +528,32 @@ def test_core_logout_and_a_base_session_has_no_profile(auth: WaferAuth, fake: Fa
     answer = login.logout(cookie, redirect_to="//evil.test")
     assert ("Location", "/") in answer.headers
     assert login.authenticate(cookie)[0] is None
-    with pytest.raises(InvalidRefreshToken):
+    with pytest.raises(WebSessionExpired):  # found here, not WeChat's 40030
         login.userinfo(user)
+    login.close()
+
+
+def test_tokens_sealed_under_a_retired_key_end_the_web_session_locally(
+    auth: WaferAuth, fake: FakeWeChat
+) -> None:
+    """Tokens that no longer open under the configured keys: the web session is over, a
+    local finding (WebSessionExpired), never a made-up WeChat 40030."""
+    from wafer_py.crypto import SecretBox
+    from wafer_py.exceptions import WebSessionExpired, WeChatAPIError
+
+    login = WebLogin.from_auth(auth)
+    cookie = login_with_core(login, fake)
+    user, _ = login.authenticate(cookie)
+    assert user is not None
+    rotated = WebLogin.from_auth(auth, secret_box=SecretBox(["a-key-that-sealed-nothing-here-000"]))
+    with pytest.raises(WebSessionExpired) as caught:
+        rotated.userinfo(user)
+    assert not isinstance(caught.value, WeChatAPIError) and not hasattr(caught.value, "errcode")
+    fake.advance(7201)  # the access token expired: the guard would refresh, and cannot
+    assert rotated.authenticate(cookie) == (None, [rotated._clear_cookie()])
+    assert fake.calls["/sns/oauth2/refresh_token"] == 0
+    assert login.authenticate(cookie)[0] is None  # the session's tokens are deleted
+    rotated.close()
     login.close()
 
 

@@ -1,14 +1,15 @@
-"""The exception ladder of wafer_py.
+"""The exception ladder of wafer_py: what went wrong, never how to answer it.
 
 Every error a client can cause, or that a request can run into, is a :class:`WaferError`.
-Each class knows the Wafer protocol error type it is answered with (``error`` in the
-response body), a finer machine-readable ``reason``, the HTTP status, and whether the
-answer must make the client SDK log in again (``relogin``: the invalid-session answer).
+Each class says what happened: a machine-readable ``reason``, a ``message`` that is safe to
+show, and its context (``errcode``/``errmsg`` of a WeChat answer, ``retry_after``...). How
+each is answered lives with the adapters: the Wafer protocol's status, error type and
+re-login in :mod:`wafer_py.answers`, the web-login page's status in :mod:`wafer_py.weberrors`.
 
 Messages never contain secrets: no ``session_key``, no skey, no AppSecret.
 
 WeChat's own errcodes map to :class:`WeChatAPIError` subclasses, looked up with
-:func:`wechat_error`.
+:func:`wechat_error` and raised only for what WeChat answered.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 __all__ = [
     "WaferError",
     "BadRequest",
+    "MalformedHeader",
     "HeaderTooLarge",
     "LoginFailed",
     "MissingCode",
@@ -57,6 +59,7 @@ __all__ = [
     "RefreshTokenExpired",
     "InvalidOpenId",
     "WebLoginError",
+    "WebSessionExpired",
     "InvalidState",
     "StateExpired",
     "StateReplayed",
@@ -64,23 +67,26 @@ __all__ = [
     "wechat_error",
 ]
 
-# Protocol error types (the ``error`` field of a Wafer error body).
-ERR_LOGIN_FAILED = "ERR_LOGIN_FAILED"
-ERR_INVALID_SESSION = "ERR_INVALID_SESSION"
-ERR_CHECK_LOGIN_FAILED = "ERR_CHECK_LOGIN_FAILED"
+
+def __getattr__(name: str) -> Any:
+    # The wire's error types (ERR_LOGIN_FAILED...) moved to wafer_py.answers with the
+    # rest of the protocol's answers; importable here still, for code written before.
+    if name.startswith("ERR_"):
+        from . import answers
+
+        return getattr(answers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class WaferError(Exception):
     """Base class of every wafer_py error.
 
-    ``message`` is safe to show to a client; it never holds a secret.
+    ``reason`` names what happened, for machines (each class has its own); ``message`` is
+    safe to show to a client: it never holds a secret.
     """
 
-    error: ClassVar[str] = ERR_CHECK_LOGIN_FAILED
     reason: ClassVar[str] = "error"
-    status: ClassVar[int] = 400
-    relogin: ClassVar[bool] = False
-    #: Seconds for a ``Retry-After`` header: set on errors that a later retry gets past.
+    #: Seconds after which a retry may get past this error, where that is known.
     retry_after: ClassVar[int | None] = None
     default_message: ClassVar[str] = "request failed"
 
@@ -90,7 +96,17 @@ class WaferError(Exception):
 
 
 class BadRequest(WaferError):
-    """A Wafer header is malformed: not ASCII, too long, or not of the expected form."""
+    """The request is malformed: a header or a body no legitimate client sends.
+
+    The parent of :class:`MalformedHeader` and :class:`BadBody`; wafer_py raises those.
+    """
+
+    reason = "bad_request"
+    default_message = "the request is malformed"
+
+
+class MalformedHeader(BadRequest):
+    """A Wafer header is malformed: not ASCII, or not of the expected form."""
 
     reason = "bad_header"
     default_message = "malformed Wafer header"
@@ -109,15 +125,13 @@ class BodyTooLarge(BadBody):
     Refused before it is read whole (:mod:`wafer_py.body`).
     """
 
-    status = 413
     reason = "body_too_large"
     default_message = "the request body is too large"
 
 
-class HeaderTooLarge(BadRequest):
+class HeaderTooLarge(MalformedHeader):
     """A Wafer header is larger than any legitimate value."""
 
-    status = 431
     reason = "header_too_large"
     default_message = "a Wafer header is too large"
 
@@ -125,7 +139,6 @@ class HeaderTooLarge(BadRequest):
 class LoginFailed(WaferError):
     """A login request could not be completed."""
 
-    error = ERR_LOGIN_FAILED
     reason = "login_failed"
     default_message = "login failed"
 
@@ -142,7 +155,6 @@ class LoginsBusy(LoginFailed):
     once (``max_queued_logins``), so a burst cannot make later logins wait behind it."""
 
     reason = "logins_busy"
-    status = 503
     retry_after = 1
     default_message = "too many logins are in progress; try again shortly"
 
@@ -156,23 +168,16 @@ class LoginQueueTimeout(LoginsBusy):
 
 
 class LoginAbandoned(LoginFailed):
-    """The client hung up before its login reached WeChat, so WeChat is not called.
-
-    Nobody reads the answer (499, nginx's "client closed request"); it is for the logs.
-    """
+    """The client hung up before its login reached WeChat, so WeChat is not called."""
 
     reason = "client_disconnected"
-    status = 499
     default_message = "the client disconnected before the login reached WeChat"
 
 
 class InvalidSession(WaferError):
     """The session is unknown, expired or revoked: the client must log in again."""
 
-    error = ERR_INVALID_SESSION
     reason = "invalid_session"
-    status = 401
-    relogin = True
     default_message = "the session is unknown, expired or revoked; log in again"
 
 
@@ -184,14 +189,13 @@ class MissingCredentials(InvalidSession):
 
 
 class StoreUnavailable(WaferError):
-    """The session store cannot be reached. Not a session problem: no re-login.
+    """The session store cannot be reached: not a session problem, the session may be good.
 
     ``detail`` says what the driver reported, for the operator's log; it is never part of
     the answer to the client.
     """
 
     reason = "store_unavailable"
-    status = 503
     default_message = "the session store is unavailable; try again shortly"
 
     def __init__(self, message: str | None = None, *, detail: str = "") -> None:
@@ -202,12 +206,11 @@ class StoreUnavailable(WaferError):
 class DecryptError(WaferError):
     """``encryptedData`` could not be decrypted or did not check out.
 
-    Never answered with the invalid-session error: a re-login cannot fix data that was
-    encrypted under another key.
+    The parent of every decrypt failure, told apart by class: malformed input, a stale
+    ``session_key``, and the payload's checks (watermark appid and age, openId).
     """
 
     reason = "decrypt_failed"
-    status = 400
     default_message = "encryptedData could not be decrypted"
 
 
@@ -226,7 +229,6 @@ class StaleSessionKey(DecryptError):
     """
 
     reason = "stale_session_key"
-    status = 422
     default_message = (
         "encryptedData does not decrypt with this session's key; the session_key was "
         "probably rotated by a later wx.login: log in again and send fresh data"
@@ -237,7 +239,6 @@ class WrongAppId(DecryptError):
     """The watermark's ``appid`` is not this mini-program's."""
 
     reason = "wrong_appid"
-    status = 403
     default_message = "encryptedData was issued for another appid"
 
 
@@ -245,7 +246,6 @@ class OpenIdMismatch(DecryptError):
     """The decrypted ``openId`` is not the session's user."""
 
     reason = "openid_mismatch"
-    status = 403
     default_message = "encryptedData belongs to another user"
 
 
@@ -253,7 +253,6 @@ class StaleWatermark(DecryptError):
     """The watermark's timestamp is older than the configured maximum age."""
 
     reason = "stale_watermark"
-    status = 422
     default_message = "encryptedData is too old"
 
 
@@ -263,9 +262,7 @@ class StaleWatermark(DecryptError):
 class WeChatError(WaferError):
     """Talking to WeChat failed."""
 
-    error = ERR_LOGIN_FAILED
     reason = "wechat_error"
-    status = 502
     default_message = "WeChat could not be asked"
 
 
@@ -273,7 +270,6 @@ class WeChatUnavailable(WeChatError):
     """Network error, timeout, or a body that is not JSON."""
 
     reason = "wechat_unavailable"
-    status = 503
     default_message = "WeChat is unreachable; try again shortly"
 
 
@@ -310,7 +306,6 @@ class WeChatBusy(WeChatAPIError):
 
     errcodes = (-1,)
     reason = "wechat_busy"
-    status = 503
     default_message = "WeChat is busy; try again shortly"
 
 
@@ -319,7 +314,6 @@ class InvalidCode(WeChatAPIError):
 
     errcodes = (40029,)
     reason = "invalid_code"
-    status = 400
     default_message = "the login code is invalid or expired; call wx.login again"
 
 
@@ -344,7 +338,6 @@ class CodeBlocked(WeChatAPIError):
 
     errcodes = (40226,)
     reason = "code_blocked"
-    status = 403
     default_message = "WeChat refused this user's login"
 
 
@@ -353,7 +346,6 @@ class RateLimited(WeChatAPIError):
 
     errcodes = (45011,)
     reason = "rate_limited"
-    status = 429
     default_message = "too many logins; try again in a minute"
 
 
@@ -418,7 +410,6 @@ class ScopeUnauthorized(WeChatAPIError):
 
     errcodes = (48001,)
     reason = "scope_unauthorized"
-    status = 403
     default_message = "this API or scope is not authorized"
 
 
@@ -427,7 +418,6 @@ class InvalidRefreshToken(WeChatAPIError):
 
     errcodes = (40030,)
     reason = "invalid_refresh_token"
-    status = 401
     default_message = "the refresh_token is invalid; authorize again"
 
 
@@ -451,11 +441,23 @@ class InvalidOpenId(WeChatAPIError):
 
 
 class WebLoginError(WaferError):
-    """The browser's return from WeChat's authorize page cannot be accepted."""
+    """A web login (official-account OAuth) cannot be completed or kept: the browser's
+    return from WeChat's authorize page cannot be accepted, or the web session is over."""
 
-    error = ERR_LOGIN_FAILED
     reason = "web_login_failed"
     default_message = "the WeChat login could not be completed; please try again"
+
+
+class WebSessionExpired(WebLoginError):
+    """The web session is over: its tokens are gone from the store, or no longer open
+    under the configured keys. The browser logs in through WeChat again.
+
+    A local finding, not WeChat's answer: a refresh token WeChat refuses is
+    :class:`InvalidRefreshToken` (40030) or :class:`RefreshTokenExpired` (42002).
+    """
+
+    reason = "web_session_expired"
+    default_message = "the web session is over; log in again"
 
 
 class InvalidState(WebLoginError):
@@ -501,10 +503,14 @@ _ERRCODES = _errcode_table()
 
 
 def wechat_error(errcode: Any, errmsg: Any = "") -> WeChatAPIError:
-    """Build the named exception for a WeChat ``errcode`` (an int, or a numeric string)."""
+    """Build the named exception for a WeChat ``errcode`` (an int, or a numeric string).
+
+    Raises :class:`ValueError` for anything else: no errcode is made up (an unreadable one
+    is not -1, "busy").
+    """
     try:
         code = int(errcode)
     except (TypeError, ValueError):
-        code = -1
+        raise ValueError("a WeChat errcode is an integer") from None
     cls = _ERRCODES.get(code, WeChatAPIError)
     return cls(code, str(errmsg)[:300])

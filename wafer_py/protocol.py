@@ -5,8 +5,10 @@ Both client generations are served by one set of answers (see ``wafer-protocol.m
 * a login answer that carries the v1 ``session`` and the v2 ``data`` side by side;
 * an invalid-session answer with the v1 magic key, ``ERR_INVALID_SESSION``, the v2
   ``code: -1`` and HTTP 401, so that both clients log in again and retry;
+* a failed login with ``ERR_LOGIN_FAILED`` and ``code: -1``, as the original servers;
 * other errors with the magic key, another ``error`` type, a ``reason``, and a ``code``
-  that is never ``-1`` (which would send a v2 client into a pointless re-login).
+  equal to the HTTP status, never ``-1`` (which would send a v2 client into a pointless
+  re-login). The status and type of each error are in :mod:`wafer_py.answers`.
 
 :class:`WaferProtocol` runs one request through a :class:`~wafer_py.auth.WaferAuth`; the
 WSGI and ASGI middlewares are thin shells around it.
@@ -23,13 +25,13 @@ from functools import cached_property
 from typing import Any, Literal, NamedTuple
 from urllib.parse import unquote
 
+from .answers import ERR_LOGIN_FAILED, answer_for
 from .auth import Authenticated, Credentials, LoginResult, WaferAuth
 from .exceptions import (
-    ERR_LOGIN_FAILED,
-    BadRequest,
     HeaderTooLarge,
     InvalidSession,
     MalformedEncryptedData,
+    MalformedHeader,
     MissingCode,
     MissingCredentials,
     WaferError,
@@ -144,19 +146,22 @@ def login_body(result: LoginResult, now: float) -> dict[str, Any]:
 
 
 def error_response(exc: WaferError, *, login: bool = False) -> WaferResponse:
-    """The protocol's error answer for ``exc``. During login, the type is ERR_LOGIN_FAILED.
-    An error with a ``retry_after`` gets a ``Retry-After`` header."""
-    relogin = exc.relogin or login
+    """The protocol's error answer for ``exc``, from :data:`~wafer_py.answers.ANSWERS`.
+
+    During login every error is ``ERR_LOGIN_FAILED`` with ``code: -1``, as the original
+    login failure. An error with a ``retry_after`` gets a ``Retry-After`` header.
+    """
+    status, error, relogin = answer_for(exc)
     body: dict[str, Any] = {
         MAGIC_ID: 1,
-        "error": ERR_LOGIN_FAILED if login else exc.error,
+        "error": ERR_LOGIN_FAILED if login else error,
         "reason": exc.reason,
         "message": exc.message,
-        "code": -1 if relogin else exc.status,
+        "code": -1 if relogin or login else status,
     }
     if exc.retry_after is None:
-        return WaferResponse(exc.status, body)
-    return WaferResponse(exc.status, body, (("retry-after", str(exc.retry_after)),))
+        return WaferResponse(status, body)
+    return WaferResponse(status, body, (("retry-after", str(exc.retry_after)),))
 
 
 def _header(
@@ -164,7 +169,7 @@ def _header(
     name: str,
     limit: int = _MAX_TOKEN,
     pattern: re.Pattern[str] = _TOKEN,
-    malformed: type[WaferError] = BadRequest,
+    malformed: type[WaferError] = MalformedHeader,
 ) -> str | None:
     value = headers.get(name)
     if value is None:
@@ -188,7 +193,7 @@ def read_credentials(headers: Mapping[str, str]) -> Credentials | None:
     try:
         skey = _header(headers, HEADER_SKEY)
         session_id = _header(headers, HEADER_ID)
-    except BadRequest:
+    except MalformedHeader:
         raise InvalidSession("the session headers are malformed; log in again") from None
     if skey is None:
         if session_id is not None:

@@ -64,12 +64,14 @@ from .exceptions import (
     InvalidState,
     StateReplayed,
     WaferError,
+    WebSessionExpired,
     WeChatError,
 )
 from .oauthstate import ClockedSigner, OAuthStateSigner, StateClaims, browser_digest
 from .serverkeys import server_secret_keys
 from .stores import SessionStore
 from .stores.base import call_store
+from .weberrors import page_status
 
 if TYPE_CHECKING:
     from .auth import WaferAuth
@@ -158,13 +160,8 @@ def _location(path: str) -> str:
 
 
 def error_page(exc: WaferError, next_path: str) -> WebAnswer:
-    """The default human-readable page for a failed web login.
-
-    Client-side failures are 400, never 401/403: those are the statuses the mini-program
-    middleware swaps for its JSON invalid-session answer. WeChat or store trouble keeps
-    its 5xx status.
-    """
-    status = exc.status if exc.status >= 500 else 400
+    """The default human-readable page for a failed web login, with the status
+    :mod:`wafer_py.weberrors` gives ``exc`` (400 on the browser's side, 5xx for trouble)."""
     body = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -175,7 +172,7 @@ def error_page(exc: WaferError, next_path: str) -> WebAnswer:
         f"<!-- reason: {html.escape(exc.reason)} --></body></html>"
     )
     return WebAnswer(
-        status,
+        page_status(exc),
         [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")],
         body.encode("utf-8"),
     )
@@ -574,13 +571,14 @@ class WebLogin:
         """A fresh profile from WeChat for a ``snsapi_userinfo`` web session.
 
         Refreshes the access token first if WeChat says it expired. Raises
-        :class:`~wafer_py.exceptions.ScopeUnauthorized` for a ``snsapi_base`` session and
-        :class:`~wafer_py.exceptions.InvalidRefreshToken` when the session is over.
+        :class:`~wafer_py.exceptions.ScopeUnauthorized` for a ``snsapi_base`` session,
+        :class:`~wafer_py.exceptions.WebSessionExpired` when the session is over, and
+        :class:`~wafer_py.exceptions.InvalidRefreshToken` when WeChat refuses its refresh.
         """
         key = _entry_key(user.session_id)
         tokens = self._load(key, self.clock())
         if tokens is None:
-            raise InvalidRefreshToken(40030, "", "the web session is over; log in again")
+            raise WebSessionExpired()
         access = self._unseal(tokens.access, key)
         try:
             return self.oauth.get_userinfo(access, tokens.openid, lang or self.lang)
@@ -701,7 +699,7 @@ class WebLogin:
     def _refresh(self, user: WebUser, key: str, tokens: _Tokens) -> WebUser | None:
         try:
             token = self.oauth.refresh_token(self._unseal(tokens.refresh, key))
-        except InvalidRefreshToken:
+        except (InvalidRefreshToken, WebSessionExpired):
             call_store(self.store.delete_entry, key)
             return None
         except WeChatError as exc:
@@ -748,10 +746,8 @@ class WebLogin:
         try:
             return self.secrets.unseal(sealed, context=key)
         except ValueError:
-            raise InvalidRefreshToken(
-                40030,
-                "",
-                "the web session's tokens do not open under the configured keys; log in again",
+            raise WebSessionExpired(
+                "the web session's tokens do not open under the configured keys; log in again"
             ) from None
 
     def _revoke(self, cookie: str | None) -> None:

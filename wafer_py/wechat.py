@@ -47,7 +47,11 @@ def parse_wechat_body(raw: bytes, where: str) -> dict[str, Any]:
         raise WeChatUnavailable(f"WeChat answered {where} with unexpected JSON")
     errcode = data.get("errcode", 0)
     if errcode not in (0, "0", None):
-        raise wechat_error(errcode, data.get("errmsg", ""))
+        try:
+            error = wechat_error(errcode, data.get("errmsg", ""))
+        except ValueError:
+            raise WeChatUnavailable(f"WeChat answered {where} with an unreadable errcode") from None
+        raise error
     return data
 
 
