@@ -30,7 +30,8 @@ from urllib.parse import urlsplit
 
 from .config import DEFAULT_STORE_URL
 from .exceptions import WaferError
-from .migrate import SQL_EXTRA, MigrationError, WaferTable, display_url, import_users
+from .logsafe import redact_url
+from .migrate import SQL_EXTRA, MigrationError, WaferTable, import_users
 from .models import Session
 from .stores.base import SessionStore, call_store
 
@@ -112,16 +113,16 @@ def _open_store(url: str) -> SessionStore:
         return open_store(url)
     except WaferError as exc:
         detail = " ".join((getattr(exc, "detail", "") or exc.message).split())
-        raise _Failure(f"cannot open the session store {display_url(url)}: {detail}") from None
+        raise _Failure(f"cannot open the session store {redact_url(url)}: {detail}") from None
     except ImportError as exc:
         raise _Failure(
-            f"cannot open the session store {display_url(url)}: {_one_line(exc)} "
+            f"cannot open the session store {redact_url(url)}: {_one_line(exc)} "
             "(the redis and sql extras: pip install 'wafer-session[redis]' or "
             f"{SQL_EXTRA})"
         ) from None
     except Exception as exc:  # a bad URL (ValueError), an unwritable path (OSError), a driver
         raise _Failure(
-            f"cannot open the session store {display_url(url)}: {_one_line(exc)}"
+            f"cannot open the session store {redact_url(url)}: {_one_line(exc)}"
         ) from None
 
 
@@ -132,7 +133,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _store_failed(exc: WaferError, url: str) -> str:
     detail = getattr(exc, "detail", "") or exc.message
-    return f"the session store {display_url(url)} failed: {' '.join(detail.split())}"
+    return f"the session store {redact_url(url)} failed: {' '.join(detail.split())}"
 
 
 def _quiet_store_logs() -> None:
@@ -404,7 +405,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         "v1": "v1 layout, the PHP session server",
         "v2": "v2 layout, the Node SDK",
     }.get(report.schema, "layout not recognised; read by column name")
-    print(f"{args.table} at {display_url(args.source)} ({layout}) -> {display_url(url)}")
+    print(f"{args.table} at {redact_url(args.source)} ({layout}) -> {redact_url(url)}")
     if report.dry_run:
         print("dry run: nothing was written")
     without = sum(report.without_profile.values())

@@ -69,6 +69,7 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.retry import Retry
 
 from ..exceptions import StoreUnavailable
+from ..logsafe import redact_url
 from ..models import Session, User
 from .base import SessionStore, StoreStats
 from .loops import PerLoop
@@ -231,17 +232,6 @@ def _tag(text: str) -> str:
     return text.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
 
 
-def _masked(url: str) -> str:
-    """The URL without its password (in the authority or the query)."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.split(':', 1)[0]}:***@{host}"
-    query = [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)]
-    return _with_query(f"{parts.scheme}://{netloc}{parts.path}", query)
-
-
 def _with_query(url: str, query: list[tuple[str, str]]) -> str:
     # Not urlunsplit: it turns unix:///path into unix:/path.
     return f"{url}?{urlencode(query, safe='*')}" if query else url
@@ -338,7 +328,7 @@ class RedisStore(SessionStore):
             prefix = ours.get("prefix", "wafer:")
         store = cls(client, prefix=prefix, async_client=make_async)
         store._owns_client = True
-        store._where = _masked(rest)
+        store._where = redact_url(rest)
         return store
 
     def __repr__(self) -> str:

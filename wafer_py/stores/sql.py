@@ -80,9 +80,10 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, ClassVar
-from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from ..exceptions import StoreUnavailable
+from ..logsafe import redact_url
 from ..models import Session, User
 from .base import SessionStore, StoreStats
 from .loops import PerLoop
@@ -279,17 +280,6 @@ def _import_driver(name: str) -> Any:
         raise ImportError(f"the SQL store needs the {name} package: {_INSTALL}") from exc
 
 
-def _mask(parts: SplitResult) -> str:
-    """The URL with its password (in the user part or a query option) replaced by ***."""
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            netloc = userinfo.split(":", 1)[0] + ":***@" + host
-    query = [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="*"), ""))
-
-
 def _user(row: Sequence[Any] | None) -> User | None:
     if row is None:
         return None
@@ -380,7 +370,7 @@ class SQLStore(SessionStore):
             raise ValueError(f"pool_timeout must be a number of seconds >= 0, not {wait}")
         self.dialect: Dialect = dialect
         self.table_prefix = prefix
-        self._url = _mask(parts)
+        self._url = redact_url(url)
         self._driver = _import_driver(dialect.driver)
         self._params = dialect.params(parts, options, connect_timeout, io_timeout)
         self._password = str(self._params.get("password") or "")
