@@ -54,7 +54,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from .config import WaferConfig
-from .crypto import SecretBox
+from .crypto import Keyring, SecretBox
 from .exceptions import (
     AccessTokenExpired,
     ConsentDenied,
@@ -67,7 +67,7 @@ from .exceptions import (
     WeChatError,
 )
 from .oauthstate import ClockedSigner, OAuthStateSigner, StateClaims, browser_digest
-from .serverkeys import server_secret_keys
+from .serverkeys import server_keyring
 from .stores import SessionStore
 from .stores.base import call_store
 
@@ -306,7 +306,7 @@ class WebLogin:
         store: SessionStore,
         oauth: WeChatOAuth | None = None,
         secret_box: SecretBox | None = None,
-        secret_keys: Sequence[str] | None = None,
+        secret_keys: Keyring | Sequence[str] | None = None,
         clock: Callable[[], float] = time.time,
         callback_path: str = CALLBACK_PATH,
         public_url: str | None = None,
@@ -333,11 +333,12 @@ class WebLogin:
         self.oauth = oauth
         self.store = store
         # No keys: as WaferAuth (none for a shared store; SQLite's key file; else random).
-        keys = list(
-            server_secret_keys(
+        if isinstance(secret_keys, Keyring):
+            keys = secret_keys
+        else:
+            keys = server_keyring(
                 secret_keys if secret_keys is not None else config.secret_keys, store
             )
-        )
         self.secrets = secret_box or SecretBox(keys)
         self.clock = clock
         self.callback_path = callback_path
@@ -356,7 +357,7 @@ class WebLogin:
             keys, max_age=state_max_age, clock=clock, salt=f"wafer_py.oauth-state:{oauth.appid}"
         )
         self._cookies = URLSafeTimedSerializer(
-            list(reversed(keys)),
+            keys.oldest_first(),
             salt="wafer_py.web-session",
             signer=ClockedSigner,
             signer_kwargs={"clock": clock, "digest_method": hashlib.sha256},
