@@ -17,7 +17,7 @@ copies: the old ``skey`` (predictable ``md5``/``sha1`` values) and ``session_key
 in plaintext); clients simply log in again. Users already in the store are kept as they
 are. Running it twice imports nothing new.
 
-The ``wafer-py migrate-wafer`` command (:mod:`wafer_py.cli_sessions`) runs it from the shell.
+The ``wafer-py migrate-wafer`` command (:mod:`wafer_py.cli_migrate`) runs it from the shell.
 """
 
 from __future__ import annotations
