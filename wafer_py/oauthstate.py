@@ -39,7 +39,7 @@ from itsdangerous.encoding import base64_decode, base64_encode
 
 from .crypto import Keyring
 from .exceptions import InvalidState, StateExpired, StateReplayed
-from .stores import SessionStore
+from .stores.entries import EntryStore
 
 __all__ = [
     "ClockedSigner",
@@ -216,7 +216,7 @@ class OAuthStateSigner:
             payload[:_NONCE_BYTES].hex(), int(issued_at.timestamp()), payload[binding_end:]
         )
 
-    def spend(self, claims: StateClaims, store: SessionStore) -> None:
+    def spend(self, claims: StateClaims, store: EntryStore) -> None:
         """Use the state once: a second call for the same nonce raises StateReplayed.
 
         The nonce is claimed with the store's lock (an atomic set-if-absent shared by every

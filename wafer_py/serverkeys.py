@@ -17,14 +17,14 @@ from .config import check_secret_keys
 from .crypto import Keyring
 
 if TYPE_CHECKING:
-    from .stores import SessionStore
+    from .stores import EntryStore, SessionStore
 
 __all__ = ["server_keyring", "server_secret_keys"]
 
 logger = logging.getLogger("wafer_py")
 
 
-def server_keyring(configured: Sequence[str], store: SessionStore) -> Keyring:
+def server_keyring(configured: Sequence[str], store: SessionStore | EntryStore) -> Keyring:
     """The keys in force for ``store``, newest first.
 
     ``configured`` keys win (each at least 32 characters). Without them a shared store
@@ -53,6 +53,8 @@ def server_keyring(configured: Sequence[str], store: SessionStore) -> Keyring:
     return Keyring.random()
 
 
-def server_secret_keys(configured: Sequence[str], store: SessionStore) -> tuple[str, ...]:
+def server_secret_keys(
+    configured: Sequence[str], store: SessionStore | EntryStore
+) -> tuple[str, ...]:
     """:func:`server_keyring`'s keys as text, newest first (WaferConfig's type)."""
     return tuple(key.decode() for key in server_keyring(configured, store))

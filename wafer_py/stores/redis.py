@@ -38,15 +38,12 @@ collects garbage, relative to that clock:
   it vanish early. :meth:`~RedisStore.purge_expired` removes expired ones by the logical
   clock.
 
-Round trips on a standalone server: one per method, except
-:meth:`~RedisStore.purge_expired` (two per batch). Scripts that follow a pointer touch
-keys they were not given; standalone Redis allows that (a proxy that shards one logical
-server by key would not). On Redis Cluster (a ``redis.cluster.RedisCluster`` client, or
-``?cluster=true`` in the URL) each script and command touches one slot, and the steps in
-other slots are separate calls: a lookup takes two round trips (the pointer, then the
-session and its user), creating a session two, a touch or a revocation three, revoking a
-user two (the revocation itself is the first). Needs Redis 7 or later (the scripts
-declare flags, so a cluster refuses any that strays into another slot).
+Scripts that follow a pointer touch keys they were not given; standalone Redis allows
+that (a proxy that shards one logical server by key would not). On Redis Cluster (a
+``redis.cluster.RedisCluster`` client, or ``?cluster=true`` in the URL) each script and
+command touches one slot, and the steps in other slots are separate calls (the round
+trips per method are in BENCHMARKS.md). Needs Redis 7 or later (the scripts declare
+flags, so a cluster refuses any that strays into another slot).
 """
 
 from __future__ import annotations
@@ -72,6 +69,7 @@ from ..exceptions import StoreUnavailable
 from ..logsafe import redact_url
 from ..models import Session, User
 from .base import SessionStore, StoreStats
+from .entries import EntryStore
 from .loops import PerLoop
 from .redis_scripts import (
     ACQUIRE as _ACQUIRE,
@@ -248,7 +246,7 @@ def _where(client: Any) -> str:
 
 
 # ------------------------------------------------------------------------------ store
-class RedisStore(SessionStore):
+class RedisStore(SessionStore, EntryStore):
     """Users, sessions, entries and locks in Redis, under a key prefix.
 
     ``client`` is a ``redis.Redis`` or ``redis.cluster.RedisCluster``. ``async_client`` is
