@@ -7,6 +7,7 @@ import base64
 import pytest
 
 from wafer_py.crypto import (
+    Keyring,
     SecretBox,
     decrypt_data,
     encrypt_data,
@@ -179,3 +180,57 @@ def test_generated_key_warns(caplog: pytest.LogCaptureFixture) -> None:
     box = SecretBox([])
     assert box.generated
     assert "no secret key configured" in caplog.text
+
+
+NEW_KEY = "n" * 32
+OLD_KEY = "o" * 32
+
+
+def test_keyring_is_newest_first_and_gives_itsdangerous_the_reverse() -> None:
+    ring = Keyring([NEW_KEY, "", OLD_KEY])  # an empty key is dropped
+    assert list(ring) == [NEW_KEY.encode(), OLD_KEY.encode()]
+    assert ring.newest == NEW_KEY.encode() and len(ring) == 2
+    assert ring.oldest_first() == [OLD_KEY.encode(), NEW_KEY.encode()]
+    assert Keyring.of(ring) is ring
+    with pytest.raises(ValueError):
+        Keyring(["", b""])
+
+
+def test_keyring_rotation_keeps_old_secrets_open() -> None:
+    old = Keyring([OLD_KEY])
+    ring = old.rotated(NEW_KEY)
+    assert list(ring) == [NEW_KEY.encode(), OLD_KEY.encode()]
+    assert list(ring.rotated("x" * 32, keep=2)) == [b"x" * 32, NEW_KEY.encode()]
+    # The derived keys follow the same order: the old key's derivation is still there.
+    assert ring.derive(b"p")[1] == old.derive(b"p")[0] != ring.derive(b"p")[0]
+    assert ring.derive(b"p") != ring.derive(b"q")
+    sealed = SecretBox(old).seal("sk", context="o1")
+    assert SecretBox(ring).unseal(sealed, context="o1") == "sk"
+    assert SecretBox(ring).check_skey("s", SecretBox(old).hash_skey("s"))
+    # The same keys as text or as a keyring make the same box.
+    assert SecretBox(ring).hash_skey("s") == SecretBox([NEW_KEY, OLD_KEY]).hash_skey("s")
+
+
+def test_keyring_repr_hides_keys(caplog: pytest.LogCaptureFixture) -> None:
+    ring = Keyring([NEW_KEY, OLD_KEY])
+    assert repr(ring) == "Keyring(keys=2, generated=False)"
+    assert "n" * 8 not in repr(ring) and "o" * 8 not in str(ring)
+    made_up = Keyring.random()
+    assert made_up.generated and len(made_up) == 1
+    assert made_up.newest.decode() not in repr(made_up)
+    assert "using a random one" in caplog.text
+
+
+def test_the_signers_take_the_keyring_order() -> None:
+    from wafer_py.oauthstate import OAuthStateSigner
+
+    issued = OAuthStateSigner(Keyring([OLD_KEY])).issue("/p")
+    # After a rotation the old key still verifies; a signer without it refuses.
+    OAuthStateSigner(Keyring([NEW_KEY, OLD_KEY])).verify(issued, "/p")
+    OAuthStateSigner([NEW_KEY, OLD_KEY]).verify(issued, "/p")
+    from wafer_py.exceptions import InvalidState
+
+    with pytest.raises(InvalidState):
+        OAuthStateSigner([NEW_KEY]).verify(issued, "/p")
+    newer = OAuthStateSigner([NEW_KEY, OLD_KEY]).issue("/p")
+    OAuthStateSigner([NEW_KEY]).verify(newer, "/p")  # the newest signs

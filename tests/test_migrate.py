@@ -438,6 +438,25 @@ def test_an_unreachable_server_is_one_line_without_its_password(tmp_path: Path) 
     assert "the URL names no database" in line
 
 
+@pytest.mark.parametrize("option", ["password", "passwd", "Password"])
+def test_a_password_in_the_query_is_masked_too(tmp_path: Path, option: str) -> None:
+    url = f"mysql://wafer@127.0.0.1:1/cAuth?{option}=s3cr3t-pw"
+    line = one_line_failure(migrate("--from", url, "--store", f"sqlite:///{tmp_path}/s.db"))
+    assert f"{option}=***" in line and "s3cr3t-pw" not in line
+    # The store's URL too, in the sessions command's one line.
+    store = f"mysql://wafer@127.0.0.1:1/cAuth?{option}=s3cr3t-pw"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WAFER_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "wafer_py", "sessions", "stats", "--store", store],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "s3cr3t-pw" not in result.stderr + result.stdout
+
+
 def test_without_pymysql_the_message_says_what_to_install(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['pymysql'] = None; from wafer_py.cli import main; "

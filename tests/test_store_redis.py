@@ -25,7 +25,7 @@ from tests.services import require
 from wafer_py.exceptions import StoreUnavailable
 from wafer_py.stores import SessionStore, StoreStats, open_store
 from wafer_py.stores.redis import ENTRY_GC, GRACE, RedisStore
-from wafer_py.testing import SessionStoreContract, make_session
+from wafer_py.testing import StoreContract, make_session
 
 #: Every key this run writes to the shared Redis starts with this.
 RUN_PREFIX = f"wafer-test-{secrets.token_hex(4)}:"
@@ -55,7 +55,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisInstance]
         yield server
 
 
-class TestRedisStore(SessionStoreContract):
+class TestRedisStore(StoreContract):
     @pytest.fixture(autouse=True)
     def _server(self, redis_url: str) -> None:
         self.url = redis_url
@@ -64,7 +64,7 @@ class TestRedisStore(SessionStoreContract):
         return RedisStore.from_url(self.url, prefix=RUN_PREFIX + "contract:")
 
 
-class TestRedisStoreOnBytesClients(SessionStoreContract):
+class TestRedisStoreOnBytesClients(StoreContract):
     """Clients made by the caller, without ``decode_responses``, the async one per loop."""
 
     @pytest.fixture(autouse=True)
@@ -79,7 +79,7 @@ class TestRedisStoreOnBytesClients(SessionStoreContract):
         )
 
 
-class TestRedisClusterStore(SessionStoreContract):
+class TestRedisClusterStore(StoreContract):
     """The cluster way (per-slot calls) on a real cluster node, which enforces the slots."""
 
     @pytest.fixture(autouse=True)

@@ -24,9 +24,9 @@ from tests.pg_instance import PostgresInstance, require_pg_instance
 from tests.services import require
 from wafer_py.exceptions import StoreUnavailable
 from wafer_py.protocol import error_response
-from wafer_py.stores import open_store, sql
+from wafer_py.stores import open_store, sql_pool
 from wafer_py.stores.sql import SQLStore, _poller
-from wafer_py.testing import SessionStoreContract, make_session, run_threads
+from wafer_py.testing import StoreContract, make_session, run_threads
 
 TABLES = ("users", "sessions", "entries", "locks")
 SESSION_KEY = "c2Vzc2lvbmtleTEyMzQ1Ng=="  # what make_session seals
@@ -103,7 +103,7 @@ def server(request: pytest.FixtureRequest) -> tuple[str, str]:
     return kind, request.getfixturevalue("pg_url" if kind == "postgres" else "mysql_url")
 
 
-class TestPostgresStore(SessionStoreContract):
+class TestPostgresStore(StoreContract):
     @pytest.fixture(autouse=True)
     def _server(self, pg_url: str) -> None:
         self.url = pg_url
@@ -112,7 +112,7 @@ class TestPostgresStore(SessionStoreContract):
         return SQLStore(self.url, table_prefix=PREFIX["postgres"])
 
 
-class TestMariaDBStore(SessionStoreContract):
+class TestMariaDBStore(StoreContract):
     @pytest.fixture(autouse=True)
     def _server(self, mysql_url: str) -> None:
         self.url = mysql_url
@@ -561,14 +561,14 @@ def test_an_interrupted_wait_passes_its_connection_on(
 ) -> None:
     kind, url = server
 
-    class Waiter(sql._Waiter):
+    class Waiter(sql_pool._Waiter):
         def __init__(self) -> None:
             super().__init__()
             self.lock = _HandedThenInterrupted()  # type: ignore[assignment]
 
     with SQLStore(url, table_prefix=PREFIX[kind], max_connections=1) as store:
         lent = store._cursor()
-        monkeypatch.setattr(sql, "_Waiter", Waiter)
+        monkeypatch.setattr(sql_pool, "_Waiter", Waiter)
         caught: list[BaseException] = []
 
         def wait() -> None:

@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 
 from wafer_py.stores import MemoryStore, SessionStore, SQLiteStore, open_store
-from wafer_py.testing import SessionStoreContract, make_session
+from wafer_py.testing import StoreContract, make_session
 
 
-class TestMemoryStore(SessionStoreContract):
+class TestMemoryStore(StoreContract):
     def make_store(self) -> SessionStore:
         return MemoryStore()
 
 
-class TestSQLiteStore(SessionStoreContract):
+class TestSQLiteStore(StoreContract):
     @pytest.fixture(autouse=True)
     def _dir(self, tmp_path: Path) -> None:
         self.path = tmp_path / "sessions.db"
@@ -25,7 +25,7 @@ class TestSQLiteStore(SessionStoreContract):
         return SQLiteStore(self.path)
 
 
-class TestSQLiteMemoryStore(SessionStoreContract):
+class TestSQLiteMemoryStore(StoreContract):
     def make_store(self) -> SessionStore:
         return open_store("sqlite:///:memory:")
 

@@ -437,9 +437,11 @@ class WaferAuth:
         """The shared ``access_token`` cache (made on first use, in this auth's store)."""
         with self._lazy:
             if self._tokens is None:
+                from .stores.entries import entry_store
                 from .tokens import AccessTokenCache
 
-                self._tokens = AccessTokenCache(self.store, self.wechat, clock=self.clock)
+                store = entry_store(self.store)  # a store without entries stops here
+                self._tokens = AccessTokenCache(store, self.wechat, clock=self.clock)
             return self._tokens
 
     @property

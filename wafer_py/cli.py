@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import cli_sessions, cli_token
+from . import cli_migrate, cli_sessions, cli_token
 from .config import DEMO_APP_SECRET, DEMO_APPID, WaferConfig
 
 __all__ = ["main"]
@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(func=cmd_sandbox)
 
     cli_token.add_parser(sub)  # wafer-py token get | refresh
-    cli_sessions.add_parser(sub)  # wafer-py sessions list | revoke | purge | stats; migrate-wafer
+    cli_sessions.add_parser(sub)  # wafer-py sessions list | revoke | purge | stats
+    cli_migrate.add_parser(sub)  # wafer-py migrate-wafer
     return parser
 
 

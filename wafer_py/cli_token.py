@@ -76,7 +76,7 @@ def add_parser(sub: Any) -> None:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Run ``token get`` or ``token refresh``."""
-    from .stores import open_store
+    from .stores import entry_store, open_store
     from .wechat import WeChatClient
 
     logging.getLogger("wafer_py").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
@@ -85,11 +85,18 @@ def cmd_token(args: argparse.Namespace) -> int:
         store = open_store(config.store_url)
     except WaferError as exc:
         return _fail(exc)
+    try:
+        entries = entry_store(store)
+    except TypeError as exc:
+        print(f"wafer-py token: {exc}", file=sys.stderr)
+        return 1
     client = WeChatClient(
         config.appid, config.app_secret, api_base=config.api_base, timeout=config.wechat_timeout
     )
     try:
-        cache = AccessTokenCache(store, client, key=args.key, gap=args.gap, stable=not args.classic)
+        cache = AccessTokenCache(
+            entries, client, key=args.key, gap=args.gap, stable=not args.classic
+        )
         token = cache.refresh(force=args.force) if args.refresh else cache.get()
         cached = cache.peek()
     except WaferError as exc:

@@ -6,9 +6,10 @@
   watermark's age. Each failure is its own :class:`~wafer_py.exceptions.DecryptError`.
 * :func:`encrypt_data` is the other direction, as WeChat's servers do it; the fake WeChat
   and tests use it.
-* :class:`SecretBox` derives, from the server's secret keys (newest first, for rotation),
-  the keyed hash under which skeys are stored and the AES-GCM key that seals each
-  ``session_key`` at rest.
+* :class:`Keyring` holds the server's secret keys, newest first (the newest signs or
+  seals, every one verifies or opens), and derives a key per purpose from each.
+* :class:`SecretBox` takes, from a keyring, the keyed hash under which skeys are stored
+  and the AES-GCM key that seals each ``session_key`` at rest.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -44,6 +45,7 @@ __all__ = [
     "new_session_id",
     "new_skey",
     "new_session_key",
+    "Keyring",
     "SecretBox",
     "hmac_signature",
 ]
@@ -180,6 +182,76 @@ def _derive(secret: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret)
 
 
+class Keyring:
+    """The server's secret keys, newest first: the one order every user of keys takes.
+
+    Rotate by putting a new key in front and keeping the old ones until what they
+    signed or sealed has expired: the newest signs and seals, every key verifies and
+    opens. Empty keys are dropped; a keyring with none left is refused (``ValueError``):
+    :meth:`random` is the one way to a made-up key, and says so in :attr:`generated`.
+    Its ``repr`` counts keys and never shows one.
+
+    Example::
+
+        ring = Keyring(["new key ...", "old key ..."])
+        ring.newest            # b"new key ..."
+        ring.oldest_first()    # itsdangerous' order (it signs with the last)
+        ring.derive(b"purpose v1")  # one 32-byte key per secret, newest first
+    """
+
+    __slots__ = ("_keys", "generated")
+
+    def __init__(self, keys: Iterable[str | bytes], *, generated: bool = False) -> None:
+        self._keys = tuple(k.encode() if isinstance(k, str) else bytes(k) for k in keys if k)
+        if not self._keys:
+            raise ValueError("a keyring needs at least one non-empty secret key")
+        #: Whether the key was made up by :meth:`random` (not configured).
+        self.generated = generated
+
+    @classmethod
+    def random(cls) -> Keyring:
+        """A keyring of one random key, with a warning: what it signs or seals lasts only
+        as long as the process and no other process can check it."""
+        logger.warning(
+            "wafer_py: no secret key configured (WAFER_SECRET_KEY); using a random one. "
+            "Sessions will not survive a restart nor be shared between processes."
+        )
+        return cls([secrets.token_hex(32)], generated=True)
+
+    @classmethod
+    def of(cls, keys: Keyring | Iterable[str | bytes]) -> Keyring:
+        """``keys`` as a keyring (a keyring is returned as it is)."""
+        return keys if isinstance(keys, Keyring) else cls(keys)
+
+    @property
+    def newest(self) -> bytes:
+        """The key that signs and seals."""
+        return self._keys[0]
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The keys, newest first."""
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def oldest_first(self) -> list[bytes]:
+        """The keys oldest first, the order itsdangerous takes (it signs with the last)."""
+        return list(reversed(self._keys))
+
+    def rotated(self, new_key: str | bytes, *, keep: int | None = None) -> Keyring:
+        """A keyring with ``new_key`` in front of these, keeping at most ``keep`` keys."""
+        keys = (new_key, *self._keys)
+        return Keyring(keys if keep is None else keys[:keep])
+
+    def derive(self, purpose: bytes) -> list[bytes]:
+        """A 32-byte key for ``purpose`` from each secret (HKDF-SHA256), newest first."""
+        return [_derive(k, purpose) for k in self._keys]
+
+    def __repr__(self) -> str:
+        return f"Keyring(keys={len(self._keys)}, generated={self.generated})"
+
+
 class SecretBox:
     """Keys derived from the server's secret keys, newest first.
 
@@ -194,29 +266,28 @@ class SecretBox:
     skeys (the hash of one app's skey names no session under the other's). An empty
     scope gives the unscoped hash.
 
-    Without keys a random one is made, with a warning: sessions then live only as long
-    as the process and cannot be shared between processes.
+    ``secret_keys`` is a :class:`Keyring` or the keys for one. Without keys a random one
+    is made (:meth:`Keyring.random`, with a warning): sessions then live only as long as
+    the process and cannot be shared between processes.
     """
 
-    def __init__(self, secret_keys: Sequence[str | bytes] = (), *, scope: str = "") -> None:
-        raw = [k.encode() if isinstance(k, str) else bytes(k) for k in secret_keys if k]
-        self.generated = not raw
-        if self.generated:
-            logger.warning(
-                "wafer_py: no secret key configured (WAFER_SECRET_KEY); using a random one. "
-                "Sessions will not survive a restart nor be shared between processes."
-            )
-            raw = [secrets.token_bytes(32)]
+    def __init__(
+        self, secret_keys: Keyring | Iterable[str | bytes] = (), *, scope: str = ""
+    ) -> None:
+        if not isinstance(secret_keys, Keyring):
+            secret_keys = [k for k in secret_keys if k]
+        keyring = Keyring.of(secret_keys) if secret_keys else Keyring.random()
+        self.keyring = keyring
+        self.generated = keyring.generated
         # One HMAC keyed per secret, copied for each hash: the key schedule is done once
         # here instead of on every request (hmac.digest redoes it on each call).
         purpose = b"wafer_py skey hash v1"
         if scope:
             purpose += b" for " + scope.encode()
-        self._hashers = [hmac.new(_derive(k, purpose), digestmod=hashlib.sha256) for k in raw]
+        self._hashers = [hmac.new(k, digestmod=hashlib.sha256) for k in keyring.derive(purpose)]
         self._seal_keys: dict[str, AESGCM] = {}
         self._seal_order: list[str] = []
-        for k in raw:
-            seal_key = _derive(k, b"wafer_py session_key seal v1")
+        for seal_key in keyring.derive(b"wafer_py session_key seal v1"):
             kid = hashlib.sha256(seal_key).hexdigest()[:8]
             self._seal_keys[kid] = AESGCM(seal_key)
             self._seal_order.append(kid)

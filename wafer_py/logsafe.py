@@ -1,16 +1,18 @@
-"""Keep secrets out of log lines that other libraries write.
+"""Keep secrets out of log lines, reprs and error messages.
 
 WeChat's APIs take the AppSecret, codes and tokens in the query string, and urllib3 logs
-request lines at DEBUG. :class:`RedactSecrets` masks those parameters in any record of the
-loggers it is installed on.
+request lines at DEBUG: :class:`RedactSecrets` masks those parameters in any record of the
+loggers it is installed on. :func:`redact_url` masks the password of a store or database
+URL, the one function every store, the migration and the CLI use for that.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-__all__ = ["RedactSecrets", "install_redaction", "redact"]
+__all__ = ["RedactSecrets", "install_redaction", "redact", "redact_url"]
 
 _SECRET_PARAMS = re.compile(
     r"\b(secret|appsecret|js_code|code|access_token|refresh_token|session_key|signature)"
@@ -22,6 +24,41 @@ _SECRET_PARAMS = re.compile(
 def redact(text: str) -> str:
     """``text`` with the values of secret query parameters replaced by ``***``."""
     return _SECRET_PARAMS.sub(r"\1=***", text)
+
+
+#: Query options that carry a password (redis-py's and the SQL drivers' spellings).
+_PASSWORD_OPTIONS = frozenset({"password", "passwd", "pass", "pwd"})
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``: in ``user:pass@`` and in query
+    options (``?password=``). A URL without a password is returned unchanged.
+
+    Only the password goes: scheme, user, host, port, path and the other options stay,
+    so the operator can still tell which server is meant.
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    userinfo, at, host = netloc.rpartition("@")  # a password may itself hold an '@'
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    secret_option = any(k.lower() in _PASSWORD_OPTIONS for k, _ in query)
+    if netloc == parts.netloc and not secret_option:
+        return url
+    text = f"{parts.scheme}://{netloc}{parts.path}"  # not urlunsplit: it drops unix:///'s //
+    if parts.query:
+        text += "?" + (
+            urlencode(
+                [(k, "***" if k.lower() in _PASSWORD_OPTIONS else v) for k, v in query],
+                safe="*",
+            )
+            if secret_option
+            else parts.query
+        )
+    if parts.fragment:
+        text += "#" + parts.fragment
+    return text
 
 
 class RedactSecrets(logging.Filter):

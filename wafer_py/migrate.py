@@ -17,7 +17,7 @@ copies: the old ``skey`` (predictable ``md5``/``sha1`` values) and ``session_key
 in plaintext); clients simply log in again. Users already in the store are kept as they
 are. Running it twice imports nothing new.
 
-The ``wafer-py migrate-wafer`` command (:mod:`wafer_py.cli_sessions`) runs it from the shell.
+The ``wafer-py migrate-wafer`` command (:mod:`wafer_py.cli_migrate`) runs it from the shell.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .logsafe import redact_url
 from .models import clean_profile
 from .stores.base import SessionStore, call_store
 
@@ -42,7 +43,6 @@ __all__ = [
     "MigrationReport",
     "WaferTable",
     "decode_user_info",
-    "display_url",
     "import_users",
 ]
 
@@ -58,24 +58,6 @@ class MigrationError(Exception):
 
     ``str(exc)`` is one line for the operator, with any password in a URL masked.
     """
-
-
-def display_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 address
-        host = f"[{host}]"
-    netloc = f"{parts.username or ''}:***@{host}"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port is not None:
-        netloc += f":{port}"
-    return parts._replace(netloc=netloc).geturl()
 
 
 @dataclass(frozen=True)
@@ -311,7 +293,7 @@ class WaferTable:
                 cursor.execute(sql)
                 return list(cursor.fetchall())
         except pymysql.MySQLError as exc:
-            raise MigrationError(f"{display_url(self.url)}: {_mysql_message(exc)}") from None
+            raise MigrationError(f"{redact_url(self.url)}: {_mysql_message(exc)}") from None
 
     def count(self) -> int:
         """How many rows the table holds (for a progress bar)."""
@@ -351,7 +333,7 @@ class WaferTable:
             cursor.close()
             finished = True
         except pymysql.MySQLError as exc:
-            raise MigrationError(f"{display_url(self.url)}: {_mysql_message(exc)}") from None
+            raise MigrationError(f"{redact_url(self.url)}: {_mysql_message(exc)}") from None
         finally:
             if not finished:
                 # Stopped half-way: the connection is dropped with the rest of the result
@@ -394,17 +376,17 @@ def _connect(url: str) -> Any:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("mysql", "mariadb", "mysql+pymysql"):
         raise MigrationError(
-            f"not a MySQL URL: {display_url(url)} (mysql://user:password@host:3306/cAuth)"
+            f"not a MySQL URL: {redact_url(url)} (mysql://user:password@host:3306/cAuth)"
         )
     database = unquote(parts.path.lstrip("/"))
     if not database:
         raise MigrationError(
-            f"the URL names no database: {display_url(url)} (mysql://user@host:3306/cAuth)"
+            f"the URL names no database: {redact_url(url)} (mysql://user@host:3306/cAuth)"
         )
     try:
         port = parts.port or 3306
     except ValueError:
-        raise MigrationError(f"bad port in {display_url(url)}") from None
+        raise MigrationError(f"bad port in {redact_url(url)}") from None
     options: dict[str, Any] = {
         "host": parts.hostname or "127.0.0.1",
         "port": port,
@@ -421,5 +403,5 @@ def _connect(url: str) -> Any:
         return pymysql.connect(**options)
     except pymysql.MySQLError as exc:
         raise MigrationError(
-            f"cannot connect to {display_url(url)}: {_mysql_message(exc)}"
+            f"cannot connect to {redact_url(url)}: {_mysql_message(exc)}"
         ) from None

@@ -37,8 +37,9 @@ from typing import Any
 from itsdangerous import BadData, SignatureExpired, TimestampSigner
 from itsdangerous.encoding import base64_decode, base64_encode
 
+from .crypto import Keyring
 from .exceptions import InvalidState, StateExpired, StateReplayed
-from .stores import SessionStore
+from .stores.entries import EntryStore
 
 __all__ = [
     "ClockedSigner",
@@ -154,22 +155,22 @@ class OAuthStateSigner:
 
     def __init__(
         self,
-        secret_keys: Sequence[str | bytes],
+        secret_keys: Keyring | Sequence[str | bytes],
         *,
         max_age: int = 600,
         clock: Callable[[], float] = time.time,
         salt: str = "wafer_py.oauth-state",
     ) -> None:
-        keys = [k for k in secret_keys if k]
-        if not keys:
-            raise ValueError("at least one secret key is needed to sign OAuth states")
+        try:
+            keys = Keyring.of(secret_keys)
+        except ValueError:
+            raise ValueError("at least one secret key is needed to sign OAuth states") from None
         if max_age <= 0:
             raise ValueError("max_age must be positive")
         self.max_age = max_age
         self.clock = clock
-        # itsdangerous takes keys oldest first and signs with the last.
         self._signer = ClockedSigner(
-            list(reversed(keys)), salt=salt, digest_method=hashlib.sha256, clock=clock
+            keys.oldest_first(), salt=salt, digest_method=hashlib.sha256, clock=clock
         )
 
     def __repr__(self) -> str:
@@ -215,7 +216,7 @@ class OAuthStateSigner:
             payload[:_NONCE_BYTES].hex(), int(issued_at.timestamp()), payload[binding_end:]
         )
 
-    def spend(self, claims: StateClaims, store: SessionStore) -> None:
+    def spend(self, claims: StateClaims, store: EntryStore) -> None:
         """Use the state once: a second call for the same nonce raises StateReplayed.
 
         The nonce is claimed with the store's lock (an atomic set-if-absent shared by every

@@ -10,21 +10,21 @@ shared says its class attribute :attr:`~wafer_py.stores.SessionStore.shared`.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .config import check_secret_keys
+from .crypto import Keyring
 
 if TYPE_CHECKING:
-    from .stores import SessionStore
+    from .stores import EntryStore, SessionStore
 
-__all__ = ["server_secret_keys"]
+__all__ = ["server_keyring", "server_secret_keys"]
 
 logger = logging.getLogger("wafer_py")
 
 
-def server_secret_keys(configured: Sequence[str], store: SessionStore) -> tuple[str, ...]:
+def server_keyring(configured: Sequence[str], store: SessionStore | EntryStore) -> Keyring:
     """The keys in force for ``store``, newest first.
 
     ``configured`` keys win (each at least 32 characters). Without them a shared store
@@ -34,7 +34,7 @@ def server_secret_keys(configured: Sequence[str], store: SessionStore) -> tuple[
     """
     if configured:
         check_secret_keys(configured)
-        return tuple(configured)
+        return Keyring(configured)
     if getattr(store, "shared", True):  # a store that does not say is taken as shared
         raise ValueError(
             f"WAFER_SECRET_KEY is not set, and the session store ({type(store).__name__}) "
@@ -49,9 +49,12 @@ def server_secret_keys(configured: Sequence[str], store: SessionStore) -> tuple[
             "wafer_py: no secret key configured (WAFER_SECRET_KEY); using the key "
             "generated beside the SQLite store. Set WAFER_SECRET_KEY in production."
         )
-        return (key,)
-    logger.warning(
-        "wafer_py: no secret key configured (WAFER_SECRET_KEY); using a random one. "
-        "Sessions will not survive a restart nor be shared between processes."
-    )
-    return (secrets.token_hex(32),)
+        return Keyring([key])
+    return Keyring.random()
+
+
+def server_secret_keys(
+    configured: Sequence[str], store: SessionStore | EntryStore
+) -> tuple[str, ...]:
+    """:func:`server_keyring`'s keys as text, newest first (WaferConfig's type)."""
+    return tuple(key.decode() for key in server_keyring(configured, store))

@@ -1,12 +1,15 @@
 """Test helpers for wafer_py and for third-party stores.
 
-:class:`SessionStoreContract` is the store contract suite: every backend's tests
-subclass it and provide ``make_store``. A third party writing its own store can do the
-same::
+The store contract suite, in the two parts a store may implement:
+:class:`SessionStoreContract` (users and sessions, :class:`~wafer_py.stores.SessionStore`)
+and :class:`EntryStoreContract` (entries and locks, :class:`~wafer_py.stores.EntryStore`);
+:class:`StoreContract` is both, plus what ties them (a purge keeps live entries). Every
+bundled backend's tests subclass :class:`StoreContract` and provide ``make_store``; a
+third party does the same with the part its store implements::
 
-    from wafer_py.testing import SessionStoreContract
+    from wafer_py.testing import StoreContract
 
-    class TestMyStore(SessionStoreContract):
+    class TestMyStore(StoreContract):
         def make_store(self):
             return MyStore(...)
 
@@ -27,9 +30,16 @@ from .crypto import SecretBox, new_session_id, new_skey
 from .exceptions import InvalidSession
 from .models import Session, User
 from .stores.base import SessionStore
+from .stores.entries import EntryStore, entry_store
 from .wechat import Code2Session
 
-__all__ = ["SessionStoreContract", "make_session", "run_threads"]
+__all__ = [
+    "EntryStoreContract",
+    "SessionStoreContract",
+    "StoreContract",
+    "make_session",
+    "run_threads",
+]
 
 _BOX = SecretBox(["wafer_py contract suite"])
 _SHARED_KEY = "wafer_py contract suite: one key for two mini-programs"
@@ -76,25 +86,36 @@ def run_threads(target: Callable[[int], object], count: int) -> None:
         thread.join()
 
 
-class SessionStoreContract:
-    """The behaviour every :class:`~wafer_py.stores.SessionStore` must have."""
+class _Contract:
+    """The fixtures both parts share: a fresh store, and a fresh openid (also the suffix
+    of entry and lock names), so a store shared between tests (a real server) may keep
+    what other tests left."""
 
-    def make_store(self) -> SessionStore:
-        """A store to test. Each test uses fresh openids, so a store shared between tests
-        (a real server) may keep what other tests left."""
+    def make_store(self) -> Any:
+        """A store to test."""
         raise NotImplementedError
 
     @pytest.fixture
-    def store(self) -> Iterator[SessionStore]:
+    def store(self) -> Iterator[Any]:
         store = self.make_store()
         try:
             yield store
         finally:
-            store.close()
+            close = getattr(store, "close", None)
+            if callable(close):
+                close()
 
     @pytest.fixture
     def openid(self) -> str:
         return "o" + new_session_id()[:27]
+
+
+class SessionStoreContract(_Contract):
+    """The behaviour every :class:`~wafer_py.stores.SessionStore` must have."""
+
+    def make_store(self) -> SessionStore:
+        """A store to test."""
+        raise NotImplementedError
 
     # -- users ------------------------------------------------------------------
     def test_ensure_user_creates_once(self, store: SessionStore, openid: str) -> None:
@@ -285,13 +306,11 @@ class SessionStoreContract:
         store.ensure_user(openid, unionid=None, profile={}, now=1.0)
         for ttl in (10.0, 10.0, 10_000_000_000.0):
             store.create_session(make_session(openid, now=0.0, ttl=ttl)[0])
-        store.set_entry("stats:" + openid, "x", expires_at=10_000_000_000.0)
         after = store.stats(now=100.0)
         assert after.users - before.users == 1
         assert after.active_sessions - before.active_sessions == 1
         assert after.expired_sessions - before.expired_sessions == 2
         assert after.sessions == after.active_sessions + after.expired_sessions
-        assert after.entries - before.entries == 1
 
     def test_find_login(self, store: SessionStore, openid: str) -> None:
         user = store.ensure_user(openid, unionid="u", profile={"nickName": "A"}, now=1.0)
@@ -331,8 +350,19 @@ class SessionStoreContract:
         assert skey not in (found.skey_hash, found.sealed_session_key)
         assert found.sealed_session_key == session.sealed_session_key
 
+
+class EntryStoreContract(_Contract):
+    """The behaviour every :class:`~wafer_py.stores.EntryStore` must have."""
+
+    def make_store(self) -> EntryStore:
+        """A store to test."""
+        raise NotImplementedError
+
+    def test_is_an_entry_store(self, store: EntryStore) -> None:
+        assert isinstance(store, EntryStore)
+
     # -- entries ----------------------------------------------------------------
-    def test_entries(self, store: SessionStore, openid: str) -> None:
+    def test_entries(self, store: EntryStore, openid: str) -> None:
         key = "entry:" + openid
         assert store.get_entry(key, now=0.0) is None
         store.set_entry(key, "v1 ☃", expires_at=100.0)
@@ -345,7 +375,7 @@ class SessionStoreContract:
         assert store.get_entry(key, now=150.0) is None
 
     # -- locks ------------------------------------------------------------------
-    def test_lock_has_one_holder(self, store: SessionStore, openid: str) -> None:
+    def test_lock_has_one_holder(self, store: EntryStore, openid: str) -> None:
         name = "lock:" + openid
         assert store.acquire_lock(name, "a", ttl=10.0, now=100.0) is True
         assert store.acquire_lock(name, "b", ttl=10.0, now=105.0) is False
@@ -354,22 +384,13 @@ class SessionStoreContract:
         assert store.release_lock(name, "a") is True
         assert store.acquire_lock(name, "b", ttl=10.0, now=106.0) is True
 
-    def test_purge_keeps_live_entries_and_locks(self, store: SessionStore, openid: str) -> None:
-        store.set_entry("old:" + openid, "x", expires_at=10.0)
-        store.set_entry("new:" + openid, "y", expires_at=10_000_000_000.0)
-        assert store.acquire_lock("held:" + openid, "a", ttl=10_000_000_000.0, now=0.0)
-        store.purge_expired(now=100.0)
-        assert store.get_entry("old:" + openid, now=0.0) is None
-        assert store.get_entry("new:" + openid, now=100.0) == "y"
-        assert store.acquire_lock("held:" + openid, "b", ttl=1.0, now=100.0) is False
-
-    def test_lock_lapses(self, store: SessionStore, openid: str) -> None:
+    def test_lock_lapses(self, store: EntryStore, openid: str) -> None:
         name = "lock:" + openid
         assert store.acquire_lock(name, "dead", ttl=10.0, now=100.0) is True
         assert store.acquire_lock(name, "b", ttl=10.0, now=110.0) is True
         assert store.release_lock(name, "dead") is False
 
-    def test_lock_under_contention(self, store: SessionStore, openid: str) -> None:
+    def test_lock_under_contention(self, store: EntryStore, openid: str) -> None:
         name = "lock:" + openid
         winners: list[int] = []
 
@@ -379,3 +400,28 @@ class SessionStoreContract:
 
         run_threads(take, 16)
         assert len(winners) == 1
+
+
+class StoreContract(SessionStoreContract, EntryStoreContract):
+    """Both parts, for a store that keeps users, sessions, entries and locks (as every
+    bundled store does), and what ties them together."""
+
+    def make_store(self) -> Any:
+        """A store to test: a :class:`~wafer_py.stores.SessionStore` that is an
+        :class:`~wafer_py.stores.EntryStore` too."""
+        raise NotImplementedError
+
+    def test_purge_keeps_live_entries_and_locks(self, store: SessionStore, openid: str) -> None:
+        entries = entry_store(store)
+        entries.set_entry("old:" + openid, "x", expires_at=10.0)
+        entries.set_entry("new:" + openid, "y", expires_at=10_000_000_000.0)
+        assert entries.acquire_lock("held:" + openid, "a", ttl=10_000_000_000.0, now=0.0)
+        store.purge_expired(now=100.0)
+        assert entries.get_entry("old:" + openid, now=0.0) is None
+        assert entries.get_entry("new:" + openid, now=100.0) == "y"
+        assert entries.acquire_lock("held:" + openid, "b", ttl=1.0, now=100.0) is False
+
+    def test_stats_counts_entries(self, store: SessionStore, openid: str) -> None:
+        before = store.stats(now=100.0)
+        entry_store(store).set_entry("stats:" + openid, "x", expires_at=10_000_000_000.0)
+        assert store.stats(now=100.0).entries - before.entries == 1

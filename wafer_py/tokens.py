@@ -4,7 +4,7 @@ Every WeChat server API needs the app's ``access_token``. Each ``/cgi-bin/token`
 invalidates the previous token (after a 5-minute overlap) and counts against a daily
 quota of 2000, so workers that refresh on their own knock each other out.
 :class:`AccessTokenCache` keeps one token per app in any
-:class:`~wafer_py.stores.SessionStore` and lets exactly one thread of one process fetch
+:class:`~wafer_py.stores.EntryStore` and lets exactly one thread of one process fetch
 a new one, under the store's lock:
 
 1. :meth:`AccessTokenCache.get` returns the cached token unless it is within ``gap``
@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .exceptions import AccessTokenUnavailable, StoreUnavailable, WeChatError
-from .stores.base import SessionStore
+from .stores.entries import EntryStore
 
 __all__ = ["AccessToken", "AccessTokenCache", "CachedToken", "TokenSource", "DEFAULT_GAP"]
 
@@ -149,7 +149,7 @@ class AccessTokenCache:
 
     def __init__(
         self,
-        store: SessionStore,
+        store: EntryStore,
         source: TokenSource,
         *,
         key: str = "access_token",

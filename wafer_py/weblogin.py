@@ -51,10 +51,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 
-from itsdangerous import BadData, URLSafeTimedSerializer
-
 from .config import WaferConfig
-from .crypto import SecretBox
+from .crypto import Keyring, SecretBox
 from .exceptions import (
     AccessTokenExpired,
     ConsentDenied,
@@ -67,10 +65,11 @@ from .exceptions import (
     WebSessionExpired,
     WeChatError,
 )
-from .oauthstate import ClockedSigner, OAuthStateSigner, StateClaims, browser_digest
-from .serverkeys import server_secret_keys
-from .stores import SessionStore
+from .oauthstate import OAuthStateSigner, StateClaims, browser_digest
+from .serverkeys import server_keyring
 from .stores.base import call_store
+from .stores.entries import EntryStore, entry_store
+from .webcookie import SessionCookie, set_cookie
 from .weberrors import page_status
 
 if TYPE_CHECKING:
@@ -284,7 +283,7 @@ class _Tokens:
 class WebLogin:
     """Web login (official-account OAuth) for browser pages, with web sessions.
 
-    ``store`` keeps the tokens (any :class:`~wafer_py.stores.SessionStore`); ``oauth``
+    ``store`` keeps the tokens (any :class:`~wafer_py.stores.EntryStore`); ``oauth``
     defaults to a :class:`~wafer_py.oauth.WeChatOAuth` for ``config``'s official account
     (``oauth_appid``, else the mini-program's). ``secret_keys`` (newest first, default
     ``config.secret_keys``) sign the cookie and the state; ``secret_box`` seals the tokens.
@@ -300,10 +299,10 @@ class WebLogin:
         self,
         config: WaferConfig | None = None,
         *,
-        store: SessionStore,
+        store: EntryStore,
         oauth: WeChatOAuth | None = None,
         secret_box: SecretBox | None = None,
-        secret_keys: Sequence[str] | None = None,
+        secret_keys: Keyring | Sequence[str] | None = None,
         clock: Callable[[], float] = time.time,
         callback_path: str = CALLBACK_PATH,
         public_url: str | None = None,
@@ -330,11 +329,12 @@ class WebLogin:
         self.oauth = oauth
         self.store = store
         # No keys: as WaferAuth (none for a shared store; SQLite's key file; else random).
-        keys = list(
-            server_secret_keys(
+        if isinstance(secret_keys, Keyring):
+            keys = secret_keys
+        else:
+            keys = server_keyring(
                 secret_keys if secret_keys is not None else config.secret_keys, store
             )
-        )
         self.secrets = secret_box or SecretBox(keys)
         self.clock = clock
         self.callback_path = callback_path
@@ -352,12 +352,7 @@ class WebLogin:
         self.states = OAuthStateSigner(
             keys, max_age=state_max_age, clock=clock, salt=f"wafer_py.oauth-state:{oauth.appid}"
         )
-        self._cookies = URLSafeTimedSerializer(
-            list(reversed(keys)),
-            salt="wafer_py.web-session",
-            signer=ClockedSigner,
-            signer_kwargs={"clock": clock, "digest_method": hashlib.sha256},
-        )
+        self._cookies = SessionCookie(keys, max_age=session_max_age, clock=clock)
 
     @classmethod
     def from_auth(cls, auth: WaferAuth, **options: Any) -> WebLogin:
@@ -365,7 +360,7 @@ class WebLogin:
         options.setdefault("secret_box", auth.secrets)
         options.setdefault("secret_keys", auth._keys)  # the keys auth settled on
         options.setdefault("clock", auth.clock)
-        return cls(auth.config, store=auth.store, **options)
+        return cls(auth.config, store=entry_store(auth.store), **options)
 
     def __repr__(self) -> str:
         return f"WebLogin(appid={self.oauth.appid!r}, callback_path={self.callback_path!r})"
@@ -756,55 +751,35 @@ class WebLogin:
             call_store(self.store.delete_entry, _entry_key(user.session_id))
 
     def _read_cookie(self, cookie: str | None) -> WebUser | None:
-        if not cookie:
-            return None
-        try:
-            data = self._cookies.loads(cookie, max_age=self.session_max_age)
-            return WebUser(
-                openid=str(data["o"]),
-                scope=str(data["c"]),
-                unionid=data.get("u") or None,
-                nickname=str(data.get("n", "")),
-                avatar=str(data.get("a", "")),
-                session_id=str(data["s"]),
-            )
-        except (BadData, KeyError, TypeError, AttributeError):
-            return None
+        fields = self._cookies.loads(cookie)
+        return None if fields is None else WebUser(**fields)
 
-    def _cookie_attributes(self, secure: bool) -> str:
+    def _secure(self, secure: bool) -> bool:
         if self.cookie_secure is not None:
-            secure = self.cookie_secure
-        elif self.public_url is not None and self.public_url.startswith("https://"):
-            secure = True
-        return "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
+            return self.cookie_secure
+        return secure or (self.public_url is not None and self.public_url.startswith("https://"))
 
     def _nonce_cookie(self, nonce: str, secure: bool = False) -> tuple[str, str]:
         # As long-lived as a state: a callback after that fails as expired anyway.
-        return (
-            "Set-Cookie",
-            f"{self.nonce_cookie_name}={nonce}; Max-Age={self.states.max_age}"
-            + self._cookie_attributes(secure),
-        )
+        name, max_age = self.nonce_cookie_name, self.states.max_age
+        return set_cookie(name, nonce, max_age=max_age, secure=self._secure(secure))
 
     def _set_cookie(self, user: WebUser, secure: bool = False) -> tuple[str, str]:
         value = self._cookies.dumps(
             {
-                "s": user.session_id,
-                "o": user.openid,
-                "c": user.scope,
-                "u": user.unionid,
-                "n": user.nickname,
-                "a": user.avatar,
+                "session_id": user.session_id,
+                "openid": user.openid,
+                "scope": user.scope,
+                "unionid": user.unionid,
+                "nickname": user.nickname,
+                "avatar": user.avatar,
             }
         )
-        return (
-            "Set-Cookie",
-            f"{self.cookie_name}={value}; Max-Age={self.session_max_age}"
-            + self._cookie_attributes(secure),
-        )
+        max_age = self.session_max_age
+        return set_cookie(self.cookie_name, value, max_age=max_age, secure=self._secure(secure))
 
     def _clear_cookie(self, secure: bool = False) -> tuple[str, str]:
-        return ("Set-Cookie", f"{self.cookie_name}=; Max-Age=0" + self._cookie_attributes(secure))
+        return set_cookie(self.cookie_name, "", max_age=0, secure=self._secure(secure))
 
 
 def _usable(nonce: str | None) -> str:

@@ -1,16 +1,20 @@
 """Session stores, and :func:`open_store` to pick one by URL.
 
+:class:`SessionStore` keeps users and sessions; :class:`EntryStore` entries and locks
+(for the token cache, the web login and the OAuth state); the bundled stores do both.
 Backends that need an optional package are imported only when asked for, so
-``import wafer_py`` never needs a database driver.
+``import wafer_py`` never needs a database driver. A third-party store joins
+:func:`open_store` with :func:`register_store`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from .base import SessionStore, StoreStats
+from .entries import EntryStore, entry_store
 from .memory import MemoryStore
+from .registry import open_store, register_store, registered_schemes
 from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -19,41 +23,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SessionStore",
+    "EntryStore",
     "StoreStats",
     "MemoryStore",
     "SQLiteStore",
     "RedisStore",
     "SQLStore",
+    "entry_store",
     "open_store",
+    "register_store",
+    "registered_schemes",
 ]
 
-_URLS = (
-    "memory://, sqlite:///path/to.db, redis://host:6379/0, rediss://..., "
-    "postgresql://user@host/db, mysql://user@host/db"
-)
-
-
-def open_store(url: str) -> SessionStore:
-    """Open the store a URL names.
-
-    ``memory://``; ``sqlite:///path/to.db`` (relative), ``sqlite:////abs/path.db``,
-    ``sqlite:///:memory:``; ``redis://`` and ``rediss://`` (the ``redis`` extra);
-    ``postgresql://`` and ``mysql://`` (the ``sql`` extra).
-    """
-    scheme = urlsplit(url).scheme.lower()
-    if scheme == "memory":
-        return MemoryStore()
-    if scheme == "sqlite":
-        return SQLiteStore.from_url(url)
-    if scheme in ("redis", "rediss", "unix"):
-        from .redis import RedisStore
-
-        return RedisStore.from_url(url)
-    if scheme in ("postgresql", "postgres", "mysql", "mariadb") or "+" in scheme:
-        from .sql import SQLStore
-
-        return SQLStore.from_url(url)
-    raise ValueError(f"unknown session store URL scheme {scheme!r}; use one of: {_URLS}")
+register_store(MemoryStore)
+register_store(SQLiteStore)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,7 @@
 """The session store interface every backend implements.
 
-A store keeps :class:`~wafer_py.models.User` and :class:`~wafer_py.models.Session` records.
+A store keeps :class:`~wafer_py.models.User` and :class:`~wafer_py.models.Session` records
+(entries and locks are :mod:`~wafer_py.stores.entries`' contract).
 It is told the time (``now``) by its caller, so tests drive expiry with a clock instead of
 sleeping. It never sees a secret in the clear: skeys arrive hashed and session_keys sealed.
 
@@ -129,6 +130,11 @@ class StoreStats:
 class SessionStore(ABC):
     """Where users and sessions live. Subclass it to add a backend.
 
+    Entries and locks (for the token cache, the web login and the OAuth state) are a
+    contract of their own, :class:`~wafer_py.stores.EntryStore`: the bundled stores
+    implement both. A new backend declares its URL :attr:`schemes` and joins
+    :func:`~wafer_py.stores.open_store` with :func:`~wafer_py.stores.register_store`.
+
     The contract (tested for every backend by :mod:`wafer_py.testing`):
 
     * :meth:`ensure_user` is atomic: concurrent first logins of one openid all get the
@@ -152,6 +158,12 @@ class SessionStore(ABC):
     #: ASGI middleware then validates sessions on the event loop, without a thread). Set
     #: per instance where it depends on the server (the SQL store: PostgreSQL only).
     supports_async: bool = False
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        """The store a URL of one of :attr:`schemes` names (:func:`open_store` calls it).
+        This default ignores the URL: a backend with options overrides it."""
+        return cls()
 
     # -- users ------------------------------------------------------------------
     @abstractmethod
@@ -244,39 +256,14 @@ class SessionStore(ABC):
         """Delete the sessions that expired by ``now``; return how many.
 
         With ``limit``, delete at most that many sessions (call again until it returns
-        less than ``limit``: each call is one short transaction). Expired entries and
-        lapsed locks go too (they are not counted).
+        less than ``limit``: each call is one short transaction). A store that is an
+        :class:`~wafer_py.stores.EntryStore` too drops its expired entries and lapsed
+        locks as well (they are not counted).
         """
 
     @abstractmethod
     def stats(self, now: float) -> StoreStats:
-        """How many users, live and expired sessions and entries the store holds."""
-
-    # -- entries: small shared values with an expiry (tokens, web sessions) -------
-    @abstractmethod
-    def get_entry(self, key: str, *, now: float) -> str | None:
-        """The value stored under ``key``, or ``None`` if there is none or it expired."""
-
-    @abstractmethod
-    def set_entry(self, key: str, value: str, *, expires_at: float) -> None:
-        """Store ``value`` under ``key`` (replacing any), until ``expires_at``."""
-
-    @abstractmethod
-    def delete_entry(self, key: str) -> bool:
-        """Delete the entry; ``True`` if it existed."""
-
-    # -- locks: one holder at a time, across threads and processes ----------------
-    @abstractmethod
-    def acquire_lock(self, name: str, owner: str, *, ttl: float, now: float) -> bool:
-        """Take the lock ``name`` for ``owner`` unless another owner holds it unexpired.
-
-        Returns at once. The lock lapses ``ttl`` seconds after ``now``, so a holder that
-        died does not block the others forever.
-        """
-
-    @abstractmethod
-    def release_lock(self, name: str, owner: str) -> bool:
-        """Release the lock if ``owner`` holds it; ``True`` if it did."""
+        """How many users, live and expired sessions (and entries, if it keeps any)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store is not used afterwards."""

@@ -9,11 +9,12 @@ from typing import Any, ClassVar
 
 from ..models import Session, User
 from .base import SessionStore, StoreStats
+from .entries import EntryStore
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(SessionStore):
+class MemoryStore(SessionStore, EntryStore):
     """Users and sessions in dictionaries, guarded by one lock. Never blocks on I/O."""
 
     schemes: ClassVar[tuple[str, ...]] = ("memory",)

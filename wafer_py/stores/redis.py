@@ -38,15 +38,12 @@ collects garbage, relative to that clock:
   it vanish early. :meth:`~RedisStore.purge_expired` removes expired ones by the logical
   clock.
 
-Round trips on a standalone server: one per method, except
-:meth:`~RedisStore.purge_expired` (two per batch). Scripts that follow a pointer touch
-keys they were not given; standalone Redis allows that (a proxy that shards one logical
-server by key would not). On Redis Cluster (a ``redis.cluster.RedisCluster`` client, or
-``?cluster=true`` in the URL) each script and command touches one slot, and the steps in
-other slots are separate calls: a lookup takes two round trips (the pointer, then the
-session and its user), creating a session two, a touch or a revocation three, revoking a
-user two (the revocation itself is the first). Needs Redis 7 or later (the scripts
-declare flags, so a cluster refuses any that strays into another slot).
+Scripts that follow a pointer touch keys they were not given; standalone Redis allows
+that (a proxy that shards one logical server by key would not). On Redis Cluster (a
+``redis.cluster.RedisCluster`` client, or ``?cluster=true`` in the URL) each script and
+command touches one slot, and the steps in other slots are separate calls (the round
+trips per method are in BENCHMARKS.md). Needs Redis 7 or later (the scripts declare
+flags, so a cluster refuses any that strays into another slot).
 """
 
 from __future__ import annotations
@@ -69,8 +66,10 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.retry import Retry
 
 from ..exceptions import StoreUnavailable
+from ..logsafe import redact_url
 from ..models import Session, User
 from .base import SessionStore, StoreStats
+from .entries import EntryStore
 from .loops import PerLoop
 from .redis_scripts import (
     ACQUIRE as _ACQUIRE,
@@ -231,17 +230,6 @@ def _tag(text: str) -> str:
     return text.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
 
 
-def _masked(url: str) -> str:
-    """The URL without its password (in the authority or the query)."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.split(':', 1)[0]}:***@{host}"
-    query = [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)]
-    return _with_query(f"{parts.scheme}://{netloc}{parts.path}", query)
-
-
 def _with_query(url: str, query: list[tuple[str, str]]) -> str:
     # Not urlunsplit: it turns unix:///path into unix:/path.
     return f"{url}?{urlencode(query, safe='*')}" if query else url
@@ -258,7 +246,7 @@ def _where(client: Any) -> str:
 
 
 # ------------------------------------------------------------------------------ store
-class RedisStore(SessionStore):
+class RedisStore(SessionStore, EntryStore):
     """Users, sessions, entries and locks in Redis, under a key prefix.
 
     ``client`` is a ``redis.Redis`` or ``redis.cluster.RedisCluster``. ``async_client`` is
@@ -338,7 +326,7 @@ class RedisStore(SessionStore):
             prefix = ours.get("prefix", "wafer:")
         store = cls(client, prefix=prefix, async_client=make_async)
         store._owns_client = True
-        store._where = _masked(rest)
+        store._where = redact_url(rest)
         return store
 
     def __repr__(self) -> str:

@@ -11,60 +11,12 @@ Connections are in autocommit mode: a single statement is its own transaction, a
 few operations that need more than one statement to be atomic wrap them in an explicit
 short transaction.
 
-The connection pool
--------------------
-Each store keeps a bounded pool of connections, opened when first needed and then kept:
-at most ``max_connections`` (default 10). A store operation borrows one for its statement
-(or its short transaction) and gives it back; a thread that finds them all lent waits up
-to ``pool_timeout`` seconds (default 5) for one, then gets
-:class:`~wafer_py.exceptions.StoreUnavailable` ("connection pool exhausted"), answered
-with 503 like any outage.
-
-Why bounded: a connection per thread ties the server's connections to the app's
-threads, and apps have many (uvicorn's thread pool has 40, gunicorn ``--threads``,
-Flask's threaded server a thread per request): a few processes exhaust a PostgreSQL
-server, whose ``max_connections`` is 100 by default. A store operation holds its
-connection for a round trip or two (a tenth of a millisecond on a LAN), so a few
-connections serve many threads.
-
-Under asyncio, PostgreSQL's validation (the lookup and the touch) runs on the event loop
-through a second pool per loop, of psycopg async connections, with the same
-``max_connections`` and ``pool_timeout`` (:mod:`.sql_async`); an ASGI process may then
-hold twice ``max_connections``. MySQL has no asyncio driver here: a worker thread.
-
-How to size it: each process has its own pool, so *processes x max_connections*, plus
-the server's other clients, must stay under the server's ``max_connections``
-(PostgreSQL: 100 by default, 3 of them kept for superusers; MySQL: 151). Eight gunicorn
-workers with the default 10 take at most 80. Raise it when the logs show exhausted pools
-and the server has room; lower it when there are many processes. ``pool_timeout`` is how
-long a burst may queue before it is answered with 503: keep it under the client's
-timeout.
-
-What the pool guarantees:
-
-* a connection is lent to one thread at a time, with the cursor it keeps (a new cursor
-  would make psycopg look up every column's loader again);
-* an idle connection that the server closed (a restart, a KILL, MySQL's
-  ``wait_timeout``) is seen before use (the server's goodbye is waiting on its socket)
-  and replaced;
-* a connection lost during a query is closed, never given back: that call fails with
-  ``StoreUnavailable``, the next one connects again, so the store recovers from a server
-  restart by itself; so is one interrupted mid-call (``KeyboardInterrupt``, a timeout
-  raised into the thread), its state being unknown;
-* a forked child never uses its parent's connections (they share their sockets): it
-  opens its own, in a pool of its own;
-* :meth:`SQLStore.close` closes the idle connections at once and the lent ones when they
-  come back.
-
-Connections are not closed for being idle: a pool that grew under a burst keeps them
-(the server's own idle timeout may end them; they are then replaced when next used).
-
-Lending and taking back cost about a microsecond, under half of it a lock and a list's
-pop and append, the rest mostly the poll(2) check of the socket: no
-:class:`queue.Queue`, whose Condition costs over a microsecond more. Waiting threads
-queue in order, each on a lock of its own, and a connection given back goes straight to
-the first of them: first come, first served, so no thread waits past ``pool_timeout``
-while later ones are served.
+Each store borrows its connections from a bounded pool, :mod:`.sql_pool`
+(``max_connections``, default 10; ``pool_timeout``, default 5 s, then 503). Under asyncio,
+PostgreSQL's validation (the lookup and the touch) runs on the event loop through a
+second pool per loop of psycopg async connections (:mod:`.sql_async`); MySQL has no
+asyncio driver here: a worker thread. A forked child opens a pool of its own (it never
+uses its parent's connections, which share their sockets).
 """
 
 from __future__ import annotations
@@ -76,19 +28,21 @@ import logging
 import os
 import re
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any, ClassVar
-from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from ..exceptions import StoreUnavailable
+from ..logsafe import redact_url
 from ..models import Session, User
 from .base import SessionStore, StoreStats
+from .entries import EntryStore
 from .loops import PerLoop
 from .sql_async import AsyncPool
 from .sql_async import socket_poller as _poller
 from .sql_dialects import DIALECTS, PURGED, QUERIES, Dialect
+from .sql_pool import Pool, Pooled, close_quietly
 
 __all__ = ["SQLStore"]
 
@@ -102,192 +56,11 @@ DEFAULT_MAX_CONNECTIONS = 10
 DEFAULT_POOL_TIMEOUT = 5.0
 
 
-class _Pooled:
-    """A connection of the pool, its cursor, and a poll object on its socket.
-
-    ``with`` on it, once borrowed, gives the cursor and gives the connection back at the
-    end (a class: a generator-based context manager would cost 0.8 µs more a call).
-    """
-
-    __slots__ = ("conn", "cursor", "doomed", "generation", "poll", "pool")
-
-    def __init__(self, conn: Any, cursor: Any, poll: Any) -> None:
-        self.conn, self.cursor, self.poll = conn, cursor, poll
-        self.generation = 0
-        self.pool: _Pool | None = None
-        #: Its state is unknown (a rollback failed): closed, never given back.
-        self.doomed = False
-
-    def __enter__(self) -> Any:
-        return self.cursor
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> None:
-        assert self.pool is not None
-        if exc is None:
-            self.pool.give_back(self)
-        else:
-            self.pool.failed(self, exc)
-
-
-class _Waiter:
-    """A thread waiting for a connection: it blocks on ``lock``, which whoever hands it
-    a connection (``conn``) or a free slot (``conn`` left None) releases."""
-
-    __slots__ = ("conn", "lock")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
-        self.conn: _Pooled | None = None
-
-
-class _Pool:
-    """At most ``size`` connections, each lent to one thread at a time.
-
-    ``open`` counts the connections open (idle or lent) and those being opened. The idle
-    ones are a stack: the last given back goes out first, so a light load keeps using
-    the same few. Connections are opened outside the lock, by ``connect``, which raises
-    :class:`StoreUnavailable`.
-    """
-
-    def __init__(
-        self,
-        connect: Callable[[], _Pooled],
-        failed: Callable[[_Pooled, BaseException], None],
-        size: int,
-        timeout: float,
-        name: str,
-    ) -> None:
-        self._connect = connect
-        #: Settles a connection whose ``with`` block raised: gives it back or discards
-        #: it, and raises what the caller should see.
-        self.failed = failed
-        self.size, self.timeout, self.name = size, timeout, name
-        self.pid = os.getpid()
-        self.open = 0
-        self._idle: list[_Pooled] = []
-        self._waiters: deque[_Waiter] = deque()
-        self._lock = threading.Lock()
-        #: Bumped by close(): a connection of an older generation is closed when it
-        #: comes back.
-        self._generation = 0
-
-    def borrow(self) -> _Pooled:
-        waiter = None
-        with self._lock:
-            if self._idle:
-                pooled: _Pooled | None = self._idle.pop()
-            elif self.open < self.size:
-                self.open += 1
-                pooled = None
-            else:
-                waiter = _Waiter()
-                self._waiters.append(waiter)
-        if waiter is not None:
-            pooled = self._wait(waiter)
-        if pooled is None:
-            return self._new()
-        if pooled.poll is not None and pooled.poll.poll(0):
-            # The server spoke to an idle connection: it ended it (a restart, a KILL,
-            # MySQL's wait_timeout). Replace it now rather than fail this call.
-            logger.debug("wafer_py: the %s server closed a connection", self.name)
-            _close_quietly(pooled.conn)
-            return self._new()
-        return pooled
-
-    def give_back(self, pooled: _Pooled) -> None:
-        with self._lock:
-            if pooled.generation == self._generation:
-                if self._waiters:
-                    waiter = self._waiters.popleft()
-                    waiter.conn = pooled
-                    waiter.lock.release()
-                else:
-                    self._idle.append(pooled)
-                return
-        self.discard(pooled)  # lent when the pool was closed
-
-    def discard(self, pooled: _Pooled) -> None:
-        """Close a connection instead of giving it back; its slot is free again."""
-        _close_quietly(pooled.conn)
-        self._free_slot()
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-            self.open -= len(idle)
-            self._generation += 1
-        for pooled in idle:
-            _close_quietly(pooled.conn)
-
-    def _wait(self, waiter: _Waiter) -> _Pooled | None:
-        """What ``waiter`` was handed: a connection, or None for a slot to connect in."""
-        try:
-            if waiter.lock.acquire(timeout=self.timeout):
-                return waiter.conn
-        except BaseException:  # interrupted: pass on what was handed meanwhile, if any
-            if not self._leave(waiter):
-                self._pass_on(waiter.conn)
-            raise
-        if self._leave(waiter):
-            raise StoreUnavailable(
-                detail=f"connection pool exhausted: all {self.size} {self.name} "
-                f"connections stayed in use for {self.timeout:g} s "
-                "(raise max_connections or pool_timeout, or add capacity)"
-            )
-        return waiter.conn  # handed something just as the wait ended
-
-    def _leave(self, waiter: _Waiter) -> bool:
-        """Take ``waiter`` out of the queue; False if it was handed something already."""
-        with self._lock:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-                return True
-        return False
-
-    def _pass_on(self, pooled: _Pooled | None) -> None:
-        if pooled is None:
-            self._free_slot()
-        else:
-            self.give_back(pooled)
-
-    def _new(self) -> _Pooled:
-        """Open a connection in a slot already counted; free the slot if that fails."""
-        generation = self._generation
-        try:
-            pooled = self._connect()
-        except BaseException:
-            self._free_slot()
-            raise
-        pooled.generation, pooled.pool = generation, self
-        return pooled
-
-    def _free_slot(self) -> None:
-        with self._lock:
-            if self._waiters:  # the slot passes to the first waiter, which connects
-                self._waiters.popleft().lock.release()
-            else:
-                self.open -= 1
-
-
 def _import_driver(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
         raise ImportError(f"the SQL store needs the {name} package: {_INSTALL}") from exc
-
-
-def _mask(parts: SplitResult) -> str:
-    """The URL with its password (in the user part or a query option) replaced by ***."""
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            netloc = userinfo.split(":", 1)[0] + ":***@" + host
-    query = [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="*"), ""))
 
 
 def _user(row: Sequence[Any] | None) -> User | None:
@@ -324,7 +97,7 @@ def _option(options: dict[str, str], name: str, given: Any, parse: Callable[[str
     return value
 
 
-class SQLStore(SessionStore):
+class SQLStore(SessionStore, EntryStore):
     """Sessions in PostgreSQL (``postgresql://user:pass@host:5432/db``) or MySQL/MariaDB
     (``mysql://user:pass@host:3306/db``).
 
@@ -380,7 +153,7 @@ class SQLStore(SessionStore):
             raise ValueError(f"pool_timeout must be a number of seconds >= 0, not {wait}")
         self.dialect: Dialect = dialect
         self.table_prefix = prefix
-        self._url = _mask(parts)
+        self._url = redact_url(url)
         self._driver = _import_driver(dialect.driver)
         self._params = dialect.params(parts, options, connect_timeout, io_timeout)
         self._password = str(self._params.get("password") or "")
@@ -461,16 +234,16 @@ class SQLStore(SessionStore):
             for sql in statements:
                 cur.execute(sql)
 
-    def _open(self) -> _Pooled:
+    def _open(self) -> Pooled:
         """A new connection for the pool."""
         try:
             conn = self.dialect.connect(self._driver, self._params)
         except self._errors as exc:
             raise self._unavailable("cannot connect", exc) from None
         try:
-            return _Pooled(conn, self.dialect.cursor(conn), _poller(self.dialect.fileno(conn)))
+            return Pooled(conn, self.dialect.cursor(conn), _poller(self.dialect.fileno(conn)))
         except BaseException:
-            _close_quietly(conn)
+            close_quietly(conn)
             raise
 
     async def _aopen(self) -> Any:
@@ -481,7 +254,7 @@ class SQLStore(SessionStore):
         except self._errors as exc:
             raise self._unavailable("cannot connect", exc) from None
 
-    def _pool_after_fork(self) -> _Pool:
+    def _pool_after_fork(self) -> Pool:
         """A new pool for a forked child: the inherited connections share their sockets
         with the parent, and closing them would end its sessions, so the child forgets
         them. (The pid is checked on each call rather than in an at-fork hook: servers
@@ -491,8 +264,8 @@ class SQLStore(SessionStore):
                 self._pool = self._new_pool(self._pool.size, self._pool.timeout)
             return self._pool
 
-    def _new_pool(self, size: int, timeout: float) -> _Pool:
-        return _Pool(self._open, self._failed, size, timeout, self.dialect.name)
+    def _new_pool(self, size: int, timeout: float) -> Pool:
+        return Pool(self._open, self._failed, size, timeout, self.dialect.name)
 
     def _unavailable(self, what: str, exc: BaseException) -> StoreUnavailable:
         detail = f"{self.dialect.name} store: {what}: {type(exc).__name__}: {exc}".strip()
@@ -500,7 +273,7 @@ class SQLStore(SessionStore):
             detail = detail.replace(self._password, "***")
         return StoreUnavailable(detail=detail)
 
-    def _cursor(self) -> _Pooled:
+    def _cursor(self) -> Pooled:
         """A connection borrowed from the pool: ``with`` it for its cursor, given back
         after the block (see :meth:`_failed` when the block raises)."""
         pool = self._pool
@@ -508,7 +281,7 @@ class SQLStore(SessionStore):
             pool = self._pool_after_fork()
         return pool.borrow()
 
-    def _failed(self, pooled: _Pooled, exc: BaseException) -> None:
+    def _failed(self, pooled: Pooled, exc: BaseException) -> None:
         """A block on a borrowed connection raised ``exc``. A driver error becomes
         StoreUnavailable, and the connection goes back to the pool unless it is lost
         (then it is closed, and the next call connects again). Other exceptions pass;
@@ -774,9 +547,3 @@ class SQLStore(SessionStore):
         self._pool.close()
         if self._async_pools is not None:
             self._async_pools.close()
-
-
-def _close_quietly(conn: Any) -> None:
-    # A lost connection may fail to close; it is dropped either way.
-    with suppress(Exception):
-        conn.close()

@@ -2,9 +2,9 @@
 :class:`~wafer_py.stores.sql.SQLStore` validates sessions with under asyncio.
 
 Without it, every validated request of an ASGI app would hand its query to a worker
-thread and back, which costs more than the query itself (60 to 110 µs a call, measured
-in ``BENCHMARKS.md``). Only validation's two statements (the lookup and the touch) run
-here; everything else stays on the store's threaded pool.
+thread and back, which costs more than the query itself (BENCHMARKS.md). Only
+validation's two statements (the lookup and the touch) run here; everything else stays
+on the store's threaded pool.
 
 One pool per event loop (a connection belongs to the loop that opened it), at most
 ``size`` connections, each used by one task at a time; a task waits up to ``timeout``

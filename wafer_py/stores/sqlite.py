@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from ..exceptions import StoreUnavailable
 from ..models import Session, User
 from .base import SessionStore, StoreStats
+from .entries import EntryStore
 
 __all__ = ["SQLiteStore"]
 
@@ -138,7 +139,7 @@ def _session(row: tuple[Any, ...] | None) -> Session | None:
     return None if row is None else Session(*row)
 
 
-class SQLiteStore(SessionStore):
+class SQLiteStore(SessionStore, EntryStore):
     """Sessions in one SQLite file (``sqlite:///path/to.db``, or ``sqlite:///:memory:``).
 
     The file and its tables are created when missing. The database, its WAL and
@@ -150,8 +151,8 @@ class SQLiteStore(SessionStore):
     #: One machine: its processes share the key file beside the database.
     shared: ClassVar[bool] = False
     #: Validation reads on the event loop: a local read in WAL mode never waits for a
-    #: writer and takes tens of microseconds, less than a hop to a worker thread. The
-    #: touch, a write that may wait for another process's transaction, runs in a thread.
+    #: writer and costs less than a hop to a worker thread (BENCHMARKS.md). The touch,
+    #: a write that may wait for another process's transaction, runs in a thread.
     supports_async = True
 
     def __init__(self, path: str | Path = "wafer_sessions.db", *, timeout: float = 10.0) -> None:

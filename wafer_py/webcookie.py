@@ -1,0 +1,93 @@
+"""The web login's cookies: the signed web-session cookie's codec and ``Set-Cookie`` lines.
+
+The browser holds who it is (openid, scope, nickname, avatar) and a random web-session id,
+signed and timed with itsdangerous under the server's :class:`~wafer_py.crypto.Keyring`
+(the newest key signs, every key verifies), so a page needs no store read to know its
+user. The OAuth tokens never go in it: they stay sealed in the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+
+from .crypto import Keyring
+from .oauthstate import ClockedSigner
+
+__all__ = ["SessionCookie", "set_cookie"]
+
+#: The cookie's short field names, by the names of :class:`~wafer_py.weblogin.WebUser`.
+_FIELDS = {
+    "session_id": "s",
+    "openid": "o",
+    "scope": "c",
+    "unionid": "u",
+    "nickname": "n",
+    "avatar": "a",
+}
+_REQUIRED = ("session_id", "openid", "scope")
+
+
+class SessionCookie:
+    """Encode a web session's fields into a cookie value and back.
+
+    ``max_age`` (seconds) is how old a cookie :meth:`loads` still accepts; ``clock``
+    tells the time of signing and checking (tests drive it).
+    """
+
+    def __init__(
+        self,
+        keys: Keyring,
+        *,
+        max_age: int,
+        clock: Callable[[], float] = time.time,
+        salt: str = "wafer_py.web-session",
+    ) -> None:
+        self.max_age = max_age
+        self._serializer = URLSafeTimedSerializer(
+            keys.oldest_first(),
+            salt=salt,
+            signer=ClockedSigner,
+            signer_kwargs={"clock": clock, "digest_method": hashlib.sha256},
+        )
+
+    def __repr__(self) -> str:
+        return f"SessionCookie(max_age={self.max_age})"
+
+    def dumps(self, fields: Mapping[str, Any]) -> str:
+        """The signed value for ``fields`` (``session_id``, ``openid``, ``scope``,
+        ``unionid``, ``nickname``, ``avatar``)."""
+        return self._serializer.dumps({short: fields.get(name) for name, short in _FIELDS.items()})
+
+    def loads(self, value: str | None) -> dict[str, Any] | None:
+        """The fields of a cookie value, or ``None`` if it is missing, forged, expired or
+        malformed (never an exception: a bad cookie is no session)."""
+        if not value:
+            return None
+        try:
+            data = self._serializer.loads(value, max_age=self.max_age)
+            fields = {name: data.get(short) for name, short in _FIELDS.items()}
+        except (BadData, TypeError, AttributeError):
+            return None
+        if any(fields[name] is None for name in _REQUIRED):
+            return None
+        return {
+            **{name: str(fields[name]) for name in _REQUIRED},
+            "unionid": fields["unionid"] or None,
+            "nickname": str(fields["nickname"] or ""),
+            "avatar": str(fields["avatar"] or ""),
+        }
+
+
+def set_cookie(name: str, value: str, *, max_age: int, secure: bool) -> tuple[str, str]:
+    """A ``Set-Cookie`` header: HttpOnly, SameSite=Lax, for the whole site, Secure if asked.
+    ``max_age=0`` with an empty value clears the cookie."""
+    return (
+        "Set-Cookie",
+        f"{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax"
+        + ("; Secure" if secure else ""),
+    )
