@@ -26,7 +26,6 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
@@ -37,6 +36,7 @@ from .auth import WaferAuth
 from .body import MAX_JSON_BODY, aread_limited, check_length
 from .exceptions import MissingCredentials, WaferError
 from .phone import PhoneNumber, phone_code_from_body
+from .plans import offload
 from .protocol import RequestState
 from .protocol import error_response as _protocol_error
 from .weblogin import CONFIRM_BODY_LIMIT, WebAnswer, WebLogin, WebUser
@@ -86,7 +86,7 @@ def login_required(endpoint: F) -> F:
             return _challenge(state)
         if is_async:
             return await endpoint(request, *args, **kwargs)
-        return await run_in_threadpool(endpoint, request, *args, **kwargs)
+        return await offload(endpoint, request, *args, **kwargs)
 
     return cast(F, wrapper)
 
@@ -125,7 +125,7 @@ async def fetch_phone_number(
     auth = auth or _middleware_auth(request, "fetch_phone_number")
     if code is None:
         code = phone_code_from_body(await _read_body(request, MAX_JSON_BODY))
-    return await run_in_threadpool(auth.fetch_phone_number, identity, code)
+    return await offload(auth.fetch_phone_number, identity, code)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -146,9 +146,7 @@ async def revoke_session(request: Request, auth: WaferAuth | None = None) -> boo
     if identity is None:
         raise MissingCredentials()
     auth = auth or _middleware_auth(request, "revoke_session")
-    if auth.store.blocking:
-        return await run_in_threadpool(auth.revoke, identity.session.id)
-    return auth.revoke(identity.session.id)
+    return await auth.arevoke(identity.session.id)
 
 
 def _middleware_auth(request: Request, what: str) -> WaferAuth:
@@ -239,7 +237,7 @@ class WaferWeb:
         cookie = request.cookies.get(login.cookie_name)
         nonce = request.cookies.get(login.nonce_cookie_name)
         if request.method == "POST":
-            answer = await run_in_threadpool(
+            answer = await offload(
                 login.confirm,
                 await _small_body(request),
                 cookie=cookie,
@@ -247,7 +245,7 @@ class WaferWeb:
                 secure=_is_secure(request),
             )
         else:
-            answer = await run_in_threadpool(
+            answer = await offload(
                 login.finish,
                 dict(request.query_params),
                 cookie=cookie,
@@ -259,7 +257,7 @@ class WaferWeb:
 
     async def logout(self, request: Request, redirect_to: str = "/") -> Response:
         """A response that ends the request's web session and goes to ``redirect_to``."""
-        answer = await run_in_threadpool(
+        answer = await offload(
             self.login.logout,
             request.cookies.get(self.login.cookie_name),
             redirect_to=redirect_to,
@@ -301,7 +299,7 @@ def web_login_required(
         @functools.wraps(endpoint)
         async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Any:
             login = _web(request).login
-            access = await run_in_threadpool(
+            access = await offload(
                 login.guard,
                 request.cookies.get(login.cookie_name),
                 scope=scope,
@@ -316,7 +314,7 @@ def web_login_required(
             if is_async:
                 response = await endpoint(request, *args, **kwargs)
             else:
-                response = await run_in_threadpool(endpoint, request, *args, **kwargs)
+                response = await offload(endpoint, request, *args, **kwargs)
             for name, value in access.headers:
                 response.raw_headers.append(
                     (name.lower().encode("latin-1"), value.encode("latin-1"))
