@@ -139,7 +139,11 @@ class WaferMiddleware:
         """A request other than a login, where :meth:`WaferProtocol.route` says."""
         route = self.protocol.route(None if websocket else path, headers)
         if route == "inline":
-            return run(self.protocol.request(path, headers))
+            return (
+                self.protocol.handle(path, headers)
+                if not websocket
+                else run(self.protocol.request(path, headers))
+            )
         if route == "loop":
             return await arun(self.protocol.request(path, headers))
         return await offload(run, self.protocol.request(path, headers))

@@ -154,11 +154,18 @@ def _first(plan: Plan[Any]) -> Step | _Done:
 
 def run(plan: Plan[T]) -> T:
     """Run ``plan`` in this thread, every step blocking."""
-    step = _first(plan)
-    while not isinstance(step, _Done):
-        step = _advance(plan, step)
-    value: T = step.value
-    return value
+    try:
+        step = next(plan)
+        while True:
+            try:
+                result = step.run()
+            except Exception as exc:
+                step = plan.throw(exc)
+            else:
+                step = plan.send(result)
+    except StopIteration as stop:
+        value: T = stop.value
+        return value
 
 
 async def arun(plan: Plan[T]) -> T:

@@ -368,11 +368,17 @@ class WaferProtocol:
         hung up does not call WeChat)."""
         if path == self.login_path:
             return self.login(headers, connected)
+        if HEADER_SKEY not in headers and HEADER_ID not in headers:  # nothing to check
+            return self.protect_anonymous(path)
         return run(self.request(path, headers))
 
     async def ahandle(self, path: str, headers: Mapping[str, str]) -> WaferResponse | RequestState:
         """:meth:`handle` for async callers, other than the login path (:meth:`alogin`)."""
         return await arun(self.request(path, headers))
+
+    def protect_anonymous(self, path: str) -> WaferResponse | RequestState:
+        """The answer to a request without session headers (no I/O)."""
+        return ANONYMOUS.challenge() if self.protect(path) else ANONYMOUS
 
     def request(self, path: str, headers: Mapping[str, str]) -> Plan[WaferResponse | RequestState]:
         """A request other than a login, as a plan (:mod:`wafer_py.plans`): check the
