@@ -51,7 +51,6 @@ declare flags, so a cluster refuses any that strays into another slot).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import time
@@ -536,7 +535,9 @@ class RedisStore(SessionStore):
     ) -> tuple[Session, User | None] | None:
         plan = self._lookup(self._login_pointers(session_id, skey_hashes))
         if self._async_clients is None:
-            return await asyncio.to_thread(self._run, plan)
+            from ..plans import offload  # wafer_py's one thread offload (no import cycle)
+
+            return await offload(self._run, plan)
         return await self._arun(plan)
 
     def get_session(self, session_id: str) -> Session | None:
@@ -576,7 +577,9 @@ class RedisStore(SessionStore):
     async def atouch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         plan = self._touch(session_id, last_seen, expires_at)
         if self._async_clients is None:
-            await asyncio.to_thread(self._run, plan)
+            from ..plans import offload  # wafer_py's one thread offload (no import cycle)
+
+            await offload(self._run, plan)
         else:
             await self._arun(plan)
 
