@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .auth import Authenticated, WaferAuth
 from .config import WaferConfig
 from .models import User
-from .plans import arun, offload, run, set_max_threads
+from .plans import offload, set_max_threads
 from .protocol import (
     ANONYMOUS,
     WAFER_HEADERS,
@@ -139,14 +139,10 @@ class WaferMiddleware:
         """A request other than a login, where :meth:`WaferProtocol.route` says."""
         route = self.protocol.route(None if websocket else path, headers)
         if route == "inline":
-            return (
-                self.protocol.handle(path, headers)
-                if not websocket
-                else run(self.protocol.request(path, headers))
-            )
+            return self.protocol.check(path, headers)
         if route == "loop":
-            return await arun(self.protocol.request(path, headers))
-        return await offload(run, self.protocol.request(path, headers))
+            return await self.protocol.ahandle(path, headers)
+        return await offload(self.protocol.check, path, headers)
 
     async def _login(self, headers: dict[str, str], receive: Receive, send: Send) -> None:
         """The login path under asyncio. The middleware answers it itself, so it reads the

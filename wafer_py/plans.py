@@ -81,13 +81,18 @@ class StoreCall(Step):
         return self.store.blocking
 
     def awaitable(self) -> bool:
-        return self.store.supports_async and hasattr(self.store, "a" + self.name)
+        return self.name in _ASYNC_FORMS and self.store.supports_async
 
     def run(self) -> Any:
         return call_store(getattr(self.store, self.name), *self.args, **self.kwargs)
 
     def arun(self) -> Awaitable[Any]:
-        return acall_store(getattr(self.store, "a" + self.name), *self.args, **self.kwargs)
+        call = getattr(self.store, _ASYNC_FORMS[self.name])
+        return acall_store(call, *self.args, **self.kwargs)
+
+
+#: The store methods with an async form (used where ``supports_async`` is set).
+_ASYNC_FORMS = {"find_login": "afind_login", "touch_session": "atouch_session"}
 
 
 class WeChatLogin(Step):
@@ -145,13 +150,6 @@ def _advance(plan: Plan[Any], step: Step) -> Step | _Done:
         return _Done(stop.value)
 
 
-def _first(plan: Plan[Any]) -> Step | _Done:
-    try:
-        return next(plan)
-    except StopIteration as stop:
-        return _Done(stop.value)
-
-
 def run(plan: Plan[T]) -> T:
     """Run ``plan`` in this thread, every step blocking."""
     try:
@@ -171,28 +169,25 @@ def run(plan: Plan[T]) -> T:
 async def arun(plan: Plan[T]) -> T:
     """Run ``plan`` without blocking the event loop (see the module's docstring)."""
     loop = on_asyncio()
-    step = _first(plan)
-    while not isinstance(step, _Done):
-        if loop and step.awaitable():
-            step = await _aadvance(plan, step)
-        elif step.blocks():
-            step = await offload(_through, plan, step, loop)
-        else:
-            step = _advance(plan, step)
-    value: T = step.value
-    return value
-
-
-async def _aadvance(plan: Plan[Any], step: Step) -> Step | _Done:
-    """:func:`_advance` through the step's async form."""
     try:
-        try:
-            result = await step.arun()
-        except Exception as exc:
-            return plan.throw(exc)
-        return plan.send(result)
+        step: Step | _Done = next(plan)
+        while not isinstance(step, _Done):
+            if loop and step.awaitable():
+                try:
+                    result = await step.arun()
+                except Exception as exc:
+                    step = plan.throw(exc)
+                else:
+                    step = plan.send(result)
+            elif step.blocks():
+                step = await offload(_through, plan, step, loop)
+            else:
+                step = _advance(plan, step)
     except StopIteration as stop:
-        return _Done(stop.value)
+        value: T = stop.value
+        return value
+    value = step.value
+    return value
 
 
 def _through(plan: Plan[Any], step: Step, loop: bool) -> Step | _Done:

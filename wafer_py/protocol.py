@@ -341,11 +341,11 @@ class WaferProtocol:
         """How an async server runs this request (``path=None``: not a login).
 
         ``"inline"``: nothing to wait on (no session to check, or a store that never
-        blocks): call :meth:`handle`. ``"loop"``: await :meth:`ahandle` (or, for the login
+        blocks): call :meth:`check`. ``"loop"``: await :meth:`ahandle` (or, for the login
         path, :meth:`alogin`) on the asyncio loop: logins, and sessions in a store with an
-        async driver. ``"thread"``: call :meth:`handle` in a worker thread (a blocking
-        store; every request that waits on something under trio, which the async drivers
-        and the login gate do not serve).
+        async driver. ``"thread"``: call :meth:`check` (or :meth:`login`) in a worker
+        thread (a blocking store; under trio, everything that waits: the async drivers and
+        the async login gate are asyncio's).
         """
         login = path == self.login_path
         if not login and HEADER_SKEY not in headers:
@@ -368,23 +368,39 @@ class WaferProtocol:
         hung up does not call WeChat)."""
         if path == self.login_path:
             return self.login(headers, connected)
+        return self.check(path, headers)
+
+    def check(self, path: str, headers: Mapping[str, str]) -> WaferResponse | RequestState:
+        """:meth:`handle` for a request that is not a login (blocking)."""
         if HEADER_SKEY not in headers and HEADER_ID not in headers:  # nothing to check
-            return self.protect_anonymous(path)
+            return ANONYMOUS.challenge() if self.protect(path) else ANONYMOUS
         return run(self.request(path, headers))
 
     async def ahandle(self, path: str, headers: Mapping[str, str]) -> WaferResponse | RequestState:
         """:meth:`handle` for async callers, other than the login path (:meth:`alogin`)."""
         return await arun(self.request(path, headers))
 
-    def protect_anonymous(self, path: str) -> WaferResponse | RequestState:
-        """The answer to a request without session headers (no I/O)."""
-        return ANONYMOUS.challenge() if self.protect(path) else ANONYMOUS
-
     def request(self, path: str, headers: Mapping[str, str]) -> Plan[WaferResponse | RequestState]:
         """A request other than a login, as a plan (:mod:`wafer_py.plans`): check the
         session, run the seed flow, refuse a ``protect``-ed path without login."""
         try:
-            state = yield from self.identify(headers)
+            try:
+                credentials = read_credentials(headers)
+                identity = None
+                if credentials is not None:
+                    identity = yield from self.auth.validation(credentials)
+            except InvalidSession as exc:
+                state = RequestState(error=exc, generation=_generation(headers))
+            else:
+                if identity is not None and _has_encrypted_data(headers):  # the seed flow
+                    data, iv, legacy = read_encrypted(headers)
+                    if data is not None and iv is not None and not legacy:
+                        identity = yield from self.auth.profile_update(identity, data, iv)
+                state = (
+                    ANONYMOUS
+                    if identity is None
+                    else RequestState(identity=identity, generation=identity.generation)
+                )
         except WaferError as exc:
             return error_response(exc)
         if not state.is_authenticated and self.protect(path):
@@ -414,20 +430,3 @@ class WaferProtocol:
         except WaferError as exc:
             return error_response(exc, login=True)
         return WaferResponse(200, login_body(result, self.auth.clock()))
-
-    def identify(self, headers: Mapping[str, str]) -> Plan[RequestState]:
-        """Who sent these headers (a plan): an invalid session is a state with its
-        ``error``; other errors (a store outage, bad encrypted data) are raised."""
-        try:
-            credentials = read_credentials(headers)
-            if credentials is None:
-                return ANONYMOUS
-            identity = yield from self.auth.validation(credentials)
-        except InvalidSession as exc:
-            return RequestState(error=exc, generation=_generation(headers))
-        if not _has_encrypted_data(headers):  # a session check only, the usual case
-            return RequestState(identity=identity, generation=identity.generation)
-        data, iv, legacy = read_encrypted(headers)
-        if data is not None and iv is not None and not legacy:
-            identity = yield from self.auth.profile_update(identity, data, iv)
-        return RequestState(identity=identity, generation=identity.generation)
