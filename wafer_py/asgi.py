@@ -30,6 +30,7 @@ from .protocol import (
     WAFER_HEADERS,
     PathMatcher,
     RequestState,
+    Route,
     WaferProtocol,
     WaferResponse,
     path_matcher,
@@ -133,13 +134,10 @@ class WaferMiddleware:
         if max_threads is not None:  # wafer_py's one thread limit (plans.MAX_THREADS)
             set_max_threads(max_threads)
 
-    async def _handle(
-        self, path: str, headers: dict[str, str], *, websocket: bool = False
+    async def _wait(
+        self, route: Route, path: str, headers: dict[str, str]
     ) -> WaferResponse | RequestState:
-        """A request other than a login, where :meth:`WaferProtocol.route` says."""
-        route = self.protocol.route(None if websocket else path, headers)
-        if route == "inline":
-            return self.protocol.check(path, headers)
+        """A request other than a login that waits on I/O, where ``route`` says."""
         if route == "loop":
             return await self.protocol.ahandle(path, headers)
         return await offload(self.protocol.check, path, headers)
@@ -174,7 +172,11 @@ class WaferMiddleware:
             else:  # under trio: in a thread, through the thread login gate
                 await send_response(await offload(self.protocol.login, headers), send)
             return
-        outcome = await self._handle(path, headers)
+        route = self.protocol.route(path, headers)
+        if route == "inline":  # the usual case: no coroutine to make
+            outcome = self.protocol.check(path, headers)
+        else:
+            outcome = await self._wait(route, path, headers)
         if isinstance(outcome, WaferResponse):
             await send_response(outcome, send)
             return
@@ -191,7 +193,11 @@ class WaferMiddleware:
         at all reaches the app as anonymous."""
         path = scope.get("path", "") or "/"
         headers = wafer_headers(scope)
-        outcome = await self._handle(path, headers, websocket=True)
+        route = self.protocol.route(None, headers)  # not a login, whatever the path
+        if route == "inline":
+            outcome = self.protocol.check(path, headers)
+        else:
+            outcome = await self._wait(route, path, headers)
         if isinstance(outcome, WaferResponse) or outcome.error is not None:
             status = outcome.status if isinstance(outcome, WaferResponse) else 401
             message = await receive()
