@@ -16,12 +16,12 @@ from wafer_py.stores import MemoryStore, SQLiteStore
 
 
 def _profile_plan(store: Any, seen: list[int]) -> Plan[tuple[Any, Any, str]]:
-    first = yield StoreCall(store, "get_user", "o-plan")
+    first = yield StoreCall(store, "get_user", ("o-plan",))
     seen.append(threading.get_ident())
-    second = yield StoreCall(store, "get_user", "o-missing")
+    second = yield StoreCall(store, "get_user", ("o-missing",))
     seen.append(threading.get_ident())
     try:
-        yield StoreCall(store, "revoke_user", "o-plan")
+        yield StoreCall(store, "revoke_user", ("o-plan",))
         outcome = "revoked"
     except StoreUnavailable:
         outcome = "store down"
@@ -48,7 +48,7 @@ def test_a_failed_step_is_thrown_into_the_plan(tmp_path: Path) -> None:
 
     def plan() -> Plan[str]:
         try:  # the call fails inside the store: StoreUnavailable, thrown in
-            yield StoreCall(store, "revoke_user", "o-plan", no_such_argument=1)
+            yield StoreCall(store, "revoke_user", ("o-plan",), {"no_such_argument": 1})
         except StoreUnavailable:
             return "caught"
         return "not raised"

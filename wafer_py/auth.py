@@ -289,15 +289,16 @@ class WaferAuth:
         user = yield StoreCall(
             self.store,
             "ensure_user",
-            wx.openid,
-            unionid=unionid,
-            profile=profile or defaults,
-            now=now,
+            (wx.openid,),
+            {"unionid": unionid, "profile": profile or defaults, "now": now},
         )
         created = user.created_at == now
         if profile and not created:
             updated = yield StoreCall(
-                self.store, "update_profile", wx.openid, profile, now=now, unionid=unionid
+                self.store,
+                "update_profile",
+                (wx.openid, profile),
+                {"now": now, "unionid": unionid},
             )
             user = updated or user
 
@@ -312,7 +313,7 @@ class WaferAuth:
             last_seen=now,
             expires_at=now + min(self.config.session_ttl, self.config.session_max_age),
         )
-        yield StoreCall(self.store, "create_session", session)
+        yield StoreCall(self.store, "create_session", (session,))
         return LoginResult(user, session, skey, created)
 
     def _prune(self, openid: str, now: float) -> Plan[float]:
@@ -329,7 +330,7 @@ class WaferAuth:
         user's sessions get increasing creation times in login order, so "the oldest"
         is the first logged in even when logins share a timestamp.
         """
-        listed = yield StoreCall(self.store, "list_sessions", openid)
+        listed = yield StoreCall(self.store, "list_sessions", (openid,))
         sessions: list[Session] = sorted(listed, key=lambda s: (s.created_at, s.id))
         live = [s for s in sessions if not s.is_expired(now)]
         doomed = [s for s in sessions if s.is_expired(now)]
@@ -337,7 +338,7 @@ class WaferAuth:
         if excess > 0:
             doomed.extend(live[:excess])
         for session in doomed:
-            yield StoreCall(self.store, "revoke_session", session.id)
+            yield StoreCall(self.store, "revoke_session", (session.id,))
         if not sessions:
             return now
         newest = sessions[-1].created_at
@@ -356,10 +357,10 @@ class WaferAuth:
 
     def validation(self, credentials: Credentials) -> Plan[Authenticated]:
         """:meth:`validate` as a plan (:mod:`wafer_py.plans`)."""
-        found = yield StoreCall(self.store, "find_login", **self._lookup(credentials))
+        found = yield StoreCall(self.store, "find_login", (), self._lookup(credentials))
         who, touch = self._check(credentials, found)
         if touch is not None:
-            yield StoreCall(self.store, "touch_session", who.session.id, **touch)
+            yield StoreCall(self.store, "touch_session", (who.session.id,), touch)
         return who
 
     def _lookup(self, credentials: Credentials) -> dict[str, Any]:
@@ -421,10 +422,8 @@ class WaferAuth:
         user = yield StoreCall(
             self.store,
             "update_profile",
-            who.openid,
-            clean_profile(data),
-            now=self.clock(),
-            unionid=found if isinstance(found, str) else None,
+            (who.openid, clean_profile(data)),
+            {"now": self.clock(), "unionid": found if isinstance(found, str) else None},
         )
         if user is None:
             raise InvalidSession()

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .exceptions import WeChatUnavailable
@@ -58,14 +59,23 @@ class Step:
 #: An operation: yields steps, is sent their results, returns its own.
 Plan = Generator[Step, Any, T]
 
+_NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
+
 
 class StoreCall(Step):
-    """``store.<name>(*args, **kwargs)``; async through ``store.a<name>`` where the store
-    has an async driver."""
+    """``store.<name>(*args, **kwargs)``; async through the store's async form
+    (``afind_login``, ``atouch_session``) where it has an async driver. The arguments are
+    given as a tuple and a dict: this is made on every validated request."""
 
     __slots__ = ("args", "kwargs", "name", "store")
 
-    def __init__(self, store: SessionStore, name: str, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        name: str,
+        args: tuple[Any, ...] = (),
+        kwargs: Mapping[str, Any] = _NO_KWARGS,
+    ) -> None:
         self.store = store
         self.name = name
         self.args = args
@@ -74,7 +84,7 @@ class StoreCall(Step):
     @classmethod
     def plan(cls, store: SessionStore, name: str, *args: Any, **kwargs: Any) -> Plan[Any]:
         """A plan of this one call (a single-call operation)."""
-        result = yield cls(store, name, *args, **kwargs)
+        result = yield cls(store, name, args, kwargs)
         return result
 
     def blocks(self) -> bool:
