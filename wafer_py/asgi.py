@@ -2,13 +2,14 @@
 
 Like Starlette's own ``AuthenticationMiddleware`` it sets ``scope["user"]`` and
 ``scope["auth"]``, so ``request.user`` and ``@requires("authenticated")`` work; the full
-:class:`~wafer_py.protocol.RequestState` is in ``scope["wafer"]``. Scopes other than HTTP
-pass straight through.
+:class:`~wafer_py.protocol.RequestState` is in ``scope["wafer"]``. WebSocket handshakes
+are authenticated from the same headers (``wx.connectSocket`` sends them): an invalid
+session is closed with 1008 (policy violation) before the app runs. Other scopes pass
+straight through.
 
-The event loop never waits on WeChat or on a blocking store: those calls run in worker
-threads (at most ``max_threads`` at once). A store that does not block (the memory
-store) is called inline, and a store with an async driver (``supports_async``: SQLite's
-reads, Redis, PostgreSQL) validates sessions on the event loop.
+The event loop never waits on WeChat or on a blocking store: where a request runs is
+:meth:`WaferProtocol.route <wafer_py.protocol.WaferProtocol.route>`'s one decision, and
+blocking calls go through :func:`wafer_py.plans.offload`.
 """
 
 from __future__ import annotations
@@ -16,19 +17,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-import anyio.to_thread
-from anyio import CapacityLimiter
 from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import WaferAuth
 from .config import WaferConfig
+from .plans import offload, set_max_threads
 from .protocol import (
     ANONYMOUS,
-    HEADER_SKEY,
     WAFER_HEADERS,
     PathMatcher,
     RequestState,
+    Route,
     WaferProtocol,
     WaferResponse,
     path_matcher,
@@ -73,16 +73,6 @@ async def send_response(response: WaferResponse, send: Send) -> None:
     await send({"type": "http.response.body", "body": response.content})
 
 
-def _on_asyncio() -> bool:
-    """Whether an asyncio loop runs this request (not trio: the async login path and the
-    async stores use asyncio)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
 class WaferMiddleware:
     """Wrap an ASGI app: ``app.add_middleware(WaferMiddleware, auth=auth)``.
 
@@ -100,37 +90,22 @@ class WaferMiddleware:
         config: WaferConfig | None = None,
         protect: Iterable[str] | PathMatcher | None = None,
         challenge_statuses: Iterable[int] = (401, 403),
-        max_threads: int = 64,
+        max_threads: int | None = None,
     ) -> None:
         self.app = app
         self.auth = auth or WaferAuth(config)
         self.protocol = WaferProtocol(self.auth, path_matcher(protect))
         self.challenge_statuses = frozenset(challenge_statuses)
-        self.max_threads = max_threads
-        self._limiter: CapacityLimiter | None = None
+        if max_threads is not None:  # wafer_py's one thread limit (plans.MAX_THREADS)
+            set_max_threads(max_threads)
 
-    def _inline(self, path: str, headers: dict[str, str]) -> bool:
-        """Whether this request is answered without awaiting anything: not a login, and
-        either no session to check or a store that never blocks (the memory store)."""
-        if path == self.protocol.login_path:
-            return False
-        if HEADER_SKEY not in headers:
-            return True
-        store = self.auth.store
-        return not store.blocking and not store.supports_async
-
-    async def _handle(self, path: str, headers: dict[str, str]) -> WaferResponse | RequestState:
-        if self.protocol.handles_async(path, headers) and _on_asyncio():
+    async def _wait(
+        self, route: Route, path: str, headers: dict[str, str]
+    ) -> WaferResponse | RequestState:
+        """A request other than a login that waits on I/O, where ``route`` says."""
+        if route == "loop":
             return await self.protocol.ahandle(path, headers)
-        if not self.protocol.needs_io(path, headers) or (
-            path != self.protocol.login_path and not self.auth.store.blocking
-        ):
-            return self.protocol.handle(path, headers)
-        if self._limiter is None:
-            self._limiter = CapacityLimiter(self.max_threads)
-        return await anyio.to_thread.run_sync(
-            self.protocol.handle, path, headers, limiter=self._limiter
-        )
+        return await offload(self.protocol.check, path, headers)
 
     async def _login(self, headers: dict[str, str], receive: Receive, send: Send) -> None:
         """The login path under asyncio. The middleware answers it itself, so it reads the
@@ -148,33 +123,66 @@ class WaferMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "websocket":
+                await self._websocket(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         path = scope.get("path", "") or "/"
         headers = wafer_headers(scope)
-        if path == self.protocol.login_path and _on_asyncio():
-            await self._login(headers, receive, send)
+        if path == self.protocol.login_path:
+            route = self.protocol.route(path, headers)
+            if route == "loop":
+                await self._login(headers, receive, send)
+            else:  # under trio: in a thread, through the thread login gate
+                await send_response(await offload(self.protocol.login, headers), send)
             return
-        if self._inline(path, headers):
-            outcome = self.protocol.handle(path, headers)
+        route = self.protocol.route(path, headers)
+        if route == "inline":  # the usual case: no coroutine to make
+            outcome = self.protocol.check(path, headers)
         else:
-            outcome = await self._handle(path, headers)
+            outcome = await self._wait(route, path, headers)
         if isinstance(outcome, WaferResponse):
             await send_response(outcome, send)
             return
-        scope[SCOPE_KEY] = outcome
-        scope[AUTH_KEY] = self.auth
-        if outcome.identity is not None:
-            scope["user"] = WaferUser(outcome.identity)
-            scope["auth"] = AuthCredentials(["authenticated"])
-            await self.app(scope, receive, send)
-            return
-        scope["user"] = ANONYMOUS_USER
-        scope["auth"] = AuthCredentials()
-        if not self.challenge_statuses:
+        _authenticate(scope, outcome, self.auth)
+        if outcome.identity is not None or not self.challenge_statuses:
             await self.app(scope, receive, send)
             return
         await self.app(scope, receive, _ChallengeSend(send, outcome, self.challenge_statuses))
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket handshake: its Wafer headers checked like a request's. A session
+        that does not check out (or a ``protect``-ed path without one) is closed with
+        1008, a store outage with 1011, in answer to ``websocket.connect``; no session
+        at all reaches the app as anonymous."""
+        path = scope.get("path", "") or "/"
+        headers = wafer_headers(scope)
+        route = self.protocol.route(None, headers)  # not a login, whatever the path
+        if route == "inline":
+            outcome = self.protocol.check(path, headers)
+        else:
+            outcome = await self._wait(route, path, headers)
+        if isinstance(outcome, WaferResponse) or outcome.error is not None:
+            status = outcome.status if isinstance(outcome, WaferResponse) else 401
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": 1011 if status >= 500 else 1008})
+            return
+        _authenticate(scope, outcome, self.auth)
+        await self.app(scope, receive, send)
+
+
+def _authenticate(scope: Scope, state: RequestState, auth: WaferAuth) -> None:
+    """Leave what the middleware learned in the scope (the one place that makes the user)."""
+    scope[SCOPE_KEY] = state
+    scope[AUTH_KEY] = auth
+    if state.identity is not None:
+        scope["user"] = WaferUser(state.identity)
+        scope["auth"] = AuthCredentials(["authenticated"])
+    else:
+        scope["user"] = ANONYMOUS_USER
+        scope["auth"] = AuthCredentials()
 
 
 async def _watch_disconnect(receive: Receive, gone: asyncio.Future[None]) -> None:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .config import WaferConfig
 from .crypto import SecretBox, decrypt_data, new_session_id, new_skey
@@ -24,14 +24,13 @@ from .exceptions import (
     MalformedEncryptedData,
     StaleSessionKey,
     WeChatError,
-    WeChatUnavailable,
 )
 from .logingate import AsyncLoginGate, ThreadLoginGate
 from .models import Session, User, clean_profile
 from .phone import PhoneNumber
+from .plans import Plan, StoreCall, WeChatLogin, arun, run
 from .serverkeys import server_secret_keys
 from .stores import SessionStore, open_store
-from .stores.base import acall_store, call_store
 
 if TYPE_CHECKING:
     from .tokens import AccessTokenCache
@@ -41,9 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["WaferAuth", "Credentials", "Authenticated", "LoginResult"]
 
 logger = logging.getLogger("wafer_py")
-
-T = TypeVar("T")
-
 
 # Credentials and Authenticated (and the protocol's RequestState) are made for every
 # validated request: named tuples, immutable like frozen dataclasses, cost half as much
@@ -189,11 +185,8 @@ class WaferAuth:
         try:
             if connected is not None and not connected():
                 raise LoginAbandoned()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise LoginQueueTimeout()
-            wx = self.wechat.code2session(code, timeout=left)
-            return self.complete_login(wx, encrypted_data, iv, legacy=legacy)
+            plan = self._login(code, encrypted_data, iv, legacy, deadline, time.monotonic)
+            return run(plan)
         finally:
             self._thread_gate.release()
 
@@ -222,13 +215,14 @@ class WaferAuth:
         up, which ends the wait (:class:`~wafer_py.exceptions.LoginAbandoned`) and keeps
         the login from calling WeChat.
         """
-        deadline = asyncio.get_running_loop().time() + self.login_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.login_timeout
         gate = self._login_slots()
         await gate.acquire(deadline, gone)
         try:
             if gone is not None and gone.done():
                 raise LoginAbandoned()
-            return await self._alogin(code, encrypted_data, iv, legacy=legacy, deadline=deadline)
+            return await arun(self._login(code, encrypted_data, iv, legacy, deadline, loop.time))
         finally:
             gate.release()
 
@@ -241,31 +235,20 @@ class WaferAuth:
             gate = self._login_gate = (loop, slots)
         return gate[1]
 
-    async def _alogin(
+    def _login(
         self,
         code: str,
         encrypted_data: str | None,
         iv: str | None,
-        *,
         legacy: bool,
         deadline: float,
-    ) -> LoginResult:
-        acode2session = getattr(self.wechat, "acode2session", None)
-        try:
-            async with asyncio.timeout_at(deadline):
-                if acode2session is not None and getattr(self.wechat, "async_capable", False):
-                    wx = await acode2session(code)
-                else:
-                    left = deadline - asyncio.get_running_loop().time()
-                    wx = await asyncio.to_thread(self.wechat.code2session, code, timeout=left)
-        except TimeoutError:
-            logger.warning("wafer_py: WeChat did not answer a login within its time")
-            raise WeChatUnavailable() from None
-        if self.store.blocking:
-            return await asyncio.to_thread(
-                self.complete_login, wx, encrypted_data, iv, legacy=legacy
-            )
-        return self.complete_login(wx, encrypted_data, iv, legacy=legacy)
+        clock: Callable[[], float],
+    ) -> Plan[LoginResult]:
+        """The login, once for both runners: WeChat gets the time left before ``deadline``."""
+        if deadline - clock() <= 0:
+            raise LoginQueueTimeout()
+        wx = yield WeChatLogin(self.wechat, code, deadline, clock)
+        return (yield from self._complete(wx, encrypted_data, iv, legacy))
 
     def complete_login(
         self,
@@ -277,6 +260,11 @@ class WaferAuth:
     ) -> LoginResult:
         """The part of :meth:`login` after WeChat's answer: check the encrypted profile,
         register or update the user, open a session."""
+        return run(self._complete(wx, encrypted_data, iv, legacy))
+
+    def _complete(
+        self, wx: Code2Session, encrypted_data: str | None, iv: str | None, legacy: bool
+    ) -> Plan[LoginResult]:
         profile: dict[str, Any] | None = None
         unionid = wx.unionid
         if encrypted_data and (iv or legacy):
@@ -298,18 +286,24 @@ class WaferAuth:
             "nickName": self.config.default_nickname,
             "avatarUrl": self.config.default_avatar,
         }
-        user = call_store(
-            self.store.ensure_user, wx.openid, unionid=unionid, profile=profile or defaults, now=now
+        user = yield StoreCall(
+            self.store,
+            "ensure_user",
+            (wx.openid,),
+            {"unionid": unionid, "profile": profile or defaults, "now": now},
         )
         created = user.created_at == now
         if profile and not created:
-            updated = call_store(
-                self.store.update_profile, wx.openid, profile, now=now, unionid=unionid
+            updated = yield StoreCall(
+                self.store,
+                "update_profile",
+                (wx.openid, profile),
+                {"now": now, "unionid": unionid},
             )
             user = updated or user
 
         skey = new_skey()
-        created_at = self._prune(wx.openid, now)
+        created_at = yield from self._prune(wx.openid, now)
         session = Session(
             id=new_session_id(),
             openid=wx.openid,
@@ -319,10 +313,10 @@ class WaferAuth:
             last_seen=now,
             expires_at=now + min(self.config.session_ttl, self.config.session_max_age),
         )
-        call_store(self.store.create_session, session)
+        yield StoreCall(self.store, "create_session", (session,))
         return LoginResult(user, session, skey, created)
 
-    def _prune(self, openid: str, now: float) -> float:
+    def _prune(self, openid: str, now: float) -> Plan[float]:
         """Make room for a new session of ``openid``; return its creation time.
 
         v2 clients log in before every ``login: true`` request, so sessions pile up;
@@ -336,16 +330,15 @@ class WaferAuth:
         user's sessions get increasing creation times in login order, so "the oldest"
         is the first logged in even when logins share a timestamp.
         """
-        sessions = sorted(
-            call_store(self.store.list_sessions, openid), key=lambda s: (s.created_at, s.id)
-        )
+        listed = yield StoreCall(self.store, "list_sessions", (openid,))
+        sessions: list[Session] = sorted(listed, key=lambda s: (s.created_at, s.id))
         live = [s for s in sessions if not s.is_expired(now)]
         doomed = [s for s in sessions if s.is_expired(now)]
         excess = len(live) - (self.config.max_sessions_per_user - 1)
         if excess > 0:
             doomed.extend(live[:excess])
         for session in doomed:
-            call_store(self.store.revoke_session, session.id)
+            yield StoreCall(self.store, "revoke_session", (session.id,))
         if not sessions:
             return now
         newest = sessions[-1].created_at
@@ -356,18 +349,18 @@ class WaferAuth:
     # -- validation -------------------------------------------------------------
     def validate(self, credentials: Credentials) -> Authenticated:
         """Check session credentials; renew the sliding expiry. Raises ``InvalidSession``."""
-        found = call_store(self.store.find_login, **self._lookup(credentials))
-        who, touch = self._check(credentials, found)
-        if touch is not None:
-            call_store(self.store.touch_session, who.session.id, **touch)
-        return who
+        return run(self.validation(credentials))
 
     async def avalidate(self, credentials: Credentials) -> Authenticated:
-        """:meth:`validate` through the store's async driver (``store.supports_async``)."""
-        found = await acall_store(self.store.afind_login, **self._lookup(credentials))
+        """:meth:`validate` for async callers (the store's async driver where it has one)."""
+        return await arun(self.validation(credentials))
+
+    def validation(self, credentials: Credentials) -> Plan[Authenticated]:
+        """:meth:`validate` as a plan (:mod:`wafer_py.plans`)."""
+        found = yield StoreCall(self.store, "find_login", (), self._lookup(credentials))
         who, touch = self._check(credentials, found)
         if touch is not None:
-            await acall_store(self.store.atouch_session, who.session.id, **touch)
+            yield StoreCall(self.store, "touch_session", (who.session.id,), touch)
         return who
 
     def _lookup(self, credentials: Credentials) -> dict[str, Any]:
@@ -418,14 +411,19 @@ class WaferAuth:
 
     def update_profile(self, who: Authenticated, encrypted_data: str, iv: str) -> Authenticated:
         """The seed flow: store the profile inside ``encryptedData``; return the new identity."""
+        return run(self.profile_update(who, encrypted_data, iv))
+
+    def profile_update(
+        self, who: Authenticated, encrypted_data: str, iv: str
+    ) -> Plan[Authenticated]:
+        """:meth:`update_profile` as a plan (:mod:`wafer_py.plans`)."""
         data = self.decrypt(who, encrypted_data, iv)
         found = data.get("unionId")
-        user = call_store(
-            self.store.update_profile,
-            who.openid,
-            clean_profile(data),
-            now=self.clock(),
-            unionid=found if isinstance(found, str) else None,
+        user = yield StoreCall(
+            self.store,
+            "update_profile",
+            (who.openid, clean_profile(data)),
+            {"now": self.clock(), "unionid": found if isinstance(found, str) else None},
         )
         if user is None:
             raise InvalidSession()
@@ -475,11 +473,14 @@ class WaferAuth:
 
     def set_phone_number(self, who: Authenticated, phone: PhoneNumber | None) -> Authenticated:
         """Store (or with ``None`` clear) the user's phone number; return the new identity."""
-        user = call_store(
-            self.store.update_phone,
-            who.openid,
-            None if phone is None else phone.e164,
-            now=self.clock(),
+        user = run(
+            StoreCall.plan(
+                self.store,
+                "update_phone",
+                who.openid,
+                None if phone is None else phone.e164,
+                now=self.clock(),
+            )
         )
         if user is None:
             raise InvalidSession()
@@ -502,12 +503,16 @@ class WaferAuth:
     # -- revocation -------------------------------------------------------------
     def revoke(self, session_id: str) -> bool:
         """Revoke one session; ``True`` if it existed."""
-        return call_store(self.store.revoke_session, session_id)
+        return bool(run(StoreCall.plan(self.store, "revoke_session", session_id)))
+
+    async def arevoke(self, session_id: str) -> bool:
+        """:meth:`revoke` for async callers."""
+        return bool(await arun(StoreCall.plan(self.store, "revoke_session", session_id)))
 
     def revoke_user(self, openid: str) -> int:
         """Revoke every session of a user; return how many."""
-        return call_store(self.store.revoke_user, openid)
+        return int(run(StoreCall.plan(self.store, "revoke_user", openid)))
 
     def purge_expired(self) -> int:
         """Delete expired sessions; return how many."""
-        return call_store(self.store.purge_expired, self.clock())
+        return int(run(StoreCall.plan(self.store, "purge_expired", self.clock())))

@@ -36,6 +36,7 @@ from .exceptions import (
     MissingCredentials,
     WaferError,
 )
+from .plans import Plan, arun, on_asyncio, run
 
 __all__ = [
     "MAGIC_ID",
@@ -231,6 +232,9 @@ def _has_encrypted_data(headers: Mapping[str, str]) -> bool:
 
 PathMatcher = Callable[[str], bool]
 
+#: How the ASGI side runs a request (:meth:`WaferProtocol.route`).
+Route = Literal["inline", "loop", "thread"]
+
 
 def _login_headers(headers: Mapping[str, str]) -> tuple[str, str | None, str | None, bool]:
     """The code and the encrypted profile (data, IV, legacy format) of a login request."""
@@ -338,9 +342,25 @@ class WaferProtocol:
     def login_path(self) -> str:
         return self.auth.config.login_path
 
-    def needs_io(self, path: str, headers: Mapping[str, str]) -> bool:
-        """Whether handling this request talks to the store or WeChat."""
-        return path == self.login_path or HEADER_SKEY in headers
+    def route(self, path: str | None, headers: Mapping[str, str]) -> Route:
+        """How an async server runs this request (``path=None``: not a login).
+
+        ``"inline"``: nothing to wait on (no session to check, or a store that never
+        blocks): call :meth:`check`. ``"loop"``: await :meth:`ahandle` (or, for the login
+        path, :meth:`alogin`) on the asyncio loop: logins, and sessions in a store with an
+        async driver. ``"thread"``: call :meth:`check` (or :meth:`login`) in a worker
+        thread (a blocking store; under trio, everything that waits: the async drivers and
+        the async login gate are asyncio's).
+        """
+        login = path == self.login_path
+        if not login and HEADER_SKEY not in headers:
+            return "inline"
+        store = self.auth.store
+        if (login or store.supports_async) and on_asyncio():
+            return "loop"
+        if not login and not store.blocking:
+            return "inline"
+        return "thread"
 
     def handle(
         self,
@@ -352,48 +372,50 @@ class WaferProtocol:
         """``connected`` says whether the client is still there (a login whose client
         hung up does not call WeChat)."""
         if path == self.login_path:
-            return self._login(headers, connected)
-        try:
-            state = self._validate(headers)
-        except WaferError as exc:
-            return error_response(exc)
-        return self._finish(path, state)
+            return self.login(headers, connected)
+        return self.check(path, headers)
 
-    def handles_async(self, path: str, headers: Mapping[str, str]) -> bool:
-        """Whether :meth:`ahandle` can take this request: a session check only (no login,
-        no seed flow) with a store that has an async driver."""
-        return (
-            self.auth.store.supports_async
-            and path != self.login_path
-            and not _has_encrypted_data(headers)
-        )
+    def check(self, path: str, headers: Mapping[str, str]) -> WaferResponse | RequestState:
+        """:meth:`handle` for a request that is not a login (blocking)."""
+        if HEADER_SKEY not in headers and HEADER_ID not in headers:  # nothing to check
+            return ANONYMOUS.challenge() if self.protect(path) else ANONYMOUS
+        return run(self.request(path, headers))
 
     async def ahandle(self, path: str, headers: Mapping[str, str]) -> WaferResponse | RequestState:
-        """:meth:`handle` on the event loop, for requests :meth:`handles_async` accepts."""
-        if not self.handles_async(path, headers):
-            raise ValueError("ahandle() takes only what handles_async() accepts")
+        """:meth:`handle` for async callers, other than the login path (:meth:`alogin`)."""
+        return await arun(self.request(path, headers))
+
+    def request(self, path: str, headers: Mapping[str, str]) -> Plan[WaferResponse | RequestState]:
+        """A request other than a login, as a plan (:mod:`wafer_py.plans`): check the
+        session, run the seed flow, refuse a ``protect``-ed path without login."""
         try:
             try:
                 credentials = read_credentials(headers)
-                if credentials is None:
-                    state = ANONYMOUS
-                else:
-                    identity = await self.auth.avalidate(credentials)
-                    state = RequestState(identity=identity, generation=identity.generation)
+                identity = None
+                if credentials is not None:
+                    identity = yield from self.auth.validation(credentials)
             except InvalidSession as exc:
                 state = RequestState(error=exc, generation=_generation(headers))
+            else:
+                if identity is not None and _has_encrypted_data(headers):  # the seed flow
+                    data, iv, legacy = read_encrypted(headers)
+                    if data is not None and iv is not None and not legacy:
+                        identity = yield from self.auth.profile_update(identity, data, iv)
+                state = (
+                    ANONYMOUS
+                    if identity is None
+                    else RequestState(identity=identity, generation=identity.generation)
+                )
         except WaferError as exc:
             return error_response(exc)
-        return self._finish(path, state)
-
-    def _finish(self, path: str, state: RequestState) -> WaferResponse | RequestState:
         if not state.is_authenticated and self.protect(path):
             return state.challenge()
         return state
 
-    def _login(
+    def login(
         self, headers: Mapping[str, str], connected: Callable[[], bool] | None = None
     ) -> WaferResponse:
+        """The login path's answer (blocking; :meth:`alogin` under asyncio)."""
         try:
             code, data, iv, legacy = _login_headers(headers)
             result = self.auth.login(code, data, iv, legacy=legacy, connected=connected)
@@ -413,18 +435,3 @@ class WaferProtocol:
         except WaferError as exc:
             return error_response(exc, login=True)
         return WaferResponse(200, login_body(result, self.auth.clock()))
-
-    def _validate(self, headers: Mapping[str, str]) -> RequestState:
-        try:
-            credentials = read_credentials(headers)
-            if credentials is None:
-                return ANONYMOUS
-            identity = self.auth.validate(credentials)
-        except InvalidSession as exc:
-            return RequestState(error=exc, generation=_generation(headers))
-        if not _has_encrypted_data(headers):  # a session check only, the usual case
-            return RequestState(identity=identity, generation=identity.generation)
-        data, iv, legacy = read_encrypted(headers)
-        if data is not None and iv is not None and not legacy:
-            identity = self.auth.update_profile(identity, data, iv)
-        return RequestState(identity=identity, generation=identity.generation)

@@ -27,7 +27,6 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, cast, overload
 
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
@@ -39,6 +38,7 @@ from .body import MAX_JSON_BODY, aread_limited, check_length
 from .exceptions import MissingCredentials, WaferError
 from .models import User
 from .phone import PhoneNumber, phone_code_from_body
+from .plans import offload
 from .protocol import RequestState
 from .protocol import error_response as _protocol_error
 from .users import WaferUser
@@ -105,7 +105,7 @@ def login_required(endpoint: Endpoint[P]) -> AsyncEndpoint[P]:
             return _challenge(state)
         if is_async:
             return await endpoint(request, *args, **kwargs)
-        return await run_in_threadpool(endpoint, request, *args, **kwargs)
+        return await offload(endpoint, request, *args, **kwargs)
 
     # ``request`` stays a keyword too: FastAPI calls an endpoint with keyword arguments.
     return cast("AsyncEndpoint[P]", wrapper)
@@ -148,7 +148,7 @@ async def fetch_phone_number(
     auth = auth or _middleware_auth(request, "fetch_phone_number")
     if code is None:
         code = phone_code_from_body(await _read_body(request, MAX_JSON_BODY))
-    return await run_in_threadpool(auth.fetch_phone_number, identity, code)
+    return await offload(auth.fetch_phone_number, identity, code)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -169,9 +169,7 @@ async def revoke_session(request: Request, *, auth: WaferAuth | None = None) -> 
     if identity is None:
         raise MissingCredentials()
     auth = auth or _middleware_auth(request, "revoke_session")
-    if auth.store.blocking:
-        return await run_in_threadpool(auth.revoke, identity.session.id)
-    return auth.revoke(identity.session.id)
+    return await auth.arevoke(identity.session.id)
 
 
 def _middleware_auth(conn: HTTPConnection, what: str) -> WaferAuth:
@@ -287,7 +285,7 @@ class WaferWeb:
         cookie = request.cookies.get(login.cookie_name)
         nonce = request.cookies.get(login.nonce_cookie_name)
         if request.method == "POST":
-            answer = await run_in_threadpool(
+            answer = await offload(
                 login.confirm,
                 await _small_body(request),
                 cookie=cookie,
@@ -295,7 +293,7 @@ class WaferWeb:
                 secure=_is_secure(request),
             )
         else:
-            answer = await run_in_threadpool(
+            answer = await offload(
                 login.finish,
                 dict(request.query_params),
                 cookie=cookie,
@@ -308,7 +306,7 @@ class WaferWeb:
     async def logout(self, request: Request, redirect_to: str = "/") -> Response:
         """A response that ends the request's web session and goes to ``redirect_to``."""
         login = self.login_for(request)
-        answer = await run_in_threadpool(
+        answer = await offload(
             login.logout,
             request.cookies.get(login.cookie_name),
             redirect_to=redirect_to,
@@ -360,7 +358,7 @@ def web_login_required(
         @functools.wraps(endpoint)
         async def wrapper(request: Request, *args: P.args, **kwargs: P.kwargs) -> Any:
             login = _web(request).login_for(request)
-            access = await run_in_threadpool(
+            access = await offload(
                 login.guard,
                 request.cookies.get(login.cookie_name),
                 scope=scope,
@@ -375,7 +373,7 @@ def web_login_required(
             if is_async:
                 response = await endpoint(request, *args, **kwargs)
             else:
-                response = await run_in_threadpool(endpoint, request, *args, **kwargs)
+                response = await offload(endpoint, request, *args, **kwargs)
             for name, value in access.headers:
                 response.raw_headers.append(
                     (name.lower().encode("latin-1"), value.encode("latin-1"))

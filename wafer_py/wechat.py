@@ -7,6 +7,7 @@ errcode becomes the named exception from :mod:`wafer_py.exceptions`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -21,6 +22,7 @@ from .asynchttp import AsyncHTTP, HTTPError, proxy_configured
 from .config import DEFAULT_API_BASE
 from .exceptions import WeChatBusy, WeChatError, WeChatUnavailable, wechat_error
 from .logsafe import install_redaction
+from .plans import offload
 from .tokens import AccessToken
 
 __all__ = ["WeChatClient", "Code2Session", "parse_wechat_body"]
@@ -195,7 +197,10 @@ class WeChatClient:
     async def acode2session(self, code: str, timeout: float | None = None) -> Code2Session:
         """:meth:`code2session` on the running event loop (:mod:`wafer_py.asynchttp`), so
         that a login waiting on WeChat holds no thread. Same answers and errors.
-        ``timeout`` bounds the call (``None``: the client's ``timeout``)."""
+        ``timeout`` bounds the call (``None``: the client's ``timeout``). Through a proxy
+        (not :attr:`async_capable`) it runs :meth:`code2session` in a worker thread."""
+        if not self.async_capable:
+            return await offload(functools.partial(self.code2session, code, timeout=timeout))
         where = "/sns/jscode2session"
         if self._aio is None:
             self._aio = AsyncHTTP(timeout=self.timeout)

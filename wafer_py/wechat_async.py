@@ -1,8 +1,10 @@
-"""Async twins of the WeChat clients: the same methods, as coroutines.
+"""Coroutine views of the WeChat clients, kept for code that imports them.
 
-Each call runs the synchronous one in a worker thread (``anyio.to_thread``, so it works
-under asyncio and trio), sharing its connection pool, its token cache and its
-cross-process lock; the event loop never waits on WeChat or on the store.
+No second async mechanism: ``code2session`` is the client's own
+:meth:`~wafer_py.wechat.WeChatClient.acode2session` (on the event loop where it can),
+every other call the synchronous one through :func:`wafer_py.plans.offload` (one worker
+thread pool and limit for all of wafer_py; it shares the client's connection pool, token
+cache and cross-process lock).
 
 Example::
 
@@ -12,38 +14,31 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
-
-import anyio.to_thread
-from anyio import CapacityLimiter
+from collections.abc import Mapping
+from typing import Any
 
 from .phone import PhoneNumber
+from .plans import offload
 from .tokens import AccessToken
 from .wechat import Code2Session, WeChatClient
 from .wechat_api import WeChatAPI
 
 __all__ = ["AsyncWeChatClient", "AsyncWeChatAPI"]
 
-T = TypeVar("T")
+
+def _no_own_threads(max_threads: int | None) -> None:
+    if max_threads is not None:
+        raise TypeError(
+            "max_threads is no longer taken here: wafer_py has one thread limit "
+            "(wafer_py.plans.set_max_threads, or WaferMiddleware's max_threads)"
+        )
 
 
-class _InThreads:
-    def __init__(self, max_threads: int) -> None:
-        self.max_threads = max_threads
-        self._limiter: CapacityLimiter | None = None
-
-    async def _run(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        if self._limiter is None:  # made inside the event loop that uses it
-            self._limiter = CapacityLimiter(self.max_threads)
-        return await anyio.to_thread.run_sync(lambda: call(*args, **kwargs), limiter=self._limiter)
-
-
-class AsyncWeChatClient(_InThreads):
+class AsyncWeChatClient:
     """:class:`~wafer_py.wechat.WeChatClient` with coroutine methods."""
 
-    def __init__(self, client: WeChatClient, *, max_threads: int = 64) -> None:
-        super().__init__(max_threads)
+    def __init__(self, client: WeChatClient, *, max_threads: int | None = None) -> None:
+        _no_own_threads(max_threads)
         self.client = client
 
     def __repr__(self) -> str:
@@ -51,22 +46,22 @@ class AsyncWeChatClient(_InThreads):
 
     async def code2session(self, code: str) -> Code2Session:
         """See :meth:`WeChatClient.code2session`."""
-        return await self._run(self.client.code2session, code)
+        return await self.client.acode2session(code)
 
     async def fetch_access_token(
         self, *, stable: bool = True, force_refresh: bool = False
     ) -> AccessToken:
         """See :meth:`WeChatClient.fetch_access_token`."""
-        return await self._run(
+        return await offload(
             self.client.fetch_access_token, stable=stable, force_refresh=force_refresh
         )
 
 
-class AsyncWeChatAPI(_InThreads):
+class AsyncWeChatAPI:
     """:class:`~wafer_py.wechat_api.WeChatAPI` with coroutine methods."""
 
-    def __init__(self, api: WeChatAPI, *, max_threads: int = 64) -> None:
-        super().__init__(max_threads)
+    def __init__(self, api: WeChatAPI, *, max_threads: int | None = None) -> None:
+        _no_own_threads(max_threads)
         self.api = api
 
     def __repr__(self) -> str:
@@ -74,7 +69,7 @@ class AsyncWeChatAPI(_InThreads):
 
     async def access_token(self) -> str:
         """See :meth:`WeChatAPI.access_token`."""
-        return await self._run(self.api.access_token)
+        return await offload(self.api.access_token)
 
     async def call(
         self,
@@ -86,16 +81,16 @@ class AsyncWeChatAPI(_InThreads):
         retry: bool = False,
     ) -> dict[str, Any]:
         """See :meth:`WeChatAPI.call`."""
-        return await self._run(self.api.call, method, path, params=params, body=body, retry=retry)
+        return await offload(self.api.call, method, path, params=params, body=body, retry=retry)
 
     async def get_phone_number(self, code: str, openid: str | None = None) -> PhoneNumber:
         """See :meth:`WeChatAPI.get_phone_number`."""
-        return await self._run(self.api.get_phone_number, code, openid)
+        return await offload(self.api.get_phone_number, code, openid)
 
     async def check_session_key(self, openid: str, session_key: str) -> bool:
         """See :meth:`WeChatAPI.check_session_key`."""
-        return await self._run(self.api.check_session_key, openid, session_key)
+        return await offload(self.api.check_session_key, openid, session_key)
 
     async def reset_session_key(self, openid: str, session_key: str) -> str:
         """See :meth:`WeChatAPI.reset_session_key`."""
-        return await self._run(self.api.reset_session_key, openid, session_key)
+        return await offload(self.api.reset_session_key, openid, session_key)

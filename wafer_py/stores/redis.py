@@ -48,7 +48,6 @@ flags, so a cluster refuses any that strays into another slot).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import time
@@ -524,7 +523,9 @@ class RedisStore(SessionStore, EntryStore):
     ) -> tuple[Session, User | None] | None:
         plan = self._lookup(self._login_pointers(session_id, skey_hashes))
         if self._async_clients is None:
-            return await asyncio.to_thread(self._run, plan)
+            from ..plans import offload  # wafer_py's one thread offload (no import cycle)
+
+            return await offload(self._run, plan)
         return await self._arun(plan)
 
     def get_session(self, session_id: str) -> Session | None:
@@ -564,7 +565,9 @@ class RedisStore(SessionStore, EntryStore):
     async def atouch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         plan = self._touch(session_id, last_seen, expires_at)
         if self._async_clients is None:
-            await asyncio.to_thread(self._run, plan)
+            from ..plans import offload  # wafer_py's one thread offload (no import cycle)
+
+            await offload(self._run, plan)
         else:
             await self._arun(plan)
 

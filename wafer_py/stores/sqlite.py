@@ -7,7 +7,6 @@ writer wait for another instead of failing at once.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -363,9 +362,9 @@ class SQLiteStore(SessionStore, EntryStore):
         return self.find_login(session_id=session_id, skey_hashes=skey_hashes)
 
     async def atouch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
-        await asyncio.to_thread(
-            self.touch_session, session_id, last_seen=last_seen, expires_at=expires_at
-        )
+        from ..plans import offload  # wafer_py's one thread offload (imported late: no cycle)
+
+        await offload(self.touch_session, session_id, last_seen=last_seen, expires_at=expires_at)
 
     def touch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         with self._write() as db:
