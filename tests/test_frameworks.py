@@ -15,7 +15,9 @@ from typing import Any
 
 import requests
 
-from tests.conftest import DEMO_ENV, serve_asgi, serve_wsgi, skip_or_fail
+from tests.support.ci import skip_or_fail
+from tests.support.constants import DEMO_ENV
+from tests.support.servers import serve_asgi, serve_wsgi
 from wafer_py import WaferAuth
 from wafer_py.asgi import WaferMiddleware
 from wafer_py.config import DEMO_APPID

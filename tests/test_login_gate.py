@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import DEMO_APP, DEMO_ENV
+from tests.support.constants import DEMO_APP, DEMO_ENV
 from wafer_py import WaferAuth, WaferConfig
 from wafer_py.exceptions import (
     LoginAbandoned,

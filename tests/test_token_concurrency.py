@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from tests import services, token_worker
+from tests import token_worker
+from tests.support import services
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat
 from wafer_py.stores import open_store

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import OTHER_APPID, OTHER_SECRET, TIMEOUT, TWO_APPS, serve_example, serve_wsgi
+from tests.support.constants import OTHER_APPID, OTHER_SECRET, TIMEOUT, TWO_APPS
+from tests.support.servers import serve_example, serve_wsgi
 from tests.test_weblogin import Browser, assert_error_page, query_of, serve_test_app
 from wafer_py import WaferAuth
 from wafer_py.config import DEMO_APPID

@@ -21,7 +21,7 @@ import requests
 
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "shared-secret-of-the-test-deployment"
 
 

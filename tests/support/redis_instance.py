@@ -2,7 +2,7 @@
 
 The shared Redis (port 6379) must never be stopped: tests of outages run their own::
 
-    from tests.redis_instance import RedisInstance
+    from tests.support.redis_instance import RedisInstance
 
     def test_outage(tmp_path):
         with RedisInstance(tmp_path, persist=True) as redis_server:
@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from tests.conftest import skip_or_fail
+from tests.support.ci import skip_or_fail
 
 __all__ = ["RedisInstance", "require_redis_server", "send"]
 
