@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from tests.support.probe import wait_until
 from wafer_py import WaferAuth
 
 
@@ -19,10 +20,11 @@ def serve_asgi(app: Any) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        threading.Event().wait(0.01)
+    wait_until(
+        lambda: server.started,
+        "uvicorn",
+        exited=lambda: None if thread.is_alive() else "uvicorn stopped before it started",
+    )
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"
