@@ -14,7 +14,7 @@ import pytest
 from tests.support.ci import skip_or_fail
 from tests.support.constants import FRAMEWORKS, TEST_SECRET
 from tests.support.e2e import World
-from tests.support.servers import serve_example
+from tests.support.servers import ASGI_SERVERS, WSGI_SERVERS, FakeSwitch, serve_example
 from wafer_py import WaferAuth, WaferConfig
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
 
@@ -36,10 +36,31 @@ def fake(request: pytest.FixtureRequest) -> Iterator[FakeWeChat]:
     yield fake
 
 
+@pytest.fixture(scope="session")
+def _servers() -> Iterator[tuple[FakeSwitch, FakeWeChatServer]]:
+    """The run's servers: the fake WeChat's (one, switched to each test's fake) and the
+    pools of ``serve_asgi``/``serve_wsgi``, all stopped at the end."""
+    switch = FakeSwitch()
+    try:
+        with FakeWeChatServer(switch) as server:
+            yield switch, server
+    finally:
+        ASGI_SERVERS.close()
+        WSGI_SERVERS.close()
+
+
 @pytest.fixture
-def fake_server(fake: FakeWeChat) -> Iterator[Any]:
-    with fake.serve() as server:
+def fake_server(
+    fake: FakeWeChat, _servers: tuple[FakeSwitch, FakeWeChatServer]
+) -> Iterator[FakeWeChatServer]:
+    """The fake WeChat over real HTTP on loopback: the run's server, answering with this
+    test's ``fake``."""
+    switch, server = _servers
+    switch.fake = fake
+    try:
         yield server
+    finally:
+        switch.fake = None
 
 
 @pytest.fixture
