@@ -78,8 +78,10 @@ def wait_for_http(
 
     def answer() -> requests.Response | None:
         left = max(0.05, min(attempt_timeout, deadline - time.monotonic()))
-        response = requests.get(url, timeout=left)
-        return response if status is None or response.status_code == status else None
+        # No keep-alive connection left behind: a server's graceful stop would wait for it
+        # (gunicorn's gthread worker waits out its keep-alive, 2 s).
+        with requests.get(url, timeout=left, headers={"Connection": "close"}) as response:
+            return response if status is None or response.status_code == status else None
 
     return wait_until(answer, f"GET {url}", timeout=timeout, exited=exited)
 
