@@ -36,17 +36,22 @@ def fake(request: pytest.FixtureRequest) -> Iterator[FakeWeChat]:
     yield fake
 
 
-@pytest.fixture(scope="session")
-def _servers() -> Iterator[tuple[FakeSwitch, FakeWeChatServer]]:
-    """The run's servers: the fake WeChat's (one, switched to each test's fake) and the
-    pools of ``serve_asgi``/``serve_wsgi``, all stopped at the end."""
-    switch = FakeSwitch()
+@pytest.fixture(scope="session", autouse=True)
+def _server_pools() -> Iterator[None]:
+    """Stop the servers ``serve_asgi``/``serve_wsgi`` lent to the run's tests at its end."""
     try:
-        with FakeWeChatServer(switch) as server:
-            yield switch, server
+        yield
     finally:
         ASGI_SERVERS.close()
         WSGI_SERVERS.close()
+
+
+@pytest.fixture(scope="session")
+def _servers() -> Iterator[tuple[FakeSwitch, FakeWeChatServer]]:
+    """The run's fake WeChat server, switched to each test's fake."""
+    switch = FakeSwitch()
+    with FakeWeChatServer(switch) as server:
+        yield switch, server
 
 
 @pytest.fixture
