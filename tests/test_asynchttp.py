@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DEMO_APP, DEMO_ENV
+from tests.support.constants import DEMO_APP, DEMO_ENV
 from wafer_py import WaferAuth, WaferConfig
 from wafer_py.asynchttp import AsyncHTTP, HTTPError, proxy_configured
 from wafer_py.auth import Credentials

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import Clock
+from tests.support.clock import Clock
 from wafer_py import Credentials, InvalidSession, WaferAuth, WaferConfig
 from wafer_py.config import DEMO_APPID
 from wafer_py.exceptions import StaleSessionKey

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import services
-from tests.conftest import skip_or_fail
+from tests.support import services
+from tests.support.ci import skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Each script and the title its table starts with.

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.app_process import AppProcess, app_process
-from tests.conftest import serve_example
+from tests.support.app_process import AppProcess, app_process
+from tests.support.servers import serve_example
 from wafer_py import WaferAuth
 from wafer_py.body import MAX_JSON_BODY, aread_limited, check_length, read_limited
 from wafer_py.config import DEMO_APPID
@@ -309,7 +309,7 @@ def _app_reading_first(framework: str, auth: WaferAuth) -> Any:
 def test_a_body_the_view_read_first_is_still_found_and_capped(
     framework: str, make_auth: Callable[..., WaferAuth], fake: FakeWeChat
 ) -> None:
-    from tests.conftest import serve_asgi, serve_wsgi
+    from tests.support.servers import serve_asgi, serve_wsgi
 
     auth = make_auth()
     app = _app_reading_first(framework, auth)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import serve_example, skip_or_fail
+from tests.support.ci import skip_or_fail
+from tests.support.servers import serve_example
 from wafer_py import WaferAuth
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
 

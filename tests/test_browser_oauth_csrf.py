@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests import test_browser_oauth as browser_tests
-from tests.conftest import serve_example
+from tests.support.servers import serve_example
 from tests.test_browser_oauth import click_and_catch_callback, open_consent_page
 from wafer_py import WaferAuth
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer

@@ -9,13 +9,14 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.support.probe import wait_for_http
 
 
 def _free_port() -> int:
@@ -58,18 +59,6 @@ def running(
         proc.wait(15)
 
 
-def _wait_http(url: str) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 @pytest.mark.parametrize("framework", ["starlette", "flask"])
 def test_demo_prints_a_recipe_that_works(framework: str, tmp_path: Path) -> None:
     port = _free_port()
@@ -77,7 +66,7 @@ def test_demo_prints_a_recipe_that_works(framework: str, tmp_path: Path) -> None
     with running(
         ["demo", "--framework", framework, "--port", str(port)], tmp_path, until="Ctrl-C", env=env
     ) as lines:
-        _wait_http(f"http://127.0.0.1:{port}/health")
+        wait_for_http(f"http://127.0.0.1:{port}/health", timeout=20)
         start = next(i for i, line in enumerate(lines) if "Try it without a phone" in line)
         recipe = [line.strip() for line in lines[start + 1 :] if line.startswith("    ")]
         assert len(recipe) == 3
@@ -99,7 +88,7 @@ def test_sandbox_runs_the_fake_alone(tmp_path: Path) -> None:
     port = _free_port()
     with running(["sandbox", "--port", str(port)], tmp_path, until="Ctrl-C") as lines:
         assert any(f"http://127.0.0.1:{port}" in line for line in lines)
-        _wait_http(f"http://127.0.0.1:{port}/_fake/")
+        wait_for_http(f"http://127.0.0.1:{port}/_fake/", timeout=20)
         code = requests.post(
             f"http://127.0.0.1:{port}/_fake/login", json={"user": "z"}, timeout=5
         ).json()["code"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import services
+from tests.support import services
 from wafer_py.models import Session
 from wafer_py.stores import open_store
 from wafer_py.testing import make_session

@@ -26,9 +26,9 @@ import pytest
 import requests
 from packaging.requirements import Requirement
 
-from tests import services
-from tests.app_process import ROOT, app_process
-from tests.conftest import DEMO_APP, TEST_SECRET
+from tests.support import services
+from tests.support.app_process import ROOT, app_process
+from tests.support.constants import DEMO_APP, TEST_SECRET
 from wafer_py import WaferAuth, WaferConfig
 from wafer_py.config import DEFAULT_API_BASE, DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat

@@ -37,14 +37,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_sdk
-from tests.e2e_support import (
+from tests.support.e2e import (
     MAGIC,
     StepReport,
     World,
     check_credentials,
     check_login_answer,
     check_success,
+    require_sdk,
     secret_forms,
 )
 from wafer_py.config import DEFAULT_NICKNAME, DEMO_APPID

@@ -17,15 +17,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import (
-    OTHER_APPID,
-    OTHER_SECRET,
-    RID,
-    TIMEOUT,
-    TWO_APPS,
-    errcode_of,
-    exchange_code,
-)
+from tests.support.constants import OTHER_APPID, OTHER_SECRET, TIMEOUT, TWO_APPS
+from tests.support.fake_http import RID, errcode_of, exchange_code
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.crypto import decrypt_data
 from wafer_py.exceptions import StaleSessionKey

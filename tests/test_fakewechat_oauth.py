@@ -11,12 +11,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from tests.conftest import (
-    CALLBACK,
-    OTHER_APPID,
-    OTHER_SECRET,
-    TIMEOUT,
-    TWO_APPS,
+from tests.support.constants import CALLBACK, OTHER_APPID, OTHER_SECRET, TIMEOUT, TWO_APPS
+from tests.support.fake_http import (
     confirm_consent,
     consent_form,
     errcode_of,

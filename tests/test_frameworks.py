@@ -15,7 +15,10 @@ from typing import Any
 
 import requests
 
-from tests.conftest import DEMO_ENV, serve_asgi, serve_wsgi, skip_or_fail
+from tests.support.ci import skip_or_fail
+from tests.support.constants import DEMO_ENV
+from tests.support.probe import exit_status, wait_for_http
+from tests.support.servers import serve_asgi, serve_wsgi
 from wafer_py import WaferAuth
 from wafer_py.asgi import WaferMiddleware
 from wafer_py.config import DEMO_APPID
@@ -168,15 +171,7 @@ def test_gunicorn_workers_share_sqlite_sessions(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{base}/health", timeout=1)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError("gunicorn did not start") from None
-                time.sleep(0.1)
+        wait_for_http(f"{base}/health", exited=lambda: exit_status(proc))
         skeys = [_skey(base, fake, f"worker-user-{i}") for i in range(6)]
         statuses = [
             requests.get(f"{base}/weapp/user", headers={"X-WX-Skey": skey}, timeout=10).status_code

@@ -24,8 +24,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.app_process import SECRET, app_process
-from tests.conftest import serve_example, serve_wsgi
+from tests.support.app_process import SECRET, app_process
+from tests.support.servers import serve_example, serve_wsgi
 from wafer_py import WaferAuth, WaferConfig
 from wafer_py.config import DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat

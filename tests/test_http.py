@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import serve_example
+from tests.support.servers import serve_example
 from wafer_py import WaferAuth
 from wafer_py.config import DEMO_APPID
 from wafer_py.crypto import encrypt_data

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import DEMO_APP, DEMO_ENV
+from tests.support.constants import DEMO_APP, DEMO_ENV
 from wafer_py import WaferAuth, WaferConfig
 from wafer_py.exceptions import (
     LoginAbandoned,
@@ -139,8 +139,12 @@ def test_thread_logins_are_bounded_per_process(
     finally:
         fake.latency = 0
     names = [name for name, _ in outcomes]
-    assert names.count("LoginsBusy") == 3
-    assert set(names) == {"LoginsBusy", "LoginQueueTimeout", "WeChatUnavailable"}
+    assert len(names) == 8 and names.count("LoginsBusy") == 3
+    # A queued login ends on its wait, or (handed a slot as the running ones give up, a
+    # few milliseconds before its own time is up) on WeChat: which one is the threads'
+    # timing (all three on WeChat was seen on a loaded machine).
+    assert set(names) - {"LoginsBusy"} <= {"LoginQueueTimeout", "WeChatUnavailable"}
+    assert names.count("WeChatUnavailable") >= 2
     assert max(took for _, took in outcomes) < 2.0
     # The two that ran, and any queued one handed a slot before its time was up.
     assert 2 <= fake.calls[JSCODE2SESSION] <= names.count("WeChatUnavailable")

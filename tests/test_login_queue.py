@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.app_process import AppProcess, app_process
+from tests.support.app_process import AppProcess, app_process
 from wafer_py.exceptions import ERR_LOGIN_FAILED
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
 from wafer_py.protocol import MAGIC_ID

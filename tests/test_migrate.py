@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests import services
-from tests.services import require
+from tests.support import services
+from tests.support.services import require
 from wafer_py.migrate import decode_user_info
 from wafer_py.models import User, clean_profile
 from wafer_py.stores import open_store

@@ -12,14 +12,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.conftest import (
+from tests.support.clock import Clock
+from tests.support.constants import (
     CALLBACK,
     DEMO_APP,
     DEMO_ENV,
     OTHER_APPID,
     OTHER_SECRET,
     TWO_APPS,
-    Clock,
 )
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID, WaferConfig
 from wafer_py.exceptions import (

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from tests.conftest import serve_example
+from tests.support.servers import serve_example
 from wafer_py import Credentials, WaferAuth
 from wafer_py.config import DEMO_APPID
 from wafer_py.crypto import decrypt_data, encrypt_data

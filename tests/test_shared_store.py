@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests import services
-from tests.app_process import ROOT, SECRET, AppProcess, app_process
+from tests.support import services
+from tests.support.app_process import ROOT, SECRET, AppProcess, app_process
 from wafer_py.config import DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import serve_example
+from tests.support.servers import serve_example
 from wafer_py import WaferAuth
 from wafer_py.config import DEMO_APPID
 from wafer_py.exceptions import StoreUnavailable

@@ -25,20 +25,20 @@ from typing import Any
 import pytest
 import requests
 
-from tests.app_process import AppProcess, app_process
+from tests.support.app_process import AppProcess, app_process
 from wafer_py.config import DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat
 from wafer_py.protocol import MAGIC_ID
 
 
 def _redis(tmp: Path) -> AbstractContextManager[Any]:
-    from tests.redis_instance import RedisInstance
+    from tests.support.redis_instance import RedisInstance
 
     return RedisInstance(tmp, persist=True)
 
 
 def _postgres(tmp: Path) -> AbstractContextManager[Any]:
-    from tests.pg_instance import PostgresInstance
+    from tests.support.pg_instance import PostgresInstance
 
     return PostgresInstance(tmp)
 

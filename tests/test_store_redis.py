@@ -1,8 +1,8 @@
 """The store contract suite on Redis, and what is Redis's own: the key layout (one slot per
 multi-key call), native expiry, round trips, no secrets in the clear, outages.
 
-Uses the shared Redis of :mod:`tests.services` under a prefix unique to this run (its keys
-are deleted at the end), and private servers of :mod:`tests.redis_instance` for what must
+Uses the shared Redis of :mod:`tests.support.services` under a prefix unique to this run (its keys
+are deleted at the end), and private servers of :mod:`tests.support.redis_instance` for what must
 not happen to the shared one (a stop, a one-node cluster).
 """
 
@@ -20,8 +20,8 @@ import redis
 import redis.asyncio
 from redis.crc import key_slot
 
-from tests.redis_instance import RedisInstance, free_port, send
-from tests.services import require
+from tests.support.redis_instance import RedisInstance, free_port, send
+from tests.support.services import require
 from wafer_py.exceptions import StoreUnavailable
 from wafer_py.stores import SessionStore, StoreStats, open_store
 from wafer_py.stores.redis import ENTRY_GC, GRACE, RedisStore

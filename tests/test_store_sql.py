@@ -20,8 +20,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from tests.pg_instance import PostgresInstance, require_pg_instance
-from tests.services import require
+from tests.support.pg_instance import PostgresInstance, require_pg_instance
+from tests.support.services import require
 from wafer_py.exceptions import StoreUnavailable
 from wafer_py.protocol import error_response
 from wafer_py.stores import open_store, sql_pool

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import fresh_store_url
+from tests.support.services import fresh_store_url
 from wafer_py.exceptions import StoreUnavailable
 from wafer_py.stores import SQLiteStore, open_store
 from wafer_py.stores.base import OUTAGE, call_store

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Clock
+from tests.support.clock import Clock
 from tests.test_tokens import StubWeChat
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.exceptions import InvalidAccessToken

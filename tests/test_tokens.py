@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Clock
+from tests.support.clock import Clock
 from wafer_py.exceptions import AccessTokenUnavailable, DailyQuotaExceeded
 from wafer_py.stores import MemoryStore, SessionStore, SQLiteStore
 from wafer_py.tokens import AccessToken, AccessTokenCache

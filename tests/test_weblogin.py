@@ -17,17 +17,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from tests.conftest import (
-    OTHER_APPID,
-    TEST_SECRET,
-    TIMEOUT,
-    TWO_APPS,
-    confirm_consent,
-    consent_form,
-    serve_asgi,
-    serve_example,
-    serve_wsgi,
-)
+from tests.support.constants import OTHER_APPID, TEST_SECRET, TIMEOUT, TWO_APPS
+from tests.support.fake_http import confirm_consent, consent_form
+from tests.support.servers import serve_asgi, serve_example, serve_wsgi
 from wafer_py import WaferAuth
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer

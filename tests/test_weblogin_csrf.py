@@ -12,13 +12,12 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
 import requests
 
-from tests.conftest import OTHER_APPID, OTHER_SECRET, TIMEOUT, TWO_APPS, serve_example, serve_wsgi
+from tests.support.constants import OTHER_APPID, OTHER_SECRET, TIMEOUT, TWO_APPS
+from tests.support.servers import serve_example, serve_wsgi, start_asgi
 from tests.test_weblogin import Browser, assert_error_page, query_of, serve_test_app
 from wafer_py import WaferAuth
 from wafer_py.config import DEMO_APPID
@@ -417,38 +416,15 @@ def test_flask_trusts_x_forwarded_proto_only_through_proxyfix(auth: WaferAuth) -
         assert forwarded_https(url) == {NONCE: True}
 
 
-@contextmanager
-def serve_uvicorn(app: Any, **options: Any) -> Iterator[str]:
-    """uvicorn with the given ``Config`` options (proxy headers), on a loopback port."""
-    import uvicorn
-
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", **options
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        threading.Event().wait(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 def test_uvicorn_trusts_x_forwarded_proto_only_from_the_allowed_proxy(auth: WaferAuth) -> None:
     from tests.test_weblogin import starlette_app
 
     app = starlette_app(auth)
-    with serve_uvicorn(app, proxy_headers=False) as url:
+    with start_asgi(app, proxy_headers=False) as url:
         assert forwarded_https(url) == {NONCE: False}
-    with serve_uvicorn(app, proxy_headers=True, forwarded_allow_ips="10.9.9.9") as url:
+    with start_asgi(app, proxy_headers=True, forwarded_allow_ips="10.9.9.9") as url:
         assert forwarded_https(url) == {NONCE: False}  # not from the proxy: ignored
-    with serve_uvicorn(app, proxy_headers=True, forwarded_allow_ips="127.0.0.1") as url:
+    with start_asgi(app, proxy_headers=True, forwarded_allow_ips="127.0.0.1") as url:
         assert forwarded_https(url) == {NONCE: True}
 
 

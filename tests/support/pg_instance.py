@@ -26,7 +26,7 @@ import tempfile
 import weakref
 from pathlib import Path
 
-from tests.conftest import skip_or_fail
+from tests.support.ci import skip_or_fail
 
 __all__ = ["PostgresInstance", "require_pg_instance", "unavailable_reason"]
 

@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from tests.conftest import skip_or_fail
+from tests.support.ci import skip_or_fail
 
 DEFAULTS = {
     "redis": "redis://127.0.0.1:6379/0",

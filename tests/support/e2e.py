@@ -3,8 +3,8 @@
 ``tests/test_e2e_clients.py`` (the current client SDKs) and ``tests/test_e2e_legacy_clients.py``
 (the older ones) both drive a real SDK in Node through :class:`World`, and read what each step
 printed through :class:`StepReport`. Their fixtures (``node``, ``framework``, ``world``) and
-``require_sdk`` are in ``tests/conftest.py``, where a missing Node or SDK is skipped, or fails
-with ``CI=true``; each module gives ``sdk`` and ``sdk_installed``.
+are in ``tests/conftest.py``; :func:`require_sdk` (here) skips a missing SDK, or fails with
+``CI=true``; each module gives ``sdk`` and ``sdk_installed``.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.ci import skip_or_fail
 from wafer_py import WaferAuth
 from wafer_py.config import DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat
 from wafer_py.fakewechat.miniprogram import default_profile
 
-E2E_DIR = Path(__file__).resolve().parent / "e2e"
+E2E_DIR = Path(__file__).resolve().parent.parent / "e2e"
 RUN_JS = E2E_DIR / "run.js"
 MAGIC = "F2C224D4-2BCE-4C64-AF9F-A6D872000D1A"
 JSCODE2SESSION = "/sns/jscode2session"
@@ -33,6 +34,22 @@ NODE_TIMEOUT = 30.0
 #: What a step may end in when it did not run as a test wants: run.js broke, the step ran
 #: out of time, or the SDK has no such step.
 BROKEN_OUTCOMES = ("error", "timeout", "skipped")
+
+
+def require_sdk(directory: str, version: str | None = None) -> None:
+    """An SDK is installed under tests/e2e/node_modules/``directory`` (at ``version`` exactly,
+    when given)."""
+    manifest = E2E_DIR / "node_modules" / directory / "package.json"
+    if not manifest.is_file():
+        skip_or_fail(f"{directory} is not installed: run `npm ci --prefix tests/e2e`")
+    if version is None:
+        return
+    installed = json.loads(manifest.read_text(encoding="utf-8")).get("version")
+    if installed != version:
+        skip_or_fail(
+            f"node_modules/{directory} holds {installed}, not {version}: "
+            "run `npm ci --prefix tests/e2e`"
+        )
 
 
 @dataclass

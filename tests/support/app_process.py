@@ -11,17 +11,15 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
+from tests.support.probe import NotReady, exit_status, wait_for_http
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "shared-secret-of-the-test-deployment"
 
 
@@ -105,19 +103,13 @@ def app_process(
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{framework} app exited: {log.read_text()[-2000:]}")
-            try:
-                if requests.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{framework} app did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
+        try:
+            wait_for_http(url + "/health", exited=lambda: exit_status(process))
+        except NotReady as exc:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{framework} app did not start: {exc}\n{tail}") from None
         yield AppProcess(url, process, log)
     finally:
         process.terminate()

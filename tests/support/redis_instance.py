@@ -2,7 +2,7 @@
 
 The shared Redis (port 6379) must never be stopped: tests of outages run their own::
 
-    from tests.redis_instance import RedisInstance
+    from tests.support.redis_instance import RedisInstance
 
     def test_outage(tmp_path):
         with RedisInstance(tmp_path, persist=True) as redis_server:
@@ -32,12 +32,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from tests.conftest import skip_or_fail
+from tests.support.ci import skip_or_fail
+from tests.support.probe import NotReady, wait_until
 
 __all__ = ["RedisInstance", "require_redis_server", "send"]
 
@@ -166,20 +166,17 @@ class RedisInstance:
             )
 
     def _wait_until(self, ready: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
+        def exited() -> str | None:
             process = self._process
             if process is None or process.poll() is not None:
-                raise RuntimeError(f"redis-server exited on start; see {self.log}:\n{self._tail()}")
-            try:
-                if ready():
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"redis-server did not start {what}; see {self.log}")
-            time.sleep(0.02)
+                return f"see {self.log}:\n{self._tail()}"
+            return None
+
+        try:
+            wait_until(ready, f"redis-server {what}", timeout=STARTUP_TIMEOUT, exited=exited)
+        except NotReady as exc:
+            self.kill()
+            raise RuntimeError(f"redis-server did not start: {exc}") from None
 
     def _tail(self) -> str:
         try:
