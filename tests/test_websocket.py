@@ -18,7 +18,7 @@ from starlette.routing import WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tests.conftest import skip_or_fail
+from tests.support.ci import skip_or_fail
 from wafer_py import WaferAuth
 from wafer_py.asgi import WaferMiddleware
 from wafer_py.config import DEMO_APPID

@@ -118,10 +118,13 @@ class ThreadLoginGate:
             self.waiting += 1
             deadline -= MIN_CALL_TIME
             try:
-                while self.running >= self.slots:
+                while True:
+                    # The clock first: a slot freed after the deadline is no use.
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise LoginQueueTimeout()
+                    if self.running < self.slots:
+                        break
                     self._changed.wait(left)
                 self.running += 1
             finally:
