@@ -1,7 +1,7 @@
 """Errors carry what happened; the adapter layers' tables carry HTTP.
 
 Every error class of wafer_py has its own row in the protocol's table
-(:mod:`wafer_py.answers`) and in the web-login pages' (:mod:`wafer_py.weberrors`): a new
+(:mod:`wafer_py.answers`) and in the web-login pages' (:mod:`wafer_py.web.errors`): a new
 class without one fails here instead of falling through to its parent's answer unseen.
 """
 
@@ -30,7 +30,7 @@ from wafer_py.exceptions import (
     wechat_error,
 )
 from wafer_py.protocol import error_response
-from wafer_py.weberrors import PAGE_STATUS, page_status
+from wafer_py.web.errors import PAGE_STATUS, page_status
 from wafer_py.wechat import parse_wechat_body
 
 
@@ -61,7 +61,7 @@ def test_the_ladder_is_found_whole() -> None:
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: cls.__name__)
 def test_each_class_has_its_own_row_in_both_tables(cls: type[WaferError]) -> None:
     assert cls in ANSWERS, f"{cls.__name__} has no answer in wafer_py.answers.ANSWERS"
-    assert cls in PAGE_STATUS, f"{cls.__name__} has no status in wafer_py.weberrors"
+    assert cls in PAGE_STATUS, f"{cls.__name__} has no status in wafer_py.web.errors"
     exc = _instance(cls)
     assert answer_for(exc) == ANSWERS[cls] and page_status(exc) == PAGE_STATUS[cls]
 

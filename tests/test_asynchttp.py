@@ -13,12 +13,12 @@ import pytest
 
 from tests.support.constants import DEMO_APP, DEMO_ENV
 from wafer_py import WaferAuth, WaferConfig
-from wafer_py.asynchttp import AsyncHTTP, HTTPError, proxy_configured
 from wafer_py.auth import Credentials
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.exceptions import CodeAlreadyUsed, InvalidCode, WeChatUnavailable
 from wafer_py.fakewechat import FakeWeChat
 from wafer_py.wechat import WeChatClient
+from wafer_py.wechat.asynchttp import AsyncHTTP, HTTPError, proxy_configured
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -33,7 +33,7 @@ from wafer_py import WaferAuth, WaferConfig
 from wafer_py.config import DEFAULT_API_BASE, DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat
 from wafer_py.stores import MemoryStore, RedisStore, SessionStore, SQLiteStore, SQLStore, open_store
-from wafer_py.weblogin import WebLogin
+from wafer_py.web.login import WebLogin
 
 SHARED_KINDS = ("redis", "postgres", "mysql")
 #: A key long enough (32 characters and more).

@@ -222,7 +222,7 @@ def test_keyring_repr_hides_keys(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_the_signers_take_the_keyring_order() -> None:
-    from wafer_py.oauthstate import OAuthStateSigner
+    from wafer_py.web.state import OAuthStateSigner
 
     issued = OAuthStateSigner(Keyring([OLD_KEY])).issue("/p")
     # After a rotation the old key still verifies; a signer without it refuses.

@@ -51,16 +51,16 @@ def test_a_url_without_a_password_is_unchanged(url: str) -> None:
 
 
 def test_the_stores_the_migration_and_the_cli_all_use_it() -> None:
-    import wafer_py.cli_migrate
-    import wafer_py.cli_sessions
-    import wafer_py.migrate
+    import wafer_py.cli.legacy
+    import wafer_py.cli.migrate
+    import wafer_py.cli.sessions
     import wafer_py.stores.redis
     import wafer_py.stores.sql
 
     for module in (
-        wafer_py.cli_migrate,
-        wafer_py.cli_sessions,
-        wafer_py.migrate,
+        wafer_py.cli.migrate,
+        wafer_py.cli.sessions,
+        wafer_py.cli.legacy,
         wafer_py.stores.redis,
         wafer_py.stores.sql,
     ):

@@ -27,7 +27,7 @@ import pytest
 
 from tests.support import services
 from tests.support.services import require
-from wafer_py.migrate import decode_user_info
+from wafer_py.cli.legacy import decode_user_info
 from wafer_py.models import User, clean_profile
 from wafer_py.stores import open_store
 

@@ -1,4 +1,4 @@
-"""The web OAuth client (:mod:`wafer_py.oauth`) and signed states, against the fake WeChat
+"""The web OAuth client (:mod:`wafer_py.web.oauth`) and signed states, against the fake WeChat
 over real HTTP."""
 
 from __future__ import annotations
@@ -42,16 +42,16 @@ from wafer_py.exceptions import (
     WeChatUnavailable,
 )
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
-from wafer_py.oauth import (
+from wafer_py.protocol import error_response
+from wafer_py.stores import MemoryStore, SQLiteStore
+from wafer_py.web.oauth import (
     OAuthToken,
     OAuthUserInfo,
     WeChatOAuth,
     is_valid_state,
     parse_callback,
 )
-from wafer_py.oauthstate import OAuthStateSigner, b62decode, b62encode
-from wafer_py.protocol import error_response
-from wafer_py.stores import MemoryStore, SQLiteStore
+from wafer_py.web.state import OAuthStateSigner, b62decode, b62encode
 
 pytestmark = pytest.mark.fake_apps(TWO_APPS)
 

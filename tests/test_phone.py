@@ -15,8 +15,8 @@ from wafer_py.config import DEMO_APPID
 from wafer_py.crypto import decrypt_data, encrypt_data
 from wafer_py.exceptions import BadBody, MalformedEncryptedData, WeChatError
 from wafer_py.fakewechat import FakeWeChat
-from wafer_py.phone import PhoneNumber, mask_phone, phone_code_from_body
 from wafer_py.protocol import MAGIC_ID
+from wafer_py.wechat.phone import PhoneNumber, mask_phone, phone_code_from_body
 
 # A fixed vector: key b"0123456789abcdef", IV b"fedcba9876543210", and WeChat's legacy
 # phone payload with a fixed watermark. The ciphertext was checked against

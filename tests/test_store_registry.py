@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from wafer_py.exceptions import StateReplayed
-from wafer_py.oauthstate import OAuthStateSigner
 from wafer_py.stores import (
     EntryStore,
     MemoryStore,
@@ -24,6 +23,7 @@ from wafer_py.stores import (
 )
 from wafer_py.stores.registry import _LAZY
 from wafer_py.testing import EntryStoreContract, SessionStoreContract
+from wafer_py.web.state import OAuthStateSigner
 
 
 @register_store

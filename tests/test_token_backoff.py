@@ -16,9 +16,9 @@ from wafer_py.exceptions import InvalidAccessToken
 from wafer_py.fakewechat import FakeWeChat
 from wafer_py.fakewechat.tokens import STABLE_TOKEN_PATH
 from wafer_py.stores import MemoryStore
-from wafer_py.tokens import FORCE_BACKOFF, AccessToken, AccessTokenCache
 from wafer_py.wechat import WeChatClient
-from wafer_py.wechat_api import CHECK_SESSION, WeChatAPI
+from wafer_py.wechat.api import CHECK_SESSION, WeChatAPI
+from wafer_py.wechat.tokens import FORCE_BACKOFF, AccessToken, AccessTokenCache
 
 
 @pytest.fixture

@@ -30,9 +30,9 @@ from tests.support import services
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat
 from wafer_py.stores import open_store
-from wafer_py.tokens import AccessTokenCache
 from wafer_py.wechat import WeChatClient
-from wafer_py.wechat_api import WeChatAPI
+from wafer_py.wechat.api import WeChatAPI
+from wafer_py.wechat.tokens import AccessTokenCache
 
 STABLE = "/cgi-bin/stable_token"
 PROCESSES, THREADS, COMMANDS = 4, 32, 12

@@ -13,7 +13,7 @@ import pytest
 from tests.support.clock import Clock
 from wafer_py.exceptions import AccessTokenUnavailable, DailyQuotaExceeded
 from wafer_py.stores import MemoryStore, SessionStore, SQLiteStore
-from wafer_py.tokens import AccessToken, AccessTokenCache
+from wafer_py.wechat.tokens import AccessToken, AccessTokenCache
 
 
 class StubWeChat:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wafer_py.crypto import Keyring
-from wafer_py.webcookie import SessionCookie, set_cookie
+from wafer_py.web.cookie import SessionCookie, set_cookie
 
 OLD, NEW = "o" * 32, "n" * 32
 FIELDS = {

@@ -23,7 +23,7 @@ from tests.support.servers import serve_asgi, serve_example, serve_wsgi
 from wafer_py import WaferAuth
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
-from wafer_py.weblogin import WebLogin, local_path
+from wafer_py.web.login import WebLogin, local_path
 
 pytestmark = pytest.mark.fake_apps(TWO_APPS)
 
@@ -461,7 +461,7 @@ def test_the_core_imports_no_framework_and_no_http_client() -> None:
     import sys
 
     code = (
-        "import sys, wafer_py.weblogin, wafer_py.oauthstate;"
+        "import sys, wafer_py.web.login, wafer_py.web.state;"
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('starlette', 'werkzeug', 'flask', 'requests'))))"
     )

@@ -22,8 +22,8 @@ from tests.test_weblogin import Browser, assert_error_page, query_of, serve_test
 from wafer_py import WaferAuth
 from wafer_py.config import DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
-from wafer_py.oauth import WeChatOAuth
-from wafer_py.weblogin import CONFIRM_BODY_LIMIT, WebLogin
+from wafer_py.web.login import CONFIRM_BODY_LIMIT, WebLogin
+from wafer_py.web.oauth import WeChatOAuth
 
 pytestmark = pytest.mark.fake_apps(TWO_APPS)
 

@@ -26,12 +26,12 @@ from wafer_py.exceptions import (
     wechat_error,
 )
 from wafer_py.fakewechat import FakeWeChat
-from wafer_py.phone import PhoneNumber
 from wafer_py.stores import MemoryStore
-from wafer_py.tokens import AccessTokenCache
 from wafer_py.wechat import WeChatClient
-from wafer_py.wechat_api import CHECK_SESSION, PHONE_NUMBER, RESET_SESSION_KEY, WeChatAPI
-from wafer_py.wechat_async import AsyncWeChatAPI, AsyncWeChatClient
+from wafer_py.wechat.aio import AsyncWeChatAPI, AsyncWeChatClient
+from wafer_py.wechat.api import CHECK_SESSION, PHONE_NUMBER, RESET_SESSION_KEY, WeChatAPI
+from wafer_py.wechat.phone import PhoneNumber
+from wafer_py.wechat.tokens import AccessTokenCache
 
 STABLE = "/cgi-bin/stable_token"
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.stores import open_store
-from wafer_py.tokens import AccessTokenCache
 from wafer_py.wechat import WeChatClient
-from wafer_py.wechat_api import WeChatAPI
+from wafer_py.wechat.api import WeChatAPI
+from wafer_py.wechat.tokens import AccessTokenCache
 
 BARRIER_TIMEOUT = 60.0
 

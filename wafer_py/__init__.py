@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import _moved
 from .auth import Authenticated, Credentials, LoginResult, WaferAuth
 from .config import WaferConfig
 from .exceptions import (
@@ -26,8 +27,10 @@ from .models import Session, User
 from .stores import MemoryStore, SessionStore, SQLiteStore, open_store
 from .users import AnonymousUser, WaferUser
 
+_moved.install()  # old module paths (wafer_py.tokens, ...) for one release
+
 if TYPE_CHECKING:
-    from .wechat import WeChatClient
+    from .wechat.client import WeChatClient
 
 __version__ = "0.1.0"
 
@@ -59,7 +62,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # WeChatClient needs requests; import it only when asked for.
     if name == "WeChatClient":
-        from .wechat import WeChatClient
+        from .wechat.client import WeChatClient
 
         return WeChatClient
     raise AttributeError(f"module 'wafer_py' has no attribute {name!r}")

@@ -27,15 +27,15 @@ from .exceptions import (
 )
 from .logingate import AsyncLoginGate, ThreadLoginGate
 from .models import Session, User, clean_profile
-from .phone import PhoneNumber
 from .plans import Plan, StoreCall, WeChatLogin, arun, run
 from .serverkeys import server_secret_keys
 from .stores import SessionStore, open_store
+from .wechat.phone import PhoneNumber
 
 if TYPE_CHECKING:
-    from .tokens import AccessTokenCache
-    from .wechat import Code2Session, WeChatClient
-    from .wechat_api import WeChatAPI
+    from .wechat.api import WeChatAPI
+    from .wechat.client import Code2Session, WeChatClient
+    from .wechat.tokens import AccessTokenCache
 
 __all__ = ["WaferAuth", "Credentials", "Authenticated", "LoginResult"]
 
@@ -92,7 +92,7 @@ class WaferAuth:
     ``store`` is a :class:`~wafer_py.stores.SessionStore` or a store URL (default:
     ``config.store_url``); ``wechat`` defaults to a :class:`~wafer_py.wechat.WeChatClient`
     for ``config.api_base``. ``clock`` returns the time in seconds (inject one in tests).
-    ``tokens`` is the :class:`~wafer_py.tokens.AccessTokenCache` for WeChat's server APIs
+    ``tokens`` is the :class:`~wafer_py.wechat.tokens.AccessTokenCache` for WeChat's server APIs
     (default: one in ``store``, refreshed 5 minutes early through ``stable_token``).
 
     Example::
@@ -131,7 +131,7 @@ class WaferAuth:
                 self.store.close()
             raise
         if wechat is None:
-            from .wechat import WeChatClient  # requests is imported only when needed
+            from .wechat.client import WeChatClient  # requests is imported only when needed
 
             wechat = WeChatClient(
                 config.appid,
@@ -436,7 +436,7 @@ class WaferAuth:
         with self._lazy:
             if self._tokens is None:
                 from .stores.entries import entry_store
-                from .tokens import AccessTokenCache
+                from .wechat.tokens import AccessTokenCache
 
                 store = entry_store(self.store)  # a store without entries stops here
                 self._tokens = AccessTokenCache(store, self.wechat, clock=self.clock)
@@ -448,7 +448,7 @@ class WaferAuth:
         tokens = self.tokens
         with self._lazy:
             if self._wechat_api is None:
-                from .wechat_api import WeChatAPI
+                from .wechat.api import WeChatAPI
 
                 self._wechat_api = WeChatAPI(self.wechat, tokens)
             return self._wechat_api

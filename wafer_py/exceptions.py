@@ -4,7 +4,7 @@ Every error a client can cause, or that a request can run into, is a :class:`Waf
 Each class says what happened: a machine-readable ``reason``, a ``message`` that is safe to
 show, and its context (``errcode``/``errmsg`` of a WeChat answer, ``retry_after``...). How
 each is answered lives with the adapters: the Wafer protocol's status, error type and
-re-login in :mod:`wafer_py.answers`, the web-login page's status in :mod:`wafer_py.weberrors`.
+re-login in :mod:`wafer_py.answers`, the web-login page's status in :mod:`wafer_py.web.errors`.
 
 Messages never contain secrets: no ``session_key``, no skey, no AppSecret.
 

@@ -17,7 +17,7 @@ Configuration comes from ``app.config`` keys named like the environment variable
 The decorators call ``async def`` views through ``current_app.ensure_sync`` (``flask[async]``).
 
 Web pages opened in WeChat log in through official-account OAuth (see
-:mod:`wafer_py.weblogin`)::
+:mod:`wafer_py.web.login`)::
 
     WaferWeb(app)                 # mounts the OAuth callback; uses Wafer(app)'s auth
 
@@ -42,15 +42,15 @@ from .body import MAX_JSON_BODY, check_length, read_limited
 from .config import WaferConfig
 from .exceptions import MissingCredentials, WaferError
 from .models import User
-from .phone import PhoneNumber, phone_code_from_body
 from .protocol import PathMatcher, RequestState, WaferResponse
 from .protocol import error_response as _protocol_error
 from .users import ANONYMOUS_USER, AnonymousUser, WaferUser
-from .weblogin import CONFIRM_BODY_LIMIT, WebAnswer, WebLogin, WebUser
+from .web.login import CONFIRM_BODY_LIMIT, WebAnswer, WebLogin, WebUser
+from .wechat.phone import PhoneNumber, phone_code_from_body
 from .wsgi import WaferWSGIMiddleware, get_state
 
 if TYPE_CHECKING:
-    from .oauth import Scope
+    from .web.oauth import Scope
 
 __all__ = [
     "Wafer",
@@ -263,8 +263,8 @@ class WaferWeb:
 
     ``auth`` defaults to the one of the app's :class:`Wafer` extension (one per app, in
     whichever order the two are made), or one built from ``app.config``; ``login`` is a
-    ready :class:`~wafer_py.weblogin.WebLogin`; other keyword arguments go to
-    :class:`~wafer_py.weblogin.WebLogin` (``callback_path``, ``public_url``,
+    ready :class:`~wafer_py.web.login.WebLogin`; other keyword arguments go to
+    :class:`~wafer_py.web.login.WebLogin` (``callback_path``, ``public_url``,
     ``cookie_secure``...).
     """
 
@@ -346,12 +346,12 @@ def _web() -> WaferWeb:
 
 
 def get_web_user() -> WebUser | None:
-    """The current request's :class:`~wafer_py.weblogin.WebUser`, or ``None``."""
+    """The current request's :class:`~wafer_py.web.login.WebUser`, or ``None``."""
     user = g.get("wafer_web_user")
     return user if isinstance(user, WebUser) else None
 
 
-#: The current request's :class:`~wafer_py.weblogin.WebUser`, for views behind
+#: The current request's :class:`~wafer_py.web.login.WebUser`, for views behind
 #: :func:`web_login_required` (the same caveat as ``current_identity``).
 current_web_user: WebUser = cast("WebUser", LocalProxy(get_web_user))
 

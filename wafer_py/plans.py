@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from anyio.lowlevel import RunVar
 
     from .stores.base import SessionStore
-    from .wechat import Code2Session, WeChatClient
+    from .wechat.client import Code2Session, WeChatClient
 
 __all__ = ["Plan", "StoreCall", "WeChatLogin", "run", "arun", "offload", "on_asyncio"]
 

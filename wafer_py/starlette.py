@@ -8,7 +8,7 @@ invalid-session answer. :func:`login_required` answers that directly, and
 :func:`require_user` is the same as a FastAPI dependency.
 
 Web pages opened in WeChat log in through official-account OAuth (see
-:mod:`wafer_py.weblogin`); the same names as in :mod:`wafer_py.flask`::
+:mod:`wafer_py.web.login`); the same names as in :mod:`wafer_py.flask`::
 
     app = Starlette(routes=[Route("/web/profile", profile)], middleware=[...])
     WaferWeb(app)                 # adds the OAuth callback; uses WaferMiddleware's auth
@@ -37,17 +37,17 @@ from .auth import WaferAuth
 from .body import MAX_JSON_BODY, aread_limited, check_length
 from .exceptions import MissingCredentials, WaferError
 from .models import User
-from .phone import PhoneNumber, phone_code_from_body
 from .plans import offload
 from .protocol import RequestState
 from .protocol import error_response as _protocol_error
 from .users import WaferUser
-from .weblogin import CALLBACK_PATH, CONFIRM_BODY_LIMIT, WebAnswer, WebLogin, WebUser
+from .web.login import CALLBACK_PATH, CONFIRM_BODY_LIMIT, WebAnswer, WebLogin, WebUser
+from .wechat.phone import PhoneNumber, phone_code_from_body
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from .oauth import Scope
+    from .web.oauth import Scope
 
 __all__ = [
     "WaferMiddleware",
@@ -181,7 +181,7 @@ def _middleware_auth(conn: HTTPConnection, what: str) -> WaferAuth:
 
 # ------------------------------------------------------------- web pages (网页授权)
 
-#: Where :func:`web_login_required` leaves the :class:`~wafer_py.weblogin.WebUser`.
+#: Where :func:`web_login_required` leaves the :class:`~wafer_py.web.login.WebUser`.
 WEB_USER_KEY = "wafer.web_user"
 
 
@@ -226,8 +226,8 @@ class WaferWeb:
     the ``auth`` of ``Middleware(WaferMiddleware, auth=...)`` in the app's middleware list,
     else the one the middleware leaves in the scope, taken at the first request (the
     middleware built it from a ``config``, or wraps the app from outside). ``login`` is a
-    ready :class:`~wafer_py.weblogin.WebLogin`; other keyword arguments go to
-    :class:`~wafer_py.weblogin.WebLogin` (``callback_path``, ``public_url``...).
+    ready :class:`~wafer_py.web.login.WebLogin`; other keyword arguments go to
+    :class:`~wafer_py.web.login.WebLogin` (``callback_path``, ``public_url``...).
     """
 
     def __init__(
@@ -271,7 +271,7 @@ class WaferWeb:
         app.state.wafer_web = self
 
     def login_for(self, conn: HTTPConnection) -> WebLogin:
-        """The :class:`~wafer_py.weblogin.WebLogin`, made at the first request from the
+        """The :class:`~wafer_py.web.login.WebLogin`, made at the first request from the
         middleware's auth when ``init_app`` could not see it."""
         if self._login is None:
             self.auth = _middleware_auth(conn, "WaferWeb")
@@ -333,7 +333,7 @@ def _web(request: Request) -> WaferWeb:
 
 
 def get_web_user(conn: HTTPConnection) -> WebUser | None:
-    """The request's :class:`~wafer_py.weblogin.WebUser`, or ``None``."""
+    """The request's :class:`~wafer_py.web.login.WebUser`, or ``None``."""
     user = conn.scope.get(WEB_USER_KEY)
     return user if isinstance(user, WebUser) else None
 

@@ -31,7 +31,7 @@ from .exceptions import InvalidSession
 from .models import Session, User
 from .stores.base import SessionStore
 from .stores.entries import EntryStore, entry_store
-from .wechat import Code2Session
+from .wechat.client import Code2Session
 
 __all__ = [
     "EntryStoreContract",

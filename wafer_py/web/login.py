@@ -12,7 +12,7 @@ Where things live:
 * The OAuth tokens stay on the server: in the session store's entries, under a hash of the
   web-session id, sealed with the server's keys, until the refresh token expires
   (30 days). Deleting the entry ends the web session (:meth:`WebLogin.logout`).
-* The OAuth ``state`` is signed, timed and single-use (:mod:`wafer_py.oauthstate`), so
+* The OAuth ``state`` is signed, timed and single-use (:mod:`wafer_py.web.state`), so
   the callback needs no particular instance; it also carries a digest of the nonce
   cookie (``wafer_web_nonce``: random, HttpOnly, SameSite=Lax, as long-lived as a state)
   set on the browser that was sent to WeChat.
@@ -51,9 +51,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 
-from .config import WaferConfig
-from .crypto import Keyring, SecretBox
-from .exceptions import (
+from ..config import WaferConfig
+from ..crypto import Keyring, SecretBox
+from ..exceptions import (
     AccessTokenExpired,
     ConsentDenied,
     InvalidAccessToken,
@@ -65,15 +65,15 @@ from .exceptions import (
     WebSessionExpired,
     WeChatError,
 )
-from .oauthstate import OAuthStateSigner, StateClaims, browser_digest
-from .serverkeys import server_keyring
-from .stores.base import call_store
-from .stores.entries import EntryStore, entry_store
-from .webcookie import SessionCookie, set_cookie
-from .weberrors import page_status
+from ..serverkeys import server_keyring
+from ..stores.base import call_store
+from ..stores.entries import EntryStore, entry_store
+from .cookie import SessionCookie, set_cookie
+from .errors import page_status
+from .state import OAuthStateSigner, StateClaims, browser_digest
 
 if TYPE_CHECKING:
-    from .auth import WaferAuth
+    from ..auth import WaferAuth
     from .oauth import Lang, OAuthToken, OAuthUserInfo, Scope, WeChatOAuth
 
 __all__ = [
@@ -160,7 +160,7 @@ def _location(path: str) -> str:
 
 def error_page(exc: WaferError, next_path: str) -> WebAnswer:
     """The default human-readable page for a failed web login, with the status
-    :mod:`wafer_py.weberrors` gives ``exc`` (400 on the browser's side, 5xx for trouble)."""
+    :mod:`wafer_py.web.errors` gives ``exc`` (400 on the browser's side, 5xx for trouble)."""
     body = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -284,7 +284,7 @@ class WebLogin:
     """Web login (official-account OAuth) for browser pages, with web sessions.
 
     ``store`` keeps the tokens (any :class:`~wafer_py.stores.EntryStore`); ``oauth``
-    defaults to a :class:`~wafer_py.oauth.WeChatOAuth` for ``config``'s official account
+    defaults to a :class:`~wafer_py.web.oauth.WeChatOAuth` for ``config``'s official account
     (``oauth_appid``, else the mini-program's). ``secret_keys`` (newest first, default
     ``config.secret_keys``) sign the cookie and the state; ``secret_box`` seals the tokens.
     ``public_url`` (``https://example.com``) fixes the callback's origin behind a proxy;

@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..plans import offload
+from . import Code2Session, WeChatClient
+from .api import WeChatAPI
 from .phone import PhoneNumber
-from .plans import offload
 from .tokens import AccessToken
-from .wechat import Code2Session, WeChatClient
-from .wechat_api import WeChatAPI
 
 __all__ = ["AsyncWeChatClient", "AsyncWeChatAPI"]
 
@@ -58,7 +58,7 @@ class AsyncWeChatClient:
 
 
 class AsyncWeChatAPI:
-    """:class:`~wafer_py.wechat_api.WeChatAPI` with coroutine methods."""
+    """:class:`~wafer_py.wechat.api.WeChatAPI` with coroutine methods."""
 
     def __init__(self, api: WeChatAPI, *, max_threads: int | None = None) -> None:
         _no_own_threads(max_threads)

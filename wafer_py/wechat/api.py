@@ -1,7 +1,7 @@
 """WeChat's server APIs that take the global ``access_token``.
 
 :class:`WeChatAPI` calls them with a token from an
-:class:`~wafer_py.tokens.AccessTokenCache`. When WeChat rejects the token (40001, 40014,
+:class:`~wafer_py.wechat.tokens.AccessTokenCache`. When WeChat rejects the token (40001, 40014,
 42001) it refreshes it once, through the cache (so concurrent callers share one
 refresh), and retries the call once; a second rejection is raised. Nothing loops.
 
@@ -25,11 +25,11 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from .crypto import hmac_signature
-from .exceptions import InvalidAccessToken, InvalidCode, InvalidSignature, WeChatError
+from ..crypto import hmac_signature
+from ..exceptions import InvalidAccessToken, InvalidCode, InvalidSignature, WeChatError
+from . import WeChatClient
 from .phone import PhoneNumber
 from .tokens import AccessTokenCache
-from .wechat import WeChatClient
 
 __all__ = ["WeChatAPI", "PHONE_NUMBER", "CHECK_SESSION", "RESET_SESSION_KEY"]
 

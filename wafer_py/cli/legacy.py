@@ -6,7 +6,7 @@ of one ``open_id`` possible) and the v2 Node SDK (``open_id`` primary key, ``use
 the JSON text with its watermark). :class:`WaferTable` reads either, streaming the rows;
 :func:`import_users` adds each ``open_id`` to a store with its WeChat profile::
 
-    from wafer_py.migrate import WaferTable, import_users
+    from wafer_py.cli.legacy import WaferTable, import_users
     from wafer_py.stores import open_store
 
     with WaferTable("mysql://root@127.0.0.1:3306/cAuth") as table, open_store(url) as store:
@@ -17,7 +17,7 @@ copies: the old ``skey`` (predictable ``md5``/``sha1`` values) and ``session_key
 in plaintext); clients simply log in again. Users already in the store are kept as they
 are. Running it twice imports nothing new.
 
-The ``wafer-py migrate-wafer`` command (:mod:`wafer_py.cli_migrate`) runs it from the shell.
+The ``wafer-py migrate-wafer`` command (:mod:`wafer_py.cli.migrate`) runs it from the shell.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .logsafe import redact_url
-from .models import clean_profile
-from .stores.base import SessionStore, call_store
+from ..logsafe import redact_url
+from ..models import clean_profile
+from ..stores.base import SessionStore, call_store
 
 __all__ = [
     "LegacyRow",

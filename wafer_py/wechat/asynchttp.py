@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit
 
-from .stores.loops import PerLoop
+from ..stores.loops import PerLoop
 
 __all__ = ["AsyncHTTP", "HTTPError", "proxy_configured"]
 

@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .cli_progress import Progress
-from .config import DEFAULT_STORE_URL
-from .exceptions import WaferError
-from .logsafe import redact_url
-from .migrate import SQL_EXTRA
-from .models import Session
-from .stores.base import SessionStore, call_store
+from ..config import DEFAULT_STORE_URL
+from ..exceptions import WaferError
+from ..logsafe import redact_url
+from ..models import Session
+from ..stores.base import SessionStore, call_store
+from .legacy import SQL_EXTRA
+from .progress import Progress
 
 __all__ = [
     "CommandFailed",
@@ -69,7 +69,7 @@ def sqlite_file(url: str) -> Path | None:
 
 
 def open_cli_store(url: str) -> SessionStore:
-    from .stores import open_store
+    from ..stores import open_store
 
     try:
         return open_store(url)

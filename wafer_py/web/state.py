@@ -17,7 +17,7 @@ to another value; :meth:`OAuthStateSigner.spend` refuses one seen before, by cla
 nonce in the shared session store until the state would have expired anyway;
 :meth:`StateClaims.started_by` says whether a browser nonce is the one the state was
 issued for. WeChat's in-app browser may drop cookies: a state whose browser does not come
-back with it still verifies, and the caller decides (:mod:`wafer_py.weblogin` asks the
+back with it still verifies, and the caller decides (:mod:`wafer_py.web.login` asks the
 user to confirm).
 """
 
@@ -37,9 +37,9 @@ from typing import Any
 from itsdangerous import BadData, SignatureExpired, TimestampSigner
 from itsdangerous.encoding import base64_decode, base64_encode
 
-from .crypto import Keyring
-from .exceptions import InvalidState, StateExpired, StateReplayed
-from .stores.entries import EntryStore
+from ..crypto import Keyring
+from ..exceptions import InvalidState, StateExpired, StateReplayed
+from ..stores.entries import EntryStore
 
 __all__ = [
     "ClockedSigner",

@@ -15,12 +15,12 @@ from typing import Any
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-from .crypto import Keyring
-from .oauthstate import ClockedSigner
+from ..crypto import Keyring
+from .state import ClockedSigner
 
 __all__ = ["SessionCookie", "set_cookie"]
 
-#: The cookie's short field names, by the names of :class:`~wafer_py.weblogin.WebUser`.
+#: The cookie's short field names, by the names of :class:`~wafer_py.web.login.WebUser`.
 _FIELDS = {
     "session_id": "s",
     "openid": "o",

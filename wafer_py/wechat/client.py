@@ -18,11 +18,11 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from ..config import DEFAULT_API_BASE
+from ..exceptions import WeChatBusy, WeChatError, WeChatUnavailable, wechat_error
+from ..logsafe import install_redaction
+from ..plans import offload
 from .asynchttp import AsyncHTTP, HTTPError, proxy_configured
-from .config import DEFAULT_API_BASE
-from .exceptions import WeChatBusy, WeChatError, WeChatUnavailable, wechat_error
-from .logsafe import install_redaction
-from .plans import offload
 from .tokens import AccessToken
 
 __all__ = ["WeChatClient", "Code2Session", "parse_wechat_body"]
@@ -98,7 +98,7 @@ class WeChatClient:
     errcode -1, pausing ``backoff`` seconds, then twice that, and so on (at most 2 s).
 
     The APIs that need the global ``access_token`` are in
-    :class:`~wafer_py.wechat_api.WeChatAPI`.
+    :class:`~wafer_py.wechat.api.WeChatAPI`.
     """
 
     def __init__(
@@ -195,7 +195,7 @@ class WeChatClient:
         return self._async_ok
 
     async def acode2session(self, code: str, timeout: float | None = None) -> Code2Session:
-        """:meth:`code2session` on the running event loop (:mod:`wafer_py.asynchttp`), so
+        """:meth:`code2session` on the running event loop (:mod:`wafer_py.wechat.asynchttp`), so
         that a login waiting on WeChat holds no thread. Same answers and errors.
         ``timeout`` bounds the call (``None``: the client's ``timeout``). Through a proxy
         (not :attr:`async_capable`) it runs :meth:`code2session` in a worker thread."""
@@ -236,7 +236,7 @@ class WeChatClient:
     ) -> AccessToken:
         """Fetch the app's global ``access_token`` from WeChat: no cache, no lock.
 
-        Use :class:`~wafer_py.tokens.AccessTokenCache` instead: it shares one token
+        Use :class:`~wafer_py.wechat.tokens.AccessTokenCache` instead: it shares one token
         between threads and processes. ``stable`` uses ``POST /cgi-bin/stable_token``
         (the same token until 5 minutes before it expires; ``force_refresh`` makes a new
         one, 20 times a day), else the classic ``GET /cgi-bin/token`` (every call makes a

@@ -37,15 +37,15 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import requests
 
-from .config import DEFAULT_API_BASE, DEFAULT_OPEN_BASE, WaferConfig
-from .exceptions import (
+from ..config import DEFAULT_API_BASE, DEFAULT_OPEN_BASE, WaferConfig
+from ..exceptions import (
     ConsentDenied,
     InvalidAccessToken,
     InvalidOpenId,
     InvalidState,
     WeChatError,
 )
-from .wechat import http_session, send
+from ..wechat.client import http_session, send
 
 __all__ = [
     "ACCESS_TOKEN_TTL",

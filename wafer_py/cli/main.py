@@ -17,8 +17,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import cli_migrate, cli_sessions, cli_token
-from .config import DEMO_APP_SECRET, DEMO_APPID, WaferConfig
+from ..config import DEMO_APP_SECRET, DEMO_APPID, WaferConfig
+from . import migrate, sessions, token
 
 __all__ = ["main"]
 
@@ -28,7 +28,7 @@ def _examples_module(framework: str) -> Any:
     import importlib
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if (root / "examples" / f"{framework}_app" / "app.py").exists() and str(root) not in sys.path:
         sys.path.insert(0, str(root))
     try:
@@ -76,7 +76,7 @@ def _production_variables(env: Mapping[str, str]) -> list[str]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .auth import WaferAuth
+    from ..auth import WaferAuth
 
     env = os.environ
     fake_server = None
@@ -95,7 +95,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        from .fakewechat import FakeWeChat
+        from ..fakewechat import FakeWeChat
 
         apps = {DEMO_APPID: DEMO_APP_SECRET}
         if env.get("WAFER_OAUTH_APPID"):  # the official account, if another
@@ -151,7 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     import threading
 
-    from .fakewechat import FakeWeChat
+    from ..fakewechat import FakeWeChat
 
     appid = args.appid or os.environ.get("WAFER_APPID") or DEMO_APPID
     secret = args.secret or os.environ.get("WAFER_APP_SECRET") or DEMO_APP_SECRET
@@ -212,9 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--secret", default=None)
     sandbox.set_defaults(func=cmd_sandbox)
 
-    cli_token.add_parser(sub)  # wafer-py token get | refresh
-    cli_sessions.add_parser(sub)  # wafer-py sessions list | revoke | purge | stats
-    cli_migrate.add_parser(sub)  # wafer-py migrate-wafer
+    token.add_parser(sub)  # wafer-py token get | refresh
+    sessions.add_parser(sub)  # wafer-py sessions list | revoke | purge | stats
+    migrate.add_parser(sub)  # wafer-py migrate-wafer
     return parser
 
 

@@ -1,7 +1,7 @@
 """``wafer-py token``: the app's ``access_token`` from the shared cache, for shell scripts.
 
 The command-line twin of wx-js-utils' ``getCacheAccessToken``, on the same cache as the
-servers (:class:`~wafer_py.tokens.AccessTokenCache` in the store ``WAFER_STORE_URL``,
+servers (:class:`~wafer_py.wechat.tokens.AccessTokenCache` in the store ``WAFER_STORE_URL``,
 WeChat at ``WAFER_WECHAT_API_BASE``, the app ``WAFER_APPID`` / ``WAFER_APP_SECRET``)::
 
     TOKEN=$(wafer-py token get --reveal)   # cached; fetched only when missing or due
@@ -18,9 +18,9 @@ import logging
 import sys
 from typing import Any
 
-from .config import WaferConfig
-from .exceptions import WaferError
-from .tokens import DEFAULT_GAP, AccessTokenCache
+from ..config import WaferConfig
+from ..exceptions import WaferError
+from ..wechat.tokens import DEFAULT_GAP, AccessTokenCache
 
 __all__ = ["add_parser", "mask_token"]
 
@@ -76,8 +76,8 @@ def add_parser(sub: Any) -> None:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Run ``token get`` or ``token refresh``."""
-    from .stores import entry_store, open_store
-    from .wechat import WeChatClient
+    from ..stores import entry_store, open_store
+    from ..wechat.client import WeChatClient
 
     logging.getLogger("wafer_py").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
     config = WaferConfig.from_env()

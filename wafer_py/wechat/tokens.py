@@ -39,7 +39,7 @@ classic ``GET /cgi-bin/token`` instead.
 * when stable_token hands back the very token WeChat refused, the refresh is forced, but
   forces back off: 60 s after the first, then twice as long after each (at most 2 hours,
   so never more than 18 a day of WeChat's 20). Until the next force is due, the refused
-  token is what a refresh returns (:class:`~wafer_py.wechat_api.WeChatAPI` then raises
+  token is what a refresh returns (:class:`~wafer_py.wechat.api.WeChatAPI` then raises
   the refusal instead of retrying). The forces made are kept in the entry
   ``<key>:<appid>:forced`` (``{"at", "streak"}``) for a day, shared by every process.
 """
@@ -55,8 +55,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .exceptions import AccessTokenUnavailable, StoreUnavailable, WeChatError
-from .stores.entries import EntryStore
+from ..exceptions import AccessTokenUnavailable, StoreUnavailable, WeChatError
+from ..stores.entries import EntryStore
 
 __all__ = ["AccessToken", "AccessTokenCache", "CachedToken", "TokenSource", "DEFAULT_GAP"]
 

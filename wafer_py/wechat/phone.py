@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .exceptions import BadBody, WeChatError
+from ..exceptions import BadBody, WeChatError
 
 __all__ = ["PhoneNumber", "phone_code_from_body", "mask_phone"]
 

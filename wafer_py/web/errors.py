@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from .exceptions import (
+from ..exceptions import (
     AccessTokenExpired,
     AccessTokenUnavailable,
     BadBody,

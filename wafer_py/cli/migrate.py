@@ -2,7 +2,7 @@
 
     wafer-py migrate-wafer --from mysql://root@127.0.0.1:3306/cAuth [--dry-run]
 
-The reading and the import are :mod:`wafer_py.migrate`'s; this is the command: options,
+The reading and the import are :mod:`wafer_py.cli.legacy`'s; this is the command: options,
 a progress bar, and one line on stderr with exit status 2 when something fails (130 when
 interrupted: running it again goes on, imported users are kept).
 """
@@ -15,8 +15,12 @@ import sys
 import time
 from typing import Any
 
-from .cli_progress import Progress
-from .cli_sessions import (
+from ..exceptions import WaferError
+from ..logsafe import redact_url
+from ..stores.base import SessionStore
+from .legacy import MigrationError, WaferTable, import_users
+from .progress import Progress
+from .sessions import (
     CommandFailed,
     one_line,
     open_cli_store,
@@ -25,10 +29,6 @@ from .cli_sessions import (
     store_failed,
     store_url,
 )
-from .exceptions import WaferError
-from .logsafe import redact_url
-from .migrate import MigrationError, WaferTable, import_users
-from .stores.base import SessionStore
 
 __all__ = ["add_parser", "cmd_migrate"]
 
@@ -67,7 +67,7 @@ def add_parser(sub: Any) -> None:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Run ``migrate-wafer``."""
-    from .stores import MemoryStore
+    from ..stores import MemoryStore
 
     quiet_store_logs()
     url = store_url(args)
