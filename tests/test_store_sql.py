@@ -822,7 +822,13 @@ def test_async_pool_busy_for_pool_timeout_is_unavailable(pg_url: str) -> None:
             assert store._async_pools is not None
             pool = await store._async_pools.get()
             slow = asyncio.create_task(pool.fetch("SELECT pg_sleep(1)", {}))
-            await asyncio.sleep(0.1)  # the slow query holds the only connection
+            # Until the slow query holds the only connection (its slot taken; a loaded
+            # machine may take longer than any fixed sleep to get there).
+            for _ in range(200):
+                if pool._slots.locked():
+                    break
+                await asyncio.sleep(0.005)
+            assert pool._slots.locked()
             with pytest.raises(StoreUnavailable) as caught:
                 await store.afind_login(session_id="nobody")
             assert "busy" in (caught.value.detail or "")
