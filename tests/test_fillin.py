@@ -16,6 +16,7 @@ import requests
 from PIL import ExifTags
 from PIL import Image as PILImage
 
+from tests.support import services
 from tests.support.servers import serve_example
 from wafer_py import Credentials, WaferAuth
 from wafer_py.avatars import (
@@ -407,6 +408,21 @@ def test_fill_in_routes_need_a_session(served: tuple[str, WaferAuth], fake: Fake
     assert auth.store.stats(time.time()).users == 0
 
 
+def test_without_python_multipart_starlette_answers_501(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth = make_auth()
+    with serve_example("starlette", auth) as base:
+        skey, openid = log_in(base, fake, "ines")
+        before = auth.store.get_user(openid)
+        data = jpeg_with_gps()
+        monkeypatch.setitem(sys.modules, "python_multipart", None)
+        answer = upload(base, skey, data)
+    assert_error(answer, 501, "images_unavailable")
+    assert "python-multipart" in answer.json()["message"]
+    assert auth.store.get_user(openid) == before
+
+
 def test_without_pillow_the_upload_answers_501(
     served: tuple[str, WaferAuth], fake: FakeWeChat, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -419,3 +435,26 @@ def test_without_pillow_the_upload_answers_501(
     assert_error(answer, 501, "images_unavailable")
     assert "wafer-session[images]" in answer.json()["message"]
     assert auth.store.get_user(openid) == before
+
+
+@pytest.mark.parametrize("kind", ["redis", "postgres", "mysql"])
+def test_every_server_on_a_shared_store_serves_every_avatar(
+    kind: str, make_auth: Callable[..., WaferAuth], fake: FakeWeChat
+) -> None:
+    """Two servers (Flask, Starlette) on one shared store: an avatar uploaded to one is
+    served by the other, and by the store itself (EntryAvatarStore)."""
+    with services.fresh_store_url(kind) as store_url:
+        first, second = make_auth(store_url=store_url), make_auth(store_url=store_url)
+        with serve_example("flask", first) as one, serve_example("starlette", second) as two:
+            skey, _ = log_in(one, fake, "ivan")
+            uploaded = upload(one, skey, jpeg_with_gps())
+            assert uploaded.status_code == 200, uploaded.text
+            url = uploaded.json()["data"]["avatarUrl"]
+            key = url.rsplit("/", 1)[1]
+            from_one = requests.get(url, timeout=10)
+            from_two = requests.get(f"{two}{AVATAR_PATH}{key}", timeout=10)
+            assert from_two.status_code == 200 and from_two.content == from_one.content
+            assert_clean(from_two.content)
+            assert EntryAvatarStore(second.store).get(key) == (from_one.content, "image/jpeg")
+            user = requests.get(f"{two}/weapp/user", headers={"X-WX-Skey": skey}, timeout=10)
+            assert user.json()["data"]["userInfo"]["avatarUrl"] == url
