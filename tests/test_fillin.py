@@ -18,7 +18,7 @@ from PIL import Image as PILImage
 
 from tests.support import services
 from tests.support.servers import serve_example
-from wafer_py import Credentials, WaferAuth
+from wafer_py import Credentials, WaferAuth, WaferConfig
 from wafer_py.avatars import (
     AVATAR_PATH,
     AvatarStore,
@@ -32,6 +32,7 @@ from wafer_py.config import DEMO_APPID
 from wafer_py.exceptions import (
     AvatarNotFound,
     BodyTooLarge,
+    ContentRejected,
     ImagesUnavailable,
     InvalidProfile,
     UnsupportedImage,
@@ -40,6 +41,7 @@ from wafer_py.fakewechat import FakeWeChat
 from wafer_py.fillin import check_avatar_url, clean_nickname
 from wafer_py.protocol import MAGIC_ID
 from wafer_py.stores.memory import MemoryStore
+from wafer_py.wechat.api import MSG_SEC_CHECK
 
 GPS = {1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 50.0)}
 
@@ -458,3 +460,55 @@ def test_every_server_on_a_shared_store_serves_every_avatar(
             assert EntryAvatarStore(second.store).get(key) == (from_one.content, "image/jpeg")
             user = requests.get(f"{two}/weapp/user", headers={"X-WX-Skey": skey}, timeout=10)
             assert user.json()["data"]["userInfo"]["avatarUrl"] == url
+
+
+# ------------------------------------------------------------------ WeChat's content check
+
+
+def test_nicknames_go_to_wechats_content_check_only_when_asked(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat
+) -> None:
+    quiet = make_auth()
+    who = quiet.validate(Credentials(skey=quiet.login(fake.login(DEMO_APPID, "jo")["code"]).skey))
+    assert quiet.set_profile(who, "含违禁词的名字").user.nickname == "含违禁词的名字"
+    assert fake.calls[MSG_SEC_CHECK] == 0  # off by default
+
+    auth = make_auth(check_nicknames=True)
+    who = auth.validate(Credentials(skey=auth.login(fake.login(DEMO_APPID, "kim")["code"]).skey))
+    before = auth.store.get_user(who.openid)
+    with pytest.raises(ContentRejected):
+        auth.set_profile(who, "含违禁词的名字", "https://cdn.example.com/k.png")
+    assert auth.store.get_user(who.openid) == before
+    assert auth.set_profile(who, "待审词 Kim").user.nickname == "待审词 Kim"  # review: kept
+    assert auth.set_profile(who, "Kim").user.nickname == "Kim"
+    assert auth.set_profile(who, avatar_url="https://cdn.example.com/k.png").user.nickname == "Kim"
+    assert fake.calls[MSG_SEC_CHECK] == 3  # nicknames only, after the local rules
+    with pytest.raises(InvalidProfile):
+        auth.set_profile(who, "x" * 65)
+    assert fake.calls[MSG_SEC_CHECK] == 3
+
+
+@pytest.mark.parametrize("framework", ["starlette", "flask"])
+def test_a_risky_nickname_is_refused_over_http(
+    framework: str, make_auth: Callable[..., WaferAuth], fake: FakeWeChat
+) -> None:
+    auth = make_auth(check_nicknames=True)
+    with serve_example(framework, auth) as base:
+        skey, openid = log_in(base, fake, "lee")
+        before = auth.store.get_user(openid)
+        answer = requests.post(
+            f"{base}/weapp/profile",
+            json={"nickName": "risky-word"},
+            headers={"X-WX-Skey": skey},
+            timeout=10,
+        )
+    assert_error(answer, 400, "content_rejected")
+    assert auth.store.get_user(openid) == before
+
+
+def test_the_content_check_switch_is_read_from_the_environment() -> None:
+    env = {"WAFER_APPID": "wx1", "WAFER_APP_SECRET": "s"}
+    assert WaferConfig.from_env(env).check_nicknames is False
+    assert WaferConfig.from_env({**env, "WAFER_CHECK_NICKNAMES": "true"}).check_nicknames
+    with pytest.raises(ValueError, match="WAFER_CHECK_NICKNAMES"):
+        WaferConfig.from_env({**env, "WAFER_CHECK_NICKNAMES": "maybe"})

@@ -24,6 +24,7 @@ from .exceptions import (
     CodeBlocked,
     CodeExpired,
     ConsentDenied,
+    ContentRejected,
     DailyQuotaExceeded,
     DecryptError,
     HeaderTooLarge,
@@ -111,6 +112,7 @@ ANSWERS: Mapping[type[WaferError], Answer] = MappingProxyType(
         BadBody: _check(400),
         BodyTooLarge: _check(413),
         InvalidProfile: _check(400),
+        ContentRejected: _check(400),
         UnsupportedImage: _check(415),
         ImagesUnavailable: _check(501),  # a missing extra: never a 500 with a traceback
         AvatarNotFound: _check(404),

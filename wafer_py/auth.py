@@ -442,8 +442,10 @@ class WaferAuth:
         Checked first (:mod:`wafer_py.fillin`): a nickname of 1-64 characters once
         trimmed, no control characters; an https avatar URL or one starting with
         ``own_avatar_prefix`` (this server's avatar route). ``InvalidProfile`` (400) and
-        nothing stored otherwise.
+        nothing stored otherwise. With ``config.check_nicknames`` the nickname also goes
+        to WeChat's content check: ``ContentRejected`` (400) if it is judged risky.
         """
+        from .exceptions import ContentRejected
         from .fillin import check_avatar_url, clean_nickname
 
         profile: dict[str, Any] = {}
@@ -453,6 +455,13 @@ class WaferAuth:
             profile["avatarUrl"] = check_avatar_url(avatar_url, own_prefix=own_avatar_prefix)
         if not profile:
             return who
+        # "review" is WeChat's "not sure": kept, as there is no one here to review it
+        if (
+            "nickName" in profile
+            and self.config.check_nicknames
+            and self.wechat_api.check_text(profile["nickName"], who.openid) == "risky"
+        ):
+            raise ContentRejected()
         now = self.clock()
         user = run(StoreCall.plan(self.store, "update_profile", who.openid, profile, now=now))
         if user is None:

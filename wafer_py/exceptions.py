@@ -32,6 +32,7 @@ __all__ = [
     "BadBody",
     "BodyTooLarge",
     "InvalidProfile",
+    "ContentRejected",
     "UnsupportedImage",
     "ImagesUnavailable",
     "AvatarNotFound",
@@ -139,6 +140,13 @@ class InvalidProfile(BadBody):
 
     reason = "invalid_profile"
     default_message = "the profile is invalid"
+
+
+class ContentRejected(InvalidProfile):
+    """WeChat's content check (``msg_sec_check``) judged a nickname risky."""
+
+    reason = "content_rejected"
+    default_message = "the nickname did not pass WeChat's content check"
 
 
 class UnsupportedImage(BadBody):
