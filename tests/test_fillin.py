@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import ExifTags
 from PIL import Image as PILImage
 
@@ -169,6 +171,26 @@ def test_other_formats_become_a_clean_png(fmt: str) -> None:
 def test_anything_but_a_whole_image_is_refused(data: bytes) -> None:
     with pytest.raises(UnsupportedImage):
         clean_image(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"RIFF\0\0\0\0WEBP"]),
+    st.binary(max_size=400),
+)
+def test_broken_images_are_a_415_never_a_crash(signature: bytes, rest: bytes) -> None:
+    try:
+        image = clean_image(signature + rest)
+    except UnsupportedImage:
+        return
+    assert image.content_type in ("image/png", "image/jpeg")  # it was an image after all
+
+
+@pytest.mark.parametrize("mode", ["I;16", "CMYK", "LA", "P", "1", "L"])
+def test_every_pixel_mode_comes_out_clean(mode: str) -> None:
+    out = io.BytesIO()
+    PILImage.new(mode, (40, 30)).save(out, "JPEG" if mode in ("CMYK", "L") else "PNG")
+    assert_clean(clean_image(out.getvalue()).data)
 
 
 def test_a_decompression_bomb_is_refused_before_decoding() -> None:

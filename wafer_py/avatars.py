@@ -59,7 +59,6 @@ _SIGNATURES = {
     "JPEG": (b"\xff\xd8\xff",),
     "GIF": (b"GIF87a", b"GIF89a"),
 }
-_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg"}
 
 
 class Image(NamedTuple):
@@ -101,24 +100,27 @@ def clean_image(data: bytes) -> Image:
             img.load()
             # Turn the picture as its EXIF says before the EXIF goes.
             upright = ImageOps.exif_transpose(img)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
-        raise UnsupportedImage("the avatar does not decode as an image") from None
+            upright.thumbnail((AVATAR_SIDE, AVATAR_SIDE))
+            # JPEG stays JPEG; the rest (transparency, palettes) become PNG.
+            fmt, mode = ("JPEG", "RGB") if kind == "JPEG" else ("PNG", _png_mode(upright.mode))
+            pixels = upright.convert(mode)
     except PILImage.DecompressionBombError:
         raise UnsupportedImage("the avatar has too many pixels") from None
-    upright.thumbnail((AVATAR_SIDE, AVATAR_SIDE))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        raise UnsupportedImage("the avatar does not decode as an image") from None
+    # A fresh image from the pixels alone: nothing of the original's info (exif,
+    # icc_profile, comment, xmp, text chunks) can be written back.
+    clean = PILImage.frombytes(mode, pixels.size, pixels.tobytes())
     out = io.BytesIO()
-    if kind == "JPEG":
-        # A fresh image from the pixels alone: nothing of the original's info dict
-        # (exif, icc_profile, comment...) can be written back.
-        pixels = upright.convert("RGB")
-        clean = PILImage.frombytes("RGB", pixels.size, pixels.tobytes())
+    if fmt == "JPEG":
         clean.save(out, format="JPEG", quality=88)
     else:
-        mode = "RGBA" if upright.mode in ("RGBA", "LA", "P", "PA") else "RGB"
-        pixels = upright.convert(mode)
-        clean = PILImage.frombytes(mode, pixels.size, pixels.tobytes())
         clean.save(out, format="PNG", optimize=True)
-    return Image(out.getvalue(), _TYPES["JPEG" if kind == "JPEG" else "PNG"])
+    return Image(out.getvalue(), "image/jpeg" if fmt == "JPEG" else "image/png")
+
+
+def _png_mode(mode: str) -> str:
+    return "RGBA" if mode in ("RGBA", "LA", "P", "PA", "RGBa", "La") else "RGB"
 
 
 def is_avatar_key(key: str) -> bool:
