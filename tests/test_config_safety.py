@@ -353,6 +353,9 @@ VULNERABLE = [
     ("redis", "4.5.3", "4.5.4", "CVE-2023-28858, CVE-2023-28859"),
     ("jinja2", "3.1.5", "3.1.6", "CVE-2025-27516"),
     ("urllib3", "2.6.3", "2.7.0", "CVE-2026-44431, CVE-2026-44432"),
+    ("pillow", "10.2.0", "10.3.0", "CVE-2024-28219"),
+    ("pillow", "12.2.0", "12.3.0", "heap-overflow and decompression-bomb advisories"),
+    ("python-multipart", "0.0.17", "0.0.18", "CVE-2024-53981"),
 ]
 
 

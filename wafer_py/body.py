@@ -10,15 +10,26 @@ framework's stream to these functions, so both answer alike.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable
+from typing import Protocol
 
 from .exceptions import BodyTooLarge
 
-__all__ = ["MAX_JSON_BODY", "check_length", "read_limited", "aread_limited"]
+__all__ = [
+    "MAX_JSON_BODY",
+    "MAX_AVATAR_BODY",
+    "check_length",
+    "read_limited",
+    "aread_limited",
+    "CappedReader",
+    "acapped",
+]
 
 #: The largest JSON body wafer_py reads itself (``{"code": "<getPhoneNumber code>"}`` is
 #: under 300 bytes). Each kind of body has its own limit: an upload would get another.
 MAX_JSON_BODY = 4 * 1024
+#: The largest avatar upload (the whole ``multipart/form-data`` body, file and framing).
+MAX_AVATAR_BODY = 2 * 1024 * 1024
 
 
 def check_length(content_length: str | None, limit: int) -> None:
@@ -60,3 +71,38 @@ async def aread_limited(chunks: AsyncIterable[bytes], limit: int) -> bytes:
     async for chunk in chunks:
         size = _add(kept, size, chunk, limit)
     return b"".join(kept)
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class CappedReader:
+    """A file-like view of ``stream`` that raises ``BodyTooLarge`` once more than ``limit``
+    bytes came through: for a streaming parser (Werkzeug's multipart parser) that reads a
+    body piece by piece, so an upload is refused at the limit, not read whole first."""
+
+    def __init__(self, stream: _Readable, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._seen = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        # Never ask for more than one byte past the limit: that byte is enough to refuse.
+        room = self._limit + 1 - self._seen
+        chunk = self._stream.read(room if size < 0 else min(size, room))
+        self._seen += len(chunk)
+        if self._seen > self._limit:
+            raise BodyTooLarge(f"the request body is larger than {self._limit} bytes")
+        return chunk
+
+
+async def acapped(chunks: AsyncIterable[bytes], limit: int) -> AsyncGenerator[bytes, None]:
+    """Pass ``chunks`` on, raising ``BodyTooLarge`` at the first byte past ``limit``: an
+    ASGI body fed to a streaming parser (Starlette's multipart parser) stays under it."""
+    seen = 0
+    async for chunk in chunks:
+        seen += len(chunk)
+        if seen > limit:
+            raise BodyTooLarge(f"the request body is larger than {limit} bytes")
+        yield chunk

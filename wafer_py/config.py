@@ -85,6 +85,9 @@ class WaferConfig:
     #: The official account used for web OAuth (网页授权); None means the mini-program's.
     oauth_appid: str | None = None
     oauth_app_secret: str | None = field(default=None, repr=False)
+    #: Send nicknames the user fills in to WeChat's content check (``msg_sec_check`` v2,
+    #: with the shared access_token) before storing them; off by default.
+    check_nicknames: bool = False
     #: ``api_base`` is a fake WeChat (``wafer-py demo``, tests): only then may ``appid``
     #: and ``app_secret`` be left out, and they default to the fake's demo app. Set in
     #: code only (no variable sets it), and refused unless ``api_base`` is on loopback.
@@ -143,7 +146,8 @@ class WaferConfig:
         ``WAFER_SESSION_MAX_AGE``, ``WAFER_SECRET_KEY`` (several keys separated by
         commas, newest first), ``WAFER_LOGIN_PATH``, ``WAFER_MAX_CONCURRENT_LOGINS``,
         ``WAFER_MAX_QUEUED_LOGINS``, ``WAFER_LOGIN_TIMEOUT`` (seconds, a decimal),
-        ``WAFER_OAUTH_APPID`` and ``WAFER_OAUTH_APP_SECRET``.
+        ``WAFER_OAUTH_APPID``, ``WAFER_OAUTH_APP_SECRET`` and ``WAFER_CHECK_NICKNAMES``
+        (``true``/``false``).
 
         Raises ``ValueError`` naming the variable when one is missing or wrong:
         ``WAFER_APPID`` and ``WAFER_APP_SECRET`` are required unless ``overrides`` set
@@ -188,6 +192,11 @@ class WaferConfig:
                 values["login_timeout"] = float(env["WAFER_LOGIN_TIMEOUT"])
             except ValueError:
                 raise ValueError("WAFER_LOGIN_TIMEOUT must be a number of seconds") from None
+        if env.get("WAFER_CHECK_NICKNAMES"):
+            flag = env["WAFER_CHECK_NICKNAMES"].strip().lower()
+            if flag not in ("1", "true", "yes", "0", "false", "no"):
+                raise ValueError("WAFER_CHECK_NICKNAMES must be true or false")
+            values["check_nicknames"] = flag in ("1", "true", "yes")
         if env.get("WAFER_SECRET_KEY"):
             keys = tuple(k.strip() for k in env["WAFER_SECRET_KEY"].split(",") if k.strip())
             values["secret_keys"] = keys

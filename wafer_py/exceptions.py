@@ -31,6 +31,11 @@ __all__ = [
     "StoreUnavailable",
     "BadBody",
     "BodyTooLarge",
+    "InvalidProfile",
+    "ContentRejected",
+    "UnsupportedImage",
+    "ImagesUnavailable",
+    "AvatarNotFound",
     "DecryptError",
     "MalformedEncryptedData",
     "StaleSessionKey",
@@ -127,6 +132,44 @@ class BodyTooLarge(BadBody):
 
     reason = "body_too_large"
     default_message = "the request body is too large"
+
+
+class InvalidProfile(BadBody):
+    """A profile the user filled in breaks a rule: an empty, too long or control-character
+    nickname, an avatar URL that is neither https nor one of this server's avatars."""
+
+    reason = "invalid_profile"
+    default_message = "the profile is invalid"
+
+
+class ContentRejected(InvalidProfile):
+    """WeChat's content check (``msg_sec_check``) judged a nickname risky."""
+
+    reason = "content_rejected"
+    default_message = "the nickname did not pass WeChat's content check"
+
+
+class UnsupportedImage(BadBody):
+    """An uploaded avatar is no PNG, JPEG, WebP or GIF (judged by its bytes, not its name or
+    declared type), does not decode, or has more pixels than an avatar may."""
+
+    reason = "unsupported_image"
+    default_message = "the avatar is not a PNG, JPEG, WebP or GIF image"
+
+
+class ImagesUnavailable(WaferError):
+    """Avatar uploads need Pillow (and on Starlette python-multipart), which is not
+    installed: ``pip install wafer-session[images]``."""
+
+    reason = "images_unavailable"
+    default_message = "avatar uploads need Pillow: install wafer-session[images]"
+
+
+class AvatarNotFound(WaferError):
+    """No avatar is stored under the key asked for."""
+
+    reason = "avatar_not_found"
+    default_message = "no such avatar"
 
 
 class HeaderTooLarge(MalformedHeader):

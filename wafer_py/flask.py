@@ -31,16 +31,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, cast, overload
+from typing import IO, TYPE_CHECKING, Any, ParamSpec, Protocol, cast, overload
 
 from flask import Flask, Response, current_app, g, make_response, request
 from flask.typing import ResponseReturnValue
 from werkzeug.local import LocalProxy
 
 from .auth import Authenticated, WaferAuth
-from .body import MAX_JSON_BODY, check_length, read_limited
+from .avatars import AVATAR_PATH, AvatarStore, serve_headers
+from .body import MAX_AVATAR_BODY, MAX_JSON_BODY, CappedReader, check_length, read_limited
 from .config import WaferConfig
-from .exceptions import MissingCredentials, WaferError
+from .exceptions import BadBody, BodyTooLarge, MissingCredentials, WaferError
+from .fillin import default_avatar_store, profile_from_body, save_avatar
 from .models import User
 from .protocol import PathMatcher, RequestState, WaferResponse
 from .protocol import error_response as _protocol_error
@@ -60,6 +62,9 @@ __all__ = [
     "login_required",
     "wafer_state",
     "fetch_phone_number",
+    "set_profile",
+    "upload_avatar",
+    "avatar_response",
     "revoke_session",
     "error_response",
     "WaferWeb",
@@ -216,6 +221,90 @@ def _check_code(code: object) -> None:
     not a bad code sent to WeChat."""
     if code is not None and not isinstance(code, str):
         raise TypeError("fetch_phone_number(code=None, *, auth=None): give auth by keyword")
+
+
+def set_profile(*, auth: WaferAuth | None = None) -> User:
+    """Store the nickname (and avatar URL) the user filled in; return the updated user.
+
+    Reads the request's JSON body ``{"nickName": ..., "avatarUrl"?: ...}`` (at most
+    :data:`~wafer_py.body.MAX_JSON_BODY` bytes) and checks it (:mod:`wafer_py.fillin`).
+    Raises a :class:`~wafer_py.exceptions.WaferError` (``InvalidProfile``, no session...):
+    answer it with :func:`error_response`.
+    """
+    identity = wafer_state().identity
+    if identity is None:
+        raise MissingCredentials()
+    nickname, avatar_url = profile_from_body(_read_body(MAX_JSON_BODY))
+    auth = auth or _app_auth("set_profile")
+    who = auth.set_profile(identity, nickname, avatar_url, own_avatar_prefix=_avatar_prefix())
+    return who.user
+
+
+def upload_avatar(*, store: AvatarStore | None = None, auth: WaferAuth | None = None) -> str:
+    """Take the image of the request's ``multipart/form-data`` field ``avatar`` (what
+    ``wx.uploadFile({name: "avatar"})`` sends), store it cleaned, make it the user's
+    ``avatarUrl`` and return that URL.
+
+    The body is parsed as it streams and refused past
+    :data:`~wafer_py.body.MAX_AVATAR_BODY` (413); an image that is no PNG/JPEG/WebP/GIF
+    is refused (415); its metadata is dropped (:func:`~wafer_py.avatars.clean_image`).
+    ``store`` defaults to the session store's entries
+    (:class:`~wafer_py.avatars.EntryAvatarStore`).
+    """
+    identity = wafer_state().identity
+    if identity is None:
+        raise MissingCredentials()
+    auth = auth or _app_auth("upload_avatar")
+    data = _uploaded_file("avatar")
+    return save_avatar(auth, identity, data, own_prefix=_avatar_prefix(), store=store)
+
+
+def avatar_response(
+    key: str, *, store: AvatarStore | None = None, auth: WaferAuth | None = None
+) -> Response:
+    """The stored avatar ``key`` as a response (strict type, ``nosniff``, cached for a
+    year); raises ``AvatarNotFound`` (404) for a key that is not there."""
+    avatars = store or default_avatar_store(auth or _app_auth("avatar_response"))
+    data, content_type = avatars.get(key)
+    response = Response(data, 200)
+    response.headers.clear()
+    for name, value in serve_headers(content_type):
+        response.headers[name] = value
+    return response
+
+
+def _avatar_prefix() -> str:
+    return request.host_url.rstrip("/") + request.script_root + AVATAR_PATH
+
+
+def _uploaded_file(field: str) -> bytes:
+    """The bytes of the multipart file ``field``, read through Werkzeug's streaming
+    parser with the body capped at :data:`~wafer_py.body.MAX_AVATAR_BODY`."""
+    from werkzeug.exceptions import RequestEntityTooLarge
+    from werkzeug.formparser import FormDataParser
+
+    check_length(request.headers.get("Content-Length"), MAX_AVATAR_BODY)
+    if request.mimetype != "multipart/form-data":
+        raise BadBody(f"expected multipart/form-data with the file in the field {field!r}")
+    parser = FormDataParser(max_form_memory_size=MAX_JSON_BODY, max_form_parts=8, silent=False)
+    try:
+        _, _, files = parser.parse(
+            cast("IO[bytes]", CappedReader(request.stream, MAX_AVATAR_BODY)),
+            request.mimetype,
+            request.content_length,
+            request.mimetype_params,
+        )
+    except RequestEntityTooLarge:
+        raise BodyTooLarge(f"the request body is larger than {MAX_AVATAR_BODY} bytes") from None
+    except ValueError:
+        raise BadBody("the multipart body is malformed") from None
+    upload = files.get(field)
+    if upload is None:
+        raise BadBody(f"no file in the field {field!r}")
+    try:
+        return upload.stream.read(MAX_AVATAR_BODY + 1)
+    finally:
+        upload.close()
 
 
 def revoke_session(*, auth: WaferAuth | None = None) -> bool:

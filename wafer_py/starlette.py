@@ -34,8 +34,10 @@ from starlette.routing import Route
 
 from .asgi import AUTH_KEY, SCOPE_KEY, WaferMiddleware, get_state
 from .auth import WaferAuth
-from .body import MAX_JSON_BODY, aread_limited, check_length
-from .exceptions import MissingCredentials, WaferError
+from .avatars import AVATAR_PATH, AvatarStore, serve_headers
+from .body import MAX_AVATAR_BODY, MAX_JSON_BODY, acapped, aread_limited, check_length
+from .exceptions import BadBody, ImagesUnavailable, MissingCredentials, WaferError
+from .fillin import default_avatar_store, profile_from_body, save_avatar
 from .models import User
 from .plans import offload
 from .protocol import RequestState
@@ -58,6 +60,9 @@ __all__ = [
     "wafer_state",
     "SCOPE_KEY",
     "fetch_phone_number",
+    "set_profile",
+    "upload_avatar",
+    "avatar_response",
     "revoke_session",
     "error_response",
     "WaferWeb",
@@ -156,6 +161,111 @@ async def _read_body(request: Request, limit: int) -> bytes:
     more than one piece of it read (:mod:`wafer_py.body`)."""
     check_length(request.headers.get("content-length"), limit)
     return await aread_limited(request.stream(), limit)
+
+
+async def set_profile(request: Request, *, auth: WaferAuth | None = None) -> User:
+    """Store the nickname (and avatar URL) the user filled in; return the updated user.
+
+    Reads the request's JSON body ``{"nickName": ..., "avatarUrl"?: ...}`` (at most
+    :data:`~wafer_py.body.MAX_JSON_BODY` bytes) and checks it (:mod:`wafer_py.fillin`);
+    the store is called in a worker thread. Raises a
+    :class:`~wafer_py.exceptions.WaferError`: answer it with :func:`error_response`.
+    """
+    identity = wafer_state(request).identity
+    if identity is None:
+        raise MissingCredentials()
+    auth = auth or _middleware_auth(request, "set_profile")
+    nickname, avatar_url = profile_from_body(await _read_body(request, MAX_JSON_BODY))
+    who = await offload(
+        auth.set_profile,
+        identity,
+        nickname,
+        avatar_url,
+        own_avatar_prefix=_avatar_prefix(request),
+    )
+    return who.user
+
+
+async def upload_avatar(
+    request: Request, *, store: AvatarStore | None = None, auth: WaferAuth | None = None
+) -> str:
+    """Take the image of the request's ``multipart/form-data`` field ``avatar`` (what
+    ``wx.uploadFile({name: "avatar"})`` sends), store it cleaned, make it the user's
+    ``avatarUrl`` and return that URL.
+
+    The body is parsed as it streams (Starlette's parser, python-multipart) and refused
+    past :data:`~wafer_py.body.MAX_AVATAR_BODY` (413); an image that is no
+    PNG/JPEG/WebP/GIF is refused (415); Pillow and the store run in a worker thread.
+    """
+    identity = wafer_state(request).identity
+    if identity is None:
+        raise MissingCredentials()
+    auth = auth or _middleware_auth(request, "upload_avatar")
+    data = await _uploaded_file(request, "avatar")
+    return await offload(
+        save_avatar, auth, identity, data, own_prefix=_avatar_prefix(request), store=store
+    )
+
+
+async def avatar_response(
+    request: Request,
+    key: str | None = None,
+    *,
+    store: AvatarStore | None = None,
+    auth: WaferAuth | None = None,
+) -> Response:
+    """The stored avatar ``key`` (default: the route's ``{key}``) as a response (strict
+    type, ``nosniff``, cached for a year); raises ``AvatarNotFound`` (404) for a key that
+    is not there."""
+    key = str(request.path_params.get("key", "")) if key is None else key
+    avatars = store or default_avatar_store(auth or _middleware_auth(request, "avatar_response"))
+    data, content_type = await offload(avatars.get, key)
+    response = Response(data, 200)
+    response.raw_headers = [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in [*serve_headers(content_type), ("Content-Length", str(len(data)))]
+    ]
+    return response
+
+
+def _avatar_prefix(request: Request) -> str:
+    return _origin(request) + AVATAR_PATH
+
+
+async def _uploaded_file(request: Request, field: str) -> bytes:
+    """The bytes of the multipart file ``field``, read through Starlette's streaming
+    parser with the body capped at :data:`~wafer_py.body.MAX_AVATAR_BODY`."""
+    check_length(request.headers.get("content-length"), MAX_AVATAR_BODY)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "multipart/form-data":
+        raise BadBody(f"expected multipart/form-data with the file in the field {field!r}")
+    try:
+        import python_multipart  # noqa: F401  (Starlette's multipart parser needs it)
+    except ImportError:
+        raise ImagesUnavailable(
+            "avatar uploads on Starlette need python-multipart: install wafer-session[images]"
+        ) from None
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    parser = MultiPartParser(
+        request.headers,
+        acapped(request.stream(), MAX_AVATAR_BODY),
+        max_files=1,
+        max_fields=4,
+        max_part_size=MAX_JSON_BODY,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException:
+        raise BadBody("the multipart body is malformed") from None
+    try:
+        upload = form.get(field)
+        if not isinstance(upload, UploadFile):
+            raise BadBody(f"no file in the field {field!r}")
+        return await upload.read(MAX_AVATAR_BODY + 1)
+    finally:
+        await form.close()
 
 
 async def revoke_session(request: Request, *, auth: WaferAuth | None = None) -> bool:

@@ -19,12 +19,15 @@ from wafer_py import WaferAuth, WaferConfig, WaferError
 from wafer_py.flask import (
     Wafer,
     WaferWeb,
+    avatar_response,
     current_user,
     current_web_user,
     error_response,
     fetch_phone_number,
     login_required,
     revoke_session,
+    set_profile,
+    upload_avatar,
     web_login_required,
 )
 
@@ -65,6 +68,34 @@ def create_app(auth: WaferAuth | None = None) -> Flask:
         except WaferError as exc:
             return error_response(exc)
         return {"code": 0, "data": {"phoneNumber": phone.phone_number}}
+
+    @app.post("/weapp/profile")
+    @login_required
+    def weapp_profile() -> Any:
+        # {"nickName": ..., "avatarUrl"?: ...} from <input type="nickname"> and chooseAvatar
+        try:
+            user = set_profile()
+        except WaferError as exc:
+            return error_response(exc)
+        return {"code": 0, "data": {"userInfo": user.userinfo()}}
+
+    @app.post("/weapp/avatar")
+    @login_required
+    def weapp_avatar() -> Any:
+        # wx.uploadFile({name: "avatar"}): checked, stripped of metadata, kept in the store
+        try:
+            url = upload_avatar()
+        except WaferError as exc:
+            return error_response(exc)
+        return {"code": 0, "data": {"avatarUrl": url}}
+
+    @app.get("/weapp/avatar/<key>")
+    def weapp_avatar_image(key: str) -> Any:
+        # public, as <image src> loads it without the session headers
+        try:
+            return avatar_response(key)
+        except WaferError as exc:
+            return error_response(exc)
 
     @app.post("/weapp/logout")
     @login_required

@@ -25,10 +25,13 @@ from wafer_py import WaferAuth, WaferConfig, WaferError
 from wafer_py.asgi import WaferMiddleware
 from wafer_py.starlette import (
     WaferWeb,
+    avatar_response,
     error_response,
     fetch_phone_number,
     get_web_user,
     revoke_session,
+    set_profile,
+    upload_avatar,
     web_login_required,
 )
 
@@ -67,6 +70,34 @@ async def weapp_phone(request: Request) -> Response:
 
 
 @requires("authenticated")
+async def weapp_profile(request: Request) -> Response:
+    # {"nickName": ..., "avatarUrl"?: ...} from <input type="nickname"> and chooseAvatar
+    try:
+        user = await set_profile(request)
+    except WaferError as exc:
+        return error_response(exc)
+    return JSONResponse({"code": 0, "data": {"userInfo": user.userinfo()}})
+
+
+@requires("authenticated")
+async def weapp_avatar(request: Request) -> Response:
+    # wx.uploadFile({name: "avatar"}): checked, stripped of metadata, kept in the store
+    try:
+        url = await upload_avatar(request)
+    except WaferError as exc:
+        return error_response(exc)
+    return JSONResponse({"code": 0, "data": {"avatarUrl": url}})
+
+
+async def weapp_avatar_image(request: Request) -> Response:
+    # public, as <image src> loads it without the session headers
+    try:
+        return await avatar_response(request)
+    except WaferError as exc:
+        return error_response(exc)
+
+
+@requires("authenticated")
 async def weapp_logout(request: Request) -> Response:
     # Revokes this session in the shared store: every app process refuses it now.
     try:
@@ -101,6 +132,9 @@ def create_app(auth: WaferAuth | None = None) -> Starlette:
         Route("/health", health),
         Route("/weapp/user", weapp_user),  # wafer_py
         Route("/weapp/phone", weapp_phone, methods=["POST"]),  # wafer_py
+        Route("/weapp/profile", weapp_profile, methods=["POST"]),  # wafer_py
+        Route("/weapp/avatar", weapp_avatar, methods=["POST"]),  # wafer_py
+        Route("/weapp/avatar/{key}", weapp_avatar_image),  # wafer_py
         Route("/weapp/logout", weapp_logout, methods=["POST"]),  # wafer_py
         Route("/api/me", api_me),  # wafer_py: behind protect=["/api/"]
         Route("/web/profile", web_profile),  # wafer_py

@@ -3,6 +3,7 @@
  * Run one step of a login scenario with a real Wafer client SDK and print ONE line of JSON.
  *
  *   node run.js <sdk> <step> <server-url> [--profile JSON] [--path /weapp/user]
+ *               [--data JSON] [--file PATH] [--no-session]
  *
  * SDKs (tests/e2e/package.json installs them side by side):
  *   v1         wafer-client-sdk 0.8.4
@@ -26,6 +27,13 @@
  *   request_login_button  (v2-113) the <button open-type="getUserInfo"> order: the user info
  *                    first (the button's e.detail), then wx.login, then qcloud.requestLogin
  *                    (SDKs without requestLogin: "skipped")
+ *   profile          the fill-in form's submit: wx.request POST <server>/weapp/profile with
+ *                    --data as JSON and the session headers built from what the SDK stored
+ *                    (v1: X-WX-Id + X-WX-Skey, by the SDK's own buildSessionHeader; v2:
+ *                    X-WX-Skey); --no-session sends none
+ *   upload           chooseAvatar's temporary file: wx.uploadFile({name: "avatar",
+ *                    filePath: --file, header: <the same session headers>}) to
+ *                    <server>/weapp/avatar; result.data is the answer's text, as in wx
  *
  * The wx shim is configured by WAFER_E2E_* variables (see wx-shim.js). The output has:
  *   outcome   "success" | "fail" | "skipped" | "timeout" | "error"
@@ -51,13 +59,19 @@ const LEGACY_USERINFO_SDKS = ['v1-legacy'];
 
 function parseArgs(argv) {
     const positional = [];
-    const options = { profile: null, path: '/weapp/user' };
+    const options = { profile: null, path: '/weapp/user', data: null, file: null, session: true };
     for (let i = 0; i < argv.length; i += 1) {
         const arg = argv[i];
         if (arg === '--profile') {
             options.profile = JSON.parse(argv[++i]);
         } else if (arg === '--path') {
             options.path = argv[++i];
+        } else if (arg === '--data') {
+            options.data = JSON.parse(argv[++i]);
+        } else if (arg === '--file') {
+            options.file = argv[++i];
+        } else if (arg === '--no-session') {
+            options.session = false;
         } else {
             positional.push(arg);
         }
@@ -106,6 +120,19 @@ async function loginParams(userInfoFirst) {
         info = await wxCall('getUserInfo');
     }
     return { code: login.code, encryptedData: info.encryptedData, iv: info.iv };
+}
+
+/**
+ * The Wafer session headers of the session the SDK stored, as an app builds them for the
+ * calls the SDK does not make itself (wx.uploadFile): v1's own buildSessionHeader, v2's
+ * X-WX-Skey from its stored session.
+ */
+function sessionHeader(args) {
+    if (!args.session) return {};
+    const root = SDK_PACKAGES[args.sdk];
+    if (args.sdk.split('-')[0] === 'v1') return require(root + '/lib/request').buildSessionHeader();
+    const session = require(root + '/lib/session').get();
+    return session && session.skey ? { 'X-WX-Skey': session.skey } : {};
 }
 
 /** The step as a promise of {outcome, result?, error?, note?}. */
@@ -163,6 +190,26 @@ function runStep(qcloud, args) {
                 (params) => qcloud.requestLogin({ loginParams: params, success: success('none'), fail }),
                 (error) => resolve({ outcome: 'fail', error: describeError(error), note: 'wx failed' }),
             );
+            break;
+        case 'profile':
+            wx.request({
+                url: args.server + '/weapp/profile',
+                method: 'POST',
+                header: sessionHeader(args),
+                data: args.data,
+                success: success('response'),
+                fail,
+            });
+            break;
+        case 'upload':
+            wx.uploadFile({
+                url: args.server + '/weapp/avatar',
+                filePath: args.file,
+                name: 'avatar',
+                header: sessionHeader(args),
+                success: success('response'),
+                fail,
+            });
             break;
         default:
             resolve({ outcome: 'error', error: { message: 'unknown step ' + JSON.stringify(args.step) } });

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,16 +120,19 @@ class World:
         profile: dict[str, Any] | None = None,
         check_session_fails: bool = False,
         rotate: bool = True,
+        extra: Sequence[str] = (),
     ) -> StepReport:
         """Run one step in a fresh Node process; the storage file carries the session.
 
         ``profile`` overrides what wx.getUserInfo returns, ``check_session_fails`` makes
         wx.checkSession fail (WeChat's own login state expired), ``rotate=False`` makes
-        wx.login keep the session_key.
+        wx.login keep the session_key; ``extra`` are more arguments of run.js (``--data``,
+        ``--file``, ``--no-session``).
         """
         command = [self.node, str(RUN_JS), self.sdk, step, self.server_url]
         if profile is not None:
             command += ["--profile", json.dumps(profile)]
+        command += list(extra)
         env = {
             k: v
             for k, v in os.environ.items()

@@ -11,6 +11,10 @@
   current key, else 87009; another ``sig_method`` answers 87008.
 * ``GET /wxa/resetusersessionkey`` (same query): a new session_key, the old one invalid
   at once.
+* ``POST /wxa/msg_sec_check?access_token=`` ``{"content", "version": 2, "scene", "openid"}``:
+  ``suggest`` is ``"risky"`` for text holding one of :attr:`ServerAPI.risky_words`,
+  ``"review"`` for one of :attr:`ServerAPI.review_words`, else ``"pass"``; an openid not of
+  the app answers 40003, a body that is not v2 47001.
 
 Every call's token is checked first (41001 missing, 40001 unknown or retired, 42001
 expired); the token's app is the app of the call.
@@ -39,6 +43,7 @@ __all__ = [
     "PHONE_NUMBER",
     "CHECK_SESSION",
     "RESET_SESSION_KEY",
+    "MSG_SEC_CHECK",
     "PhoneCode",
     "ServerAPI",
     "register",
@@ -47,6 +52,7 @@ __all__ = [
 PHONE_NUMBER = "/wxa/business/getuserphonenumber"
 CHECK_SESSION = "/wxa/checksession"
 RESET_SESSION_KEY = "/wxa/resetusersessionkey"
+MSG_SEC_CHECK = "/wxa/msg_sec_check"
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -78,6 +84,9 @@ class ServerAPI:
         self.tokens = TokenAuthority(state)
         self._codes: dict[str, PhoneCode] = {}
         self._phones: dict[tuple[str, str], tuple[str, str]] = {}
+        #: Words msg_sec_check judges risky, and words it sends to review.
+        self.risky_words: set[str] = {"违禁词", "risky-word"}
+        self.review_words: set[str] = {"待审词", "review-word"}
         state.on_reset(self.reset)
 
     def reset(self) -> None:
@@ -186,6 +195,47 @@ class ServerAPI:
             {"errcode": 0, "errmsg": "ok", "openid": openid, "session_key": new_key}
         )
 
+    def msg_sec_check(self, request: Request) -> Response:
+        now = self.state.now()
+        appid = self.tokens.check(request.query.get("access_token", ""))
+        if isinstance(appid, int):
+            return fail(appid, now)
+        try:
+            body = request.json()
+        except ValueError:
+            return fail(47001, now)
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("content"), str)
+            or body.get("version") != 2
+            or body.get("scene") not in (1, 2, 3, 4)
+            or not isinstance(body.get("openid"), str)
+        ):
+            return fail(47001, now)
+        with self.state.lock:
+            try:
+                self.state.user_by_openid(appid, body["openid"])
+            except KeyError:
+                return fail(40003, now)
+        content = body["content"]
+        if any(word in content for word in self.risky_words):
+            suggest, label = "risky", 20001
+        elif any(word in content for word in self.review_words):
+            suggest, label = "review", 21000
+        else:
+            suggest, label = "pass", 100
+        return Response.json(
+            {
+                "errcode": 0,
+                "errmsg": "ok",
+                "result": {"suggest": suggest, "label": label},
+                "detail": [
+                    {"strategy": "content_model", "errcode": 0, "suggest": suggest, "label": label}
+                ],
+                "trace_id": secrets.token_hex(12),
+            }
+        )
+
 
 def _numbers(pure: str, country: str) -> dict[str, str]:
     # WeChat's phoneNumber carries the country code only outside mainland China.
@@ -200,6 +250,7 @@ def register(router: Router, state: WeChatState) -> ServerAPI:
     router.add("POST", PHONE_NUMBER, api.get_phone_number)
     router.add("GET", CHECK_SESSION, api.check_session)
     router.add("GET", RESET_SESSION_KEY, api.reset_session_key)
+    router.add("POST", MSG_SEC_CHECK, api.msg_sec_check)
 
     def phone_code(body: dict[str, Any]) -> Any:
         number = body.get("phoneNumber")
