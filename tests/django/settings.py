@@ -71,3 +71,7 @@ if services._answers("postgres") is None:
         "TEST": {"NAME": "test_wafer_dj_" + secrets.token_hex(4)},
     }
 WAFER_APPID = "wx1234567890abcdef"
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["wafer_py.django.drf.WaferAuthentication"],
+    "EXCEPTION_HANDLER": "wafer_py.django.drf.wafer_exception_handler",
+}
