@@ -25,7 +25,7 @@ from ..auth import Authenticated
 from ..models import User
 from .models import WeChatAccount
 
-__all__ = ["WaferBackend", "get_django_user", "wafer_setting"]
+__all__ = ["WaferBackend", "get_django_user", "wafer_environ", "wafer_setting"]
 
 
 def wafer_setting(name: str) -> str | None:
@@ -34,6 +34,23 @@ def wafer_setting(name: str) -> str | None:
     if value is None or value == "":
         value = os.environ.get(name) or None
     return None if value is None else str(value)
+
+
+def wafer_environ() -> dict[str, str]:
+    """The ``WAFER_*`` names :meth:`WaferConfig.from_env <wafer_py.config.WaferConfig.from_env>`
+    reads, each from the Django settings, else the environment."""
+    names = (
+        "WAFER_APPID", "WAFER_APP_SECRET", "WAFER_WECHAT_API_BASE", "WAFER_WECHAT_OPEN_BASE",
+        "WAFER_STORE_URL", "WAFER_SESSION_TTL", "WAFER_SESSION_MAX_AGE", "WAFER_SECRET_KEY",
+        "WAFER_LOGIN_PATH", "WAFER_MAX_CONCURRENT_LOGINS", "WAFER_MAX_QUEUED_LOGINS",
+        "WAFER_LOGIN_TIMEOUT", "WAFER_OAUTH_APPID", "WAFER_OAUTH_APP_SECRET",
+    )  # fmt: skip
+    environ = {}
+    for name in names:
+        value = wafer_setting(name)
+        if value is not None:
+            environ[name] = value
+    return environ
 
 
 def _appid(appid: str | None) -> str:

@@ -28,7 +28,7 @@ from ..auth import Authenticated, WaferAuth
 from ..config import WaferConfig
 from ..exceptions import MissingCredentials, WaferError
 from ..protocol import RequestState, WaferProtocol, WaferResponse, error_response
-from .backends import get_django_user, wafer_setting
+from .backends import get_django_user, wafer_environ
 
 __all__ = ["WaferAPIException", "WaferAuthentication", "wafer_exception_handler"]
 
@@ -44,23 +44,6 @@ class WaferAPIException(exceptions.APIException):
         self.answer = answer
         self.status_code = answer.status
         super().__init__(detail=str(answer.body.get("message") or "request refused"))
-
-
-def _settings_environ() -> dict[str, str]:
-    """The ``WAFER_*`` names WaferConfig reads, from the Django settings (the
-    environment as the fallback)."""
-    names = (
-        "WAFER_APPID", "WAFER_APP_SECRET", "WAFER_WECHAT_API_BASE", "WAFER_WECHAT_OPEN_BASE",
-        "WAFER_STORE_URL", "WAFER_SESSION_TTL", "WAFER_SESSION_MAX_AGE", "WAFER_SECRET_KEY",
-        "WAFER_LOGIN_PATH", "WAFER_MAX_CONCURRENT_LOGINS", "WAFER_MAX_QUEUED_LOGINS",
-        "WAFER_LOGIN_TIMEOUT", "WAFER_OAUTH_APPID", "WAFER_OAUTH_APP_SECRET",
-    )  # fmt: skip
-    environ = {}
-    for name in names:
-        value = wafer_setting(name)
-        if value is not None:
-            environ[name] = value
-    return environ
 
 
 class WaferAuthentication(BaseAuthentication):
@@ -102,7 +85,7 @@ class WaferAuthentication(BaseAuthentication):
             return self.auth
         with WaferAuthentication._lock:
             if WaferAuthentication._made is None:
-                WaferAuthentication._made = WaferAuth(WaferConfig.from_env(_settings_environ()))
+                WaferAuthentication._made = WaferAuth(WaferConfig.from_env(wafer_environ()))
             return WaferAuthentication._made
 
     def state(self, request: Request) -> RequestState:
