@@ -81,3 +81,10 @@ def test_dump_has_no_secrets_in_the_clear(alias: str, request: pytest.FixtureReq
     assert session.id in dump and result.session_id in dump and openid in dump
     assert skey not in dump and result.skey not in dump
     assert SESSION_KEY not in dump
+
+
+@pytest.mark.django_db
+def test_an_empty_unionid_is_filled_in_later() -> None:
+    store = DjangoStore("default")
+    store.ensure_user("o-empty-unionid", unionid="", profile={}, now=1.0)
+    assert store.ensure_user("o-empty-unionid", unionid="u", profile={}, now=2.0).unionid == "u"

@@ -121,7 +121,7 @@ class DjangoStore(SessionStore, EntryStore):
         if row is None:
             values = {
                 "openid": openid,
-                "unionid": unionid,
+                "unionid": unionid or None,
                 "profile": json.dumps(profile, ensure_ascii=False),
                 "created_at": now,
                 "updated_at": now,
