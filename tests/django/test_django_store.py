@@ -12,7 +12,7 @@ from django.db import connections
 from wafer_py import WaferAuth, WaferConfig
 from wafer_py.stores import open_store
 from wafer_py.stores.django import DjangoStore
-from wafer_py.testing import StoreContract, make_session
+from wafer_py.testing import StoreContract, make_session, run_threads
 from wafer_py.wechat.client import Code2Session
 
 SESSION_KEY = "c2Vzc2lvbmtleTEyMzQ1Ng=="
@@ -25,14 +25,56 @@ def _close_thread_connections() -> Iterator[None]:
     connections.close_all()
 
 
+class ConcurrentWrites:
+    """Beyond the contract: read-modify-write calls under threads (SQLite gives a reader
+    that then writes no wait for the lock: such a transaction must write first)."""
+
+    def test_concurrent_profile_updates_lose_nothing(self, store: DjangoStore, openid: str) -> None:
+        store.ensure_user(openid, unionid=None, profile={}, now=1.0)
+        errors: list[BaseException] = []
+
+        def update(i: int) -> None:
+            try:
+                store.update_profile(openid, {f"k{i}": i}, now=float(i))
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        run_threads(update, 8)
+        assert not errors
+        user = store.get_user(openid)
+        assert user is not None and user.profile == {f"k{i}": i for i in range(8)}
+
+    def test_purge_beside_writers(self, store: DjangoStore, openid: str) -> None:
+        for _ in range(4):
+            store.create_session(make_session(openid, now=0.0, ttl=1.0)[0])
+        errors: list[BaseException] = []
+
+        def work(i: int) -> None:
+            try:
+                if i % 2:
+                    store.purge_expired(now=100.0)
+                else:
+                    store.set_entry(f"e{i}:{openid}", "v", expires_at=1e12)
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        run_threads(work, 8)
+        assert not errors
+        assert store.list_sessions(openid) == []
+
+
 @pytest.mark.django_db(transaction=True)
-class TestSQLite(StoreContract):
+class TestSQLite(StoreContract, ConcurrentWrites):
     def make_store(self) -> DjangoStore:
         return DjangoStore("default")
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "pg"])
-class TestPostgreSQL(StoreContract):
+class TestPostgreSQL(StoreContract, ConcurrentWrites):
     @pytest.fixture(autouse=True)
     def _server(self, pg_alias: str) -> None:
         assert connections[pg_alias].vendor == "postgresql"

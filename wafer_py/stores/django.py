@@ -142,14 +142,16 @@ class DjangoStore(SessionStore, EntryStore):
         self, openid: str, profile: dict[str, Any], *, now: float, unionid: str | None = None
     ) -> User | None:
         with self._atomic():
-            row = self._users().select_for_update().filter(pk=openid).first()
-            if row is None:
+            # Write first: it takes the row's lock (PostgreSQL) or the write lock, waiting
+            # for it (SQLite, where a transaction that read first could not wait), so no
+            # concurrent merge is lost.
+            if not self._users().filter(pk=openid).update(updated_at=now):
                 return None
+            row = self._users().get(pk=openid)
             user = self._user(row).with_profile(profile, now=now, unionid=unionid)
             row.profile = json.dumps(user.profile, ensure_ascii=False)
             row.unionid = user.unionid
-            row.updated_at = now
-            row.save(using=self.alias, update_fields=["profile", "unionid", "updated_at"])
+            row.save(using=self.alias, update_fields=["profile", "unionid"])
         return user
 
     def update_phone(self, openid: str, phone: str | None, *, now: float) -> User | None:
@@ -212,11 +214,12 @@ class DjangoStore(SessionStore, EntryStore):
 
     def purge_expired(self, now: float, *, limit: int | None = None) -> int:
         with self._atomic():
+            # The writes first (see update_profile): SQLite's write lock is waited for.
+            self._entries().filter(expires_at__lte=now).delete()
+            self._locks().filter(expires_at__lte=now).delete()
             expired = self._sessions().filter(expires_at__lte=now).order_by("expires_at")
             ids = list(expired.values_list("id", flat=True)[:limit])
             deleted, _ = self._sessions().filter(pk__in=ids).delete() if ids else (0, {})
-            self._entries().filter(expires_at__lte=now).delete()
-            self._locks().filter(expires_at__lte=now).delete()
         return int(deleted)
 
     def stats(self, now: float) -> StoreStats:
