@@ -6,11 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from django.db import connections
 
+from tests.support import services
 from wafer_py import WaferAuth, WaferConfig
+from wafer_py.exceptions import StoreUnavailable
 from wafer_py.stores import open_store
+from wafer_py.stores.base import call_store
 from wafer_py.stores.django import DjangoStore
 from wafer_py.testing import StoreContract, make_session, run_threads
 from wafer_py.wechat.client import Code2Session
@@ -81,6 +85,20 @@ class TestPostgreSQL(StoreContract, ConcurrentWrites):
 
     def make_store(self) -> DjangoStore:
         return DjangoStore("pg")
+
+    def test_a_broken_connection_is_replaced(self, store: DjangoStore, openid: str) -> None:
+        """The server ends the thread's connection: one call fails (503), the next
+        reconnects."""
+        store.ensure_user(openid, unionid=None, profile={}, now=1.0)
+        with connections["pg"].cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (pid,) = cursor.fetchone()
+        with psycopg.connect(services.url("postgres"), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StoreUnavailable):
+            call_store(store.get_user, openid)
+        user = call_store(store.get_user, openid)
+        assert user is not None and user.openid == openid
 
 
 @pytest.mark.django_db

@@ -12,9 +12,10 @@ goes through Django's ``sync_to_async``, which keeps a request's ORM calls on on
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, cast
 from urllib.parse import urlsplit
 
 from ..models import Session, User
@@ -25,6 +26,30 @@ if TYPE_CHECKING:
     from ..django.models import StoredSession, StoredUser
 
 __all__ = ["DjangoStore"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _healing(method: F) -> F:
+    """After a database error, drop the thread's connection if it is broken (the server
+    restarted, the network failed), so the next call reconnects. Django does that at the
+    start and end of each request; the store is also called from threads that serve no
+    Django request (the ASGI middleware's workers), whose connection would stay broken.
+    Never inside a transaction of the caller's, which is theirs to end."""
+
+    @functools.wraps(method)
+    def call(self: DjangoStore, *args: Any, **kwargs: Any) -> Any:
+        from django.db import Error, connections
+
+        try:
+            return method(self, *args, **kwargs)
+        except Error:
+            connection = connections[self.alias]
+            if not connection.in_atomic_block:
+                connection.close_if_unusable_or_obsolete()
+            raise
+
+    return cast(F, call)
 
 
 class DjangoStore(SessionStore, EntryStore):
@@ -114,6 +139,7 @@ class DjangoStore(SessionStore, EntryStore):
         return True
 
     # -- users ------------------------------------------------------------------
+    @_healing
     def ensure_user(
         self, openid: str, *, unionid: str | None, profile: dict[str, Any], now: float
     ) -> User:
@@ -138,6 +164,7 @@ class DjangoStore(SessionStore, EntryStore):
             row = self._users().get(pk=openid)
         return self._user(row)
 
+    @_healing
     def update_profile(
         self, openid: str, profile: dict[str, Any], *, now: float, unionid: str | None = None
     ) -> User | None:
@@ -154,16 +181,19 @@ class DjangoStore(SessionStore, EntryStore):
             row.save(using=self.alias, update_fields=["profile", "unionid"])
         return user
 
+    @_healing
     def update_phone(self, openid: str, phone: str | None, *, now: float) -> User | None:
         if not self._users().filter(pk=openid).update(phone=phone, updated_at=now):
             return None
         return self.get_user(openid)
 
+    @_healing
     def get_user(self, openid: str) -> User | None:
         row = self._users().filter(pk=openid).first()
         return None if row is None else self._user(row)
 
     # -- sessions ---------------------------------------------------------------
+    @_healing
     def create_session(self, session: Session) -> None:
         self._sessions().create(
             id=session.id,
@@ -175,10 +205,12 @@ class DjangoStore(SessionStore, EntryStore):
             expires_at=session.expires_at,
         )
 
+    @_healing
     def get_session(self, session_id: str) -> Session | None:
         row = self._sessions().filter(pk=session_id).first()
         return None if row is None else self._session(row)
 
+    @_healing
     def find_session(self, skey_hash: str) -> Session | None:
         row = self._sessions().filter(skey_hash=skey_hash).first()
         return None if row is None else self._session(row)
@@ -197,21 +229,26 @@ class DjangoStore(SessionStore, EntryStore):
         touch = sync_to_async(self.touch_session)
         await touch(session_id, last_seen=last_seen, expires_at=expires_at)
 
+    @_healing
     def touch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         self._sessions().filter(pk=session_id).update(last_seen=last_seen, expires_at=expires_at)
 
+    @_healing
     def revoke_session(self, session_id: str) -> bool:
         deleted, _ = self._sessions().filter(pk=session_id).delete()
         return bool(deleted)
 
+    @_healing
     def revoke_user(self, openid: str) -> int:
         deleted, _ = self._sessions().filter(openid=openid).delete()
         return int(deleted)
 
+    @_healing
     def list_sessions(self, openid: str) -> list[Session]:
         rows = self._sessions().filter(openid=openid).order_by("created_at", "id")
         return [self._session(row) for row in rows]
 
+    @_healing
     def purge_expired(self, now: float, *, limit: int | None = None) -> int:
         with self._atomic():
             # The writes first (see update_profile): SQLite's write lock is waited for.
@@ -222,6 +259,7 @@ class DjangoStore(SessionStore, EntryStore):
             deleted, _ = self._sessions().filter(pk__in=ids).delete() if ids else (0, {})
         return int(deleted)
 
+    @_healing
     def stats(self, now: float) -> StoreStats:
         sessions = self._sessions()
         expired = sessions.filter(expires_at__lte=now).count()
@@ -233,11 +271,13 @@ class DjangoStore(SessionStore, EntryStore):
         )
 
     # -- entries and locks --------------------------------------------------------
+    @_healing
     def get_entry(self, key: str, *, now: float) -> str | None:
         found = self._entries().filter(pk=key, expires_at__gt=now).values_list("value", flat=True)
         value: str | None = found.first()
         return value
 
+    @_healing
     def set_entry(self, key: str, value: str, *, expires_at: float) -> None:
         if self._entries().filter(pk=key).update(value=value, expires_at=expires_at):
             return
@@ -245,10 +285,12 @@ class DjangoStore(SessionStore, EntryStore):
             # Another writer inserted it first: last write wins, as in the other stores.
             self._entries().filter(pk=key).update(value=value, expires_at=expires_at)
 
+    @_healing
     def delete_entry(self, key: str) -> bool:
         deleted, _ = self._entries().filter(pk=key).delete()
         return bool(deleted)
 
+    @_healing
     def acquire_lock(self, name: str, owner: str, *, ttl: float, now: float) -> bool:
         from django.db.models import Q
 
@@ -263,6 +305,7 @@ class DjangoStore(SessionStore, EntryStore):
             return True
         return self._insert(self._locks(), name=name, owner=owner, expires_at=now + ttl)
 
+    @_healing
     def release_lock(self, name: str, owner: str) -> bool:
         deleted, _ = self._locks().filter(pk=name, owner=owner).delete()
         return bool(deleted)
