@@ -37,6 +37,7 @@ from .progress import Progress
 
 __all__ = [
     "CommandFailed",
+    "add_actions",
     "add_parser",
     "cmd_sessions",
     "one_line",
@@ -106,14 +107,18 @@ def quiet_store_logs() -> None:
 # -- wafer-py sessions -----------------------------------------------------------------
 def add_parser(sub: Any) -> None:
     """Add ``sessions`` (list, revoke, purge, stats)."""
+    sessions = sub.add_parser("sessions", help="list, revoke and purge sessions; store counts")
+    add_actions(sessions.add_subparsers(dest="sessions_command", required=True))
+
+
+def add_actions(actions: Any) -> None:
+    """Add the actions (list, revoke, purge, stats) to ``actions``, an argparse
+    subparsers object (``manage.py wafer_sessions`` adds them to its own parser)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--store", metavar="URL", help="the session store (default: WAFER_STORE_URL)"
     )
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-    sessions = sub.add_parser("sessions", help="list, revoke and purge sessions; store counts")
-    actions = sessions.add_subparsers(dest="sessions_command", required=True)
 
     show = actions.add_parser("list", parents=[common], help="the sessions of a user")
     show.add_argument("--openid", required=True)

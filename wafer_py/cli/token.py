@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from ..config import WaferConfig
 from ..exceptions import WaferError
 from ..wechat.tokens import DEFAULT_GAP, AccessTokenCache
 
-__all__ = ["add_parser", "mask_token"]
+__all__ = ["add_actions", "add_parser", "cmd_token", "mask_token"]
 
 
 def mask_token(token: str) -> str:
@@ -32,6 +33,13 @@ def mask_token(token: str) -> str:
 
 def add_parser(sub: Any) -> None:
     """Add ``token get`` and ``token refresh`` to the ``wafer-py`` subcommands."""
+    token = sub.add_parser("token", help="the app's access_token from the shared cache")
+    add_actions(token.add_subparsers(dest="token_command", required=True))
+
+
+def add_actions(actions: Any) -> None:
+    """Add ``get`` and ``refresh`` to ``actions``, an argparse subparsers object
+    (``manage.py wafer_token`` adds them to its own parser)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--reveal",
@@ -49,9 +57,6 @@ def add_parser(sub: Any) -> None:
         help="name of the cache entry (the AppID is appended; default: access_token)",
     )
     common.add_argument("-v", "--verbose", action="store_true", help="log retries and waits")
-
-    token = sub.add_parser("token", help="the app's access_token from the shared cache")
-    actions = token.add_subparsers(dest="token_command", required=True)
     get = actions.add_parser(
         "get", parents=[common], help="print a valid token, fetching one only when needed"
     )
@@ -74,13 +79,14 @@ def add_parser(sub: Any) -> None:
     refresh.set_defaults(func=cmd_token, refresh=True, gap=DEFAULT_GAP)
 
 
-def cmd_token(args: argparse.Namespace) -> int:
-    """Run ``token get`` or ``token refresh``."""
+def cmd_token(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
+    """Run ``token get`` or ``token refresh``; the ``WAFER_*`` names from ``environ``
+    (default: the environment)."""
     from ..stores import entry_store, open_store
     from ..wechat.client import WeChatClient
 
     logging.getLogger("wafer_py").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
-    config = WaferConfig.from_env()
+    config = WaferConfig.from_env(environ)
     try:
         store = open_store(config.store_url)
     except WaferError as exc:

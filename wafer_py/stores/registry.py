@@ -21,6 +21,7 @@ __all__ = ["open_store", "register_store", "registered_schemes"]
 _LAZY: dict[str, tuple[str, str]] = {
     **{s: ("redis", "RedisStore") for s in ("redis", "rediss", "unix")},
     **{s: ("sql", "SQLStore") for s in ("postgresql", "postgres", "mysql", "mariadb")},
+    "django": ("django", "DjangoStore"),
 }
 _REGISTRY: dict[str, type[SessionStore]] = {}
 _LOCK = threading.Lock()
@@ -89,7 +90,8 @@ def open_store(url: str) -> SessionStore:
 
     ``memory://``; ``sqlite:///path/to.db`` (relative), ``sqlite:////abs/path.db``,
     ``sqlite:///:memory:``; ``redis://``, ``rediss://`` and ``unix://`` (the ``redis``
-    extra); ``postgresql://`` and ``mysql://`` (the ``sql`` extra); and the schemes of
+    extra); ``postgresql://`` and ``mysql://`` (the ``sql`` extra); ``django://ALIAS``
+    (a Django project's database, the ``django`` extra); and the schemes of
     any store given to :func:`register_store`. An unknown scheme raises ``ValueError``.
     """
     scheme = urlsplit(url).scheme.lower()
