@@ -26,7 +26,15 @@ from .exceptions import (
     WeChatError,
 )
 from .logingate import AsyncLoginGate, ThreadLoginGate
-from .models import Session, User, clean_profile
+from .models import (
+    PLACEHOLDER_AVATARS,
+    PLACEHOLDER_NICKNAMES,
+    Session,
+    User,
+    avatar_key,
+    clean_profile,
+    real_profile,
+)
 from .plans import Plan, StoreCall, WeChatLogin, arun, run
 from .serverkeys import server_secret_keys
 from .stores import SessionStore, open_store
@@ -149,6 +157,9 @@ class WaferAuth:
         self._lazy = threading.Lock()
         self._login_gate: tuple[asyncio.AbstractEventLoop, AsyncLoginGate] | None = None
         self._thread_gate = ThreadLoginGate(config.max_concurrent_logins, config.max_queued_logins)
+        # WeChat's placeholders and this app's own defaults never overwrite a profile.
+        self._nicknames = PLACEHOLDER_NICKNAMES | {config.default_nickname}
+        self._avatars = PLACEHOLDER_AVATARS | {avatar_key(config.default_avatar)}
 
     def __repr__(self) -> str:
         return f"WaferAuth(appid={self.config.appid!r}, store={self.store!r})"
@@ -277,7 +288,7 @@ class WaferAuth:
                 max_age=self.config.watermark_max_age,
                 now=self.clock(),
             )
-            profile = clean_profile(data)
+            profile = self.real_profile(data)
             found = data.get("unionId")
             unionid = unionid or (found if isinstance(found, str) else None)
 
@@ -290,7 +301,7 @@ class WaferAuth:
             self.store,
             "ensure_user",
             (wx.openid,),
-            {"unionid": unionid, "profile": profile or defaults, "now": now},
+            {"unionid": unionid, "profile": {**defaults, **(profile or {})}, "now": now},
         )
         created = user.created_at == now
         if profile and not created:
@@ -393,6 +404,13 @@ class WaferAuth:
             session = replace(session, last_seen=now, expires_at=expires_at)
         return Authenticated(user, session, credentials.generation), touch
 
+    # -- profiles ---------------------------------------------------------------
+    def real_profile(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The profile fields of decrypted user info that are the user's own: WeChat's
+        anonymous placeholders (and this app's default nickname and avatar) and empty or
+        zero values are dropped, so they never overwrite what the user set."""
+        return real_profile(clean_profile(data), nicknames=self._nicknames, avatars=self._avatars)
+
     # -- encrypted data ---------------------------------------------------------
     def decrypt(self, who: Authenticated, encrypted_data: str, iv: str) -> dict[str, Any]:
         """Decrypt ``encryptedData`` with the session's stored ``session_key`` and check it.
@@ -419,11 +437,15 @@ class WaferAuth:
         """:meth:`update_profile` as a plan (:mod:`wafer_py.plans`)."""
         data = self.decrypt(who, encrypted_data, iv)
         found = data.get("unionId")
+        unionid = found if isinstance(found, str) and found else None
+        profile = self.real_profile(data)
+        if not profile and (unionid is None or who.user.unionid):
+            return who  # an anonymous profile: nothing to store
         user = yield StoreCall(
             self.store,
             "update_profile",
-            (who.openid, clean_profile(data)),
-            {"now": self.clock(), "unionid": found if isinstance(found, str) else None},
+            (who.openid, profile),
+            {"now": self.clock(), "unionid": unionid},
         )
         if user is None:
             raise InvalidSession()
