@@ -404,6 +404,31 @@ class WaferAuth:
             session = replace(session, last_seen=now, expires_at=expires_at)
         return Authenticated(user, session, credentials.generation), touch
 
+    # -- users ------------------------------------------------------------------
+    def find_user(self, *, openid: str | None = None, unionid: str | None = None) -> User | None:
+        """The user with this ``openid`` (and this ``unionid``, if given), or with this
+        ``unionid``; ``None`` if there is none.
+
+        A person has one unionid and one openid per AppID: in a store shared by several
+        mini-programs, :meth:`find_users` gives every user of that person; this returns
+        the one updated last. A user whose unionid is unknown (an app not bound to an
+        Open Platform account) is found by openid only.
+        """
+        if openid is not None:
+            user: User | None = run(StoreCall.plan(self.store, "get_user", openid))
+            if user is not None and unionid is not None and user.unionid != unionid:
+                return None
+            return user
+        if unionid is None:
+            raise ValueError("find_user needs an openid or a unionid")
+        users = self.find_users(unionid=unionid)
+        return max(users, key=lambda u: (u.updated_at, u.created_at), default=None)
+
+    def find_users(self, *, unionid: str) -> list[User]:
+        """Every user with this ``unionid`` in the store, oldest first: one person's users
+        of every mini-program sharing the store (see :meth:`find_user`)."""
+        return list(run(StoreCall.plan(self.store, "find_users_by_unionid", unionid)))
+
     # -- profiles ---------------------------------------------------------------
     def real_profile(self, data: dict[str, Any]) -> dict[str, Any]:
         """The profile fields of decrypted user info that are the user's own: WeChat's

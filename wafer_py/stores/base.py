@@ -189,6 +189,16 @@ class SessionStore(ABC):
     def get_user(self, openid: str) -> User | None:
         """The user ``openid``, or ``None``."""
 
+    @abstractmethod
+    def find_users_by_unionid(self, unionid: str) -> list[User]:
+        """Every user whose ``unionid`` is this one, oldest first (ties by openid).
+
+        One person has one unionid across the mini-programs, official accounts and web
+        apps of one Open Platform account, and an openid per AppID: a store shared by
+        several mini-programs holds one user per mini-program the person used. Indexed:
+        a lookup never scans every user.
+        """
+
     # -- sessions ---------------------------------------------------------------
     @abstractmethod
     def create_session(self, session: Session) -> None:
