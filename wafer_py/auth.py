@@ -19,6 +19,7 @@ from .config import WaferConfig
 from .crypto import SecretBox, decrypt_data, new_session_id, new_skey
 from .exceptions import (
     InvalidSession,
+    InvalidSignature,
     LoginAbandoned,
     LoginQueueTimeout,
     MalformedEncryptedData,
@@ -539,6 +540,34 @@ class WaferAuth:
         ``False`` means encrypted data from the client will not decrypt: log in again.
         """
         return self.wechat_api.check_session_key(who.openid, self._session_key(who))
+
+    def reset_session_key(self, who: Authenticated) -> Authenticated:
+        """Have WeChat issue a new ``session_key`` for the user (``resetusersessionkey``,
+        signed with the session's current key) and write it into every live session of
+        the user; return the identity with the new key.
+
+        WeChat invalidates the old key at once, so every session of the user is resealed
+        under the new one (one store write per live session), not just this one. Raises
+        :class:`~wafer_py.exceptions.StaleSessionKey` if the session's key is no longer
+        the user's current one (WeChat refuses the signature): log in again.
+        """
+        try:
+            new_key = self.wechat_api.reset_session_key(who.openid, self._session_key(who))
+        except InvalidSignature as exc:
+            if exc.errcode == 87009:  # the signature: the key is not the current one
+                raise StaleSessionKey("this session's key is stale; log in again") from None
+            raise
+        now = self.clock()
+        session = who.session
+        for live in self.store.list_sessions(who.openid):
+            if live.is_expired(now):
+                continue
+            sealed = self.secrets.seal(new_key, context=who.openid)
+            if self.store.reseal_session(live.id, sealed, openid=who.openid) and (
+                live.id == session.id
+            ):
+                session = replace(session, sealed_session_key=sealed)
+        return Authenticated(who.user, session, who.generation)
 
     def _session_key(self, who: Authenticated) -> str:
         try:

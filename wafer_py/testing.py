@@ -286,6 +286,25 @@ class SessionStoreContract(_Contract):
                 with pytest.raises(InvalidSession):
                     auth.validate(creds)
 
+    def test_reseal_session(self, store: SessionStore, openid: str) -> None:
+        """A new sealed session_key replaces the old one; nothing else changes."""
+        session, _ = make_session(openid, now=100.0)
+        other, _ = make_session(openid, now=101.0)
+        store.create_session(session)
+        store.create_session(other)
+        sealed = _BOX.seal("bmV3c2Vzc2lvbmtleTEyMw==", context=openid)
+        assert store.reseal_session(session.id, sealed, openid=openid) is True
+        found = store.get_session(session.id)
+        assert found is not None and found.sealed_session_key == sealed
+        assert found == Session(**{**session.__dict__, "sealed_session_key": sealed})
+        assert store.get_session(other.id) == other
+        assert store.reseal_session("nobody-" + session.id, sealed, openid=openid) is False
+        assert store.reseal_session(session.id, "x", openid=openid + "-other") is False
+        assert store.get_session(session.id) == found
+        # The session is still found by its skey hash, with its new key.
+        login = store.find_login(skey_hashes=[session.skey_hash])
+        assert login is not None and login[0].sealed_session_key == sealed
+
     def test_touch_moves_expiry(self, store: SessionStore, openid: str) -> None:
         session, _ = make_session(openid, now=100.0)
         store.create_session(session)

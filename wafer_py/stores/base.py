@@ -250,6 +250,12 @@ class SessionStore(ABC):
         """Record a use of the session and move its sliding expiry."""
 
     @abstractmethod
+    def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
+        """Replace the sealed ``session_key`` of session ``session_id`` of user ``openid``
+        (WeChat handed out a new key); ``True`` if the session exists. Nothing else of
+        the session changes."""
+
+    @abstractmethod
     def revoke_session(self, session_id: str) -> bool:
         """Delete one session; ``True`` if it existed."""
 

@@ -123,6 +123,14 @@ class MemoryStore(SessionStore, EntryStore):
                     session, last_seen=last_seen, expires_at=expires_at
                 )
 
+    def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None or session.openid != openid:
+                return False
+            self._sessions[session_id] = replace(session, sealed_session_key=sealed_session_key)
+            return True
+
     def _drop(self, session_id: str) -> bool:
         session = self._sessions.pop(session_id, None)
         if session is None:

@@ -98,6 +98,9 @@ from .redis_scripts import (
     RELEASE as _RELEASE,
 )
 from .redis_scripts import (
+    RESEAL as _RESEAL,
+)
+from .redis_scripts import (
     REVOKE_USER as _REVOKE_USER,
 )
 from .redis_scripts import (
@@ -582,6 +585,11 @@ class RedisStore(SessionStore, EntryStore):
 
     def touch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         self._run(self._touch(session_id, last_seen, expires_at))
+
+    def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
+        record = f"{self._base(openid)}:s:{session_id}"
+        (done,) = self._do(_script(_RESEAL, [record], sealed_session_key))
+        return bool(done)
 
     async def atouch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         plan = self._touch(session_id, last_seen, expires_at)

@@ -486,6 +486,10 @@ class SQLStore(SessionStore, EntryStore):
             "touch_session", {"id": session_id, "last_seen": last_seen, "expires_at": expires_at}
         )
 
+    def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
+        args = {"id": session_id, "openid": openid, "sealed": sealed_session_key}
+        return self._count("reseal_session", args) > 0
+
     async def atouch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         if self._async_pools is None:
             self.touch_session(session_id, last_seen=last_seen, expires_at=expires_at)

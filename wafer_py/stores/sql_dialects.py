@@ -48,6 +48,8 @@ QUERIES = {
     "login_by_id": _LOGIN + "s.id = %(id)s",
     "touch_session": "UPDATE {p}sessions SET last_seen = %(last_seen)s, "
     "expires_at = %(expires_at)s WHERE id = %(id)s",
+    "reseal_session": "UPDATE {p}sessions SET sealed_session_key = %(sealed)s "
+    "WHERE id = %(id)s AND openid = %(openid)s",
     "revoke_session": "DELETE FROM {p}sessions WHERE id = %(id)s",
     "revoke_user": "DELETE FROM {p}sessions WHERE openid = %(openid)s",
     "list_sessions": f"SELECT {_SESSION} FROM {{p}}sessions WHERE openid = %(openid)s "

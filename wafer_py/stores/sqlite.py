@@ -389,6 +389,14 @@ class SQLiteStore(SessionStore, EntryStore):
                 (last_seen, expires_at, session_id),
             )
 
+    def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
+        with self._write() as db:
+            done = db.execute(
+                "UPDATE wafer_sessions SET sealed_session_key = ? WHERE id = ? AND openid = ?",
+                (sealed_session_key, session_id, openid),
+            )
+            return done.rowcount > 0
+
     def revoke_session(self, session_id: str) -> bool:
         with self._write() as db:
             return db.execute("DELETE FROM wafer_sessions WHERE id = ?", (session_id,)).rowcount > 0
