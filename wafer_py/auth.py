@@ -559,13 +559,13 @@ class WaferAuth:
             raise
         now = self.clock()
         session = who.session
-        for live in self.store.list_sessions(who.openid):
+        listed: list[Session] = run(StoreCall.plan(self.store, "list_sessions", who.openid))
+        for live in listed:
             if live.is_expired(now):
                 continue
             sealed = self.secrets.seal(new_key, context=who.openid)
-            if self.store.reseal_session(live.id, sealed, openid=who.openid) and (
-                live.id == session.id
-            ):
+            plan = StoreCall.plan(self.store, "reseal_session", live.id, sealed, openid=who.openid)
+            if run(plan) and live.id == session.id:
                 session = replace(session, sealed_session_key=sealed)
         return Authenticated(who.user, session, who.generation)
 
