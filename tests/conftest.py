@@ -25,14 +25,21 @@ def pytest_configure(config: pytest.Config) -> None:
         "fake_apps(apps): the apps (AppID -> AppSecret) the `fake` fixture knows, instead of "
         "the demo app alone; `pytestmark = pytest.mark.fake_apps(TWO_APPS)` for a module",
     )
+    config.addinivalue_line(
+        "markers",
+        "real_profiles: the `fake` fixture's wx.getUserInfo gives each user a real profile "
+        "(the Wafer era) instead of today's anonymous one",
+    )
 
 
 @pytest.fixture
 def fake(request: pytest.FixtureRequest) -> Iterator[FakeWeChat]:
-    """A fake WeChat knowing the demo app, or the apps of the test's ``fake_apps`` mark."""
+    """A fake WeChat knowing the demo app, or the apps of the test's ``fake_apps`` mark;
+    with the ``real_profiles`` mark, giving real profiles as WeChat did before 2021."""
     marker = request.node.get_closest_marker("fake_apps")
     apps: Mapping[str, str] | None = marker.args[0] if marker else None
-    fake = FakeWeChat(apps)
+    real = request.node.get_closest_marker("real_profiles") is not None
+    fake = FakeWeChat(apps, real_profiles=real)
     yield fake
 
 

@@ -34,7 +34,8 @@ from tests.support.e2e import (
 )
 from wafer_py.config import DEFAULT_NICKNAME, DEMO_APPID
 
-pytestmark = pytest.mark.e2e
+# The Wafer-era flow: wx.getUserInfo gave the user's own profile (the fake as WeChat was then).
+pytestmark = [pytest.mark.e2e, pytest.mark.real_profiles]
 
 SDK_PACKAGES = {"v1": "wafer-client-sdk", "v2": "wafer2-client-sdk"}
 

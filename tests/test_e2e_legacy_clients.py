@@ -52,6 +52,10 @@ from wafer_py.crypto import decrypt_data
 from wafer_py.exceptions import StaleSessionKey
 from wafer_py.fakewechat import FakeWeChat
 
+# These clients come from the Wafer era, when wx.getUserInfo gave the user's own profile:
+# the fake answers as WeChat did then.
+pytestmark = pytest.mark.real_profiles
+
 #: run.js sdk name -> (directory under node_modules, the exact version it must hold)
 SDKS = {
     "v1-legacy": ("qcloud-weapp-client-sdk", "0.7.4"),

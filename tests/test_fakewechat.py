@@ -23,6 +23,8 @@ from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.crypto import decrypt_data
 from wafer_py.exceptions import StaleSessionKey
 from wafer_py.fakewechat import CODE_TTL, FakeWeChat, FakeWeChatServer
+from wafer_py.fakewechat.miniprogram import ANONYMOUS_PROFILE
+from wafer_py.models import PLACEHOLDER_AVATARS, avatar_key
 
 JSCODE2SESSION = "/sns/jscode2session"
 
@@ -36,6 +38,10 @@ exchange = partial(exchange_code, path=JSCODE2SESSION, code_name="js_code")
 
 def control(server: FakeWeChatServer, name: str, body: Any = None) -> requests.Response:
     return requests.post(f"{server.url}/_fake/{name}", json=body, timeout=TIMEOUT)
+
+
+def control_get(server: FakeWeChatServer, name: str) -> Any:
+    return requests.get(f"{server.url}/_fake/{name}", timeout=TIMEOUT).json()
 
 
 # ----------------------------------------------------------------- jscode2session
@@ -295,12 +301,37 @@ def test_user_info_decrypts_under_the_exchanged_key(
     assert payload["openId"] == session["openid"]
     assert payload["unionId"] == session["unionid"]
     assert payload["watermark"] == {"appid": DEMO_APPID, "timestamp": int(fake.now())}
-    assert payload["nickName"] == "Alice"
+    # Today's WeChat: the anonymous profile, whoever the user is.
+    assert {k: payload[k] for k in ANONYMOUS_PROFILE} == ANONYMOUS_PROFILE
+    assert payload["nickName"] == "微信用户"
     assert payload["gender"] == 0
+    assert payload["city"] == payload["province"] == payload["country"] == ""
+    assert avatar_key(payload["avatarUrl"]) in PLACEHOLDER_AVATARS
+
+
+def test_real_profiles_switch(fake: FakeWeChat, server: FakeWeChatServer) -> None:
+    """The old behaviour, per fake and over the control API: a profile of the user's own."""
+    session = exchange(server, fake.login(DEMO_APPID, user="alice")["code"]).json()
+    assert control_get(server, "profiles") == {"real": False}
+    assert control(server, "profiles", {"real": True}).json() == {"ok": True, "real": True}
+    assert fake.real_profiles is True
+    info = fake.user_info(DEMO_APPID, user="alice")
+    payload = decrypt_data(
+        session["session_key"], info["encryptedData"], info["iv"], appid=DEMO_APPID
+    )
+    assert payload["nickName"] == "Alice"
     assert payload["language"] == "zh_CN"
     assert payload["city"] == payload["province"] == payload["country"] == ""
     assert payload["avatarUrl"].startswith("https://thirdwx.qlogo.cn/mmopen/vi_32/")
     assert payload["avatarUrl"].endswith("/132")
+    assert avatar_key(payload["avatarUrl"]) not in PLACEHOLDER_AVATARS
+    assert control(server, "profiles", {"real": "yes"}).status_code == 400
+    fake.real_profiles = False
+    assert fake.user_info(DEMO_APPID, user="alice")["userInfo"]["nickName"] == "微信用户"
+    assert FakeWeChat(real_profiles=True).user_info(user="bo")["userInfo"]["nickName"] == "Bo"
+    fake.real_profiles = True
+    fake.reset()  # back to how the fake was made
+    assert fake.real_profiles is False
 
 
 def test_user_info_signature(fake: FakeWeChat, server: FakeWeChatServer) -> None:

@@ -403,3 +403,19 @@ def test_redis_instance_restarts_with_or_without_its_data(tmp_path: Path) -> Non
         server.stop()
         server.start()
         assert send(server.port, "GET", "k") == ""
+
+
+def test_a_user_written_before_the_unionid_index_joins_it_at_login(
+    redis_url: str, prefix: str
+) -> None:
+    """Users stored by an earlier release have a unionid but no index entry: the next
+    login (ensure_user with the unionid, as every login of a bound app passes) adds it."""
+    with RedisStore.from_url(redis_url, prefix=prefix) as store:
+        store.ensure_user("o-early", unionid="u-early", profile={"nickName": "E"}, now=1.0)
+        client = redis.Redis.from_url(redis_url)
+        assert client.delete(f"{prefix}{{n:u-early}}:users") == 1  # as an older release left it
+        client.close()
+        assert store.find_users_by_unionid("u-early") == []
+        store.ensure_user("o-early", unionid="u-early", profile={}, now=2.0)
+        (user,) = store.find_users_by_unionid("u-early")
+        assert (user.openid, user.nickname, user.created_at) == ("o-early", "E", 1.0)

@@ -865,3 +865,39 @@ def test_async_path_after_the_server_stops_and_comes_back(private_pg: PostgresIn
         asyncio.run(main())
     finally:
         store.close()
+
+
+def test_an_older_users_table_gains_the_unionid_index(server: tuple[str, str]) -> None:
+    """Tables made before the unionid index: opening the store adds it (once), and the
+    users already there are found by unionid."""
+    kind, url = server
+    prefix = new_prefix(kind)
+    text, real = ("TEXT", "DOUBLE PRECISION") if kind == "postgres" else ("VARCHAR(128)", "DOUBLE")
+    query(
+        url,
+        f"CREATE TABLE {prefix}users (openid {text} NOT NULL PRIMARY KEY, unionid {text} NULL, "
+        f"profile TEXT NOT NULL, created_at {real} NOT NULL, updated_at {real} NOT NULL, "
+        "phone VARCHAR(64) NULL)",
+    )
+    query(
+        url,
+        f"INSERT INTO {prefix}users (openid, unionid, profile, created_at, updated_at) "
+        "VALUES (%s, %s, %s, %s, %s)",
+        ("o-old", "u-old", '{"nickName": "Old"}', 1.0, 1.0),
+    )
+    for _ in range(2):  # a second start finds the index there
+        with SQLStore(url, table_prefix=prefix) as store:
+            (user,) = store.find_users_by_unionid("u-old")
+            assert (user.openid, user.nickname) == ("o-old", "Old")
+    if kind == "postgres":
+        indexes = query(
+            url, "SELECT indexname FROM pg_indexes WHERE tablename = %s", (prefix + "users",)
+        )
+    else:
+        indexes = query(
+            url,
+            "SELECT DISTINCT index_name FROM information_schema.statistics "
+            "WHERE table_schema = DATABASE() AND table_name = %s",
+            (prefix + "users",),
+        )
+    assert prefix + "users_unionid" in {row[0] for row in indexes}

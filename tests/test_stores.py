@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,28 @@ def test_processes_open_a_new_sqlite_file_together(tmp_path: Path) -> None:
         for process in processes:
             process.join(10)
         assert outcomes == ["ok"] * 6
+
+
+def test_an_older_sqlite_file_gains_the_unionid_index(tmp_path: Path) -> None:
+    """A database made before the unionid index: opening it adds the index, and the users
+    already there are found by unionid."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE wafer_users (openid TEXT PRIMARY KEY, unionid TEXT, profile TEXT NOT NULL, "
+        "created_at REAL NOT NULL, updated_at REAL NOT NULL, phone TEXT)"
+    )
+    conn.execute(
+        "INSERT INTO wafer_users VALUES ('o-old', 'u-old', '{\"nickName\": \"Old\"}', 1, 1, NULL)"
+    )
+    conn.commit()
+    conn.close()
+    with SQLiteStore(path) as store:
+        (user,) = store.find_users_by_unionid("u-old")
+        assert (user.openid, user.nickname) == ("o-old", "Old")
+    conn = sqlite3.connect(path)
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN SELECT openid FROM wafer_users WHERE unionid = 'u-old'"
+    ).fetchall()
+    conn.close()
+    assert "wafer_users_unionid" in str(plan)

@@ -23,7 +23,7 @@ from tests.support.servers import serve_asgi, serve_example, serve_wsgi
 from wafer_py import WaferAuth
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
-from wafer_py.web.login import WebLogin, local_path
+from wafer_py.web.login import WebLogin, WebUser, local_path
 
 pytestmark = pytest.mark.fake_apps(TWO_APPS)
 
@@ -161,6 +161,44 @@ def test_the_mini_program_login_works_alongside(base: str, fake: FakeWeChat) -> 
     ]["skey"]
     user = requests.get(f"{base}/weapp/user", headers={"X-WX-Skey": skey}, timeout=TIMEOUT)
     assert user.status_code == 200 and user.json()["code"] == 0
+
+
+def test_the_web_user_is_linked_to_the_mini_program_user_by_unionid(
+    base: str, fake: FakeWeChat, auth: WaferAuth
+) -> None:
+    """The same person (one unionid) in the mini-program and on the official account's
+    page: /web/profile shows the mini-program profile; a person who never used the
+    mini-program gets the page without it."""
+    code = fake.login(DEMO_APPID, "alice")
+    answer = requests.get(
+        f"{base}/weapp/login", headers={"X-WX-Code": code["code"]}, timeout=TIMEOUT
+    )
+    assert answer.status_code == 200
+    openid = code["openid"]
+    auth.store.update_profile(openid, {"nickName": "小爱 <b>"}, now=auth.clock())
+    user = auth.store.get_user(openid)
+    assert user is not None and user.unionid
+
+    browser = Browser()
+    assert browser.login(base).status_code == 302
+    page = browser.get(base + "/web/profile").text
+    assert '<h1 id="nickname">Alice</h1>' in page  # the official account's profile
+    assert '<p id="mini-nickname">小爱 &lt;b&gt;</p>' in page  # the mini-program's
+    web_user = auth_web_user(auth, browser)
+    assert web_user.unionid == user.unionid and web_user.linked_user == user
+
+    stranger = Browser()
+    stranger.http.cookies.set("fakewechat_user", "bob")
+    assert stranger.login(base).status_code == 302
+    page = stranger.get(base + "/web/profile").text
+    assert '<h1 id="nickname">Bob</h1>' in page and "mini-program" not in page
+
+
+def auth_web_user(auth: WaferAuth, browser: Browser) -> WebUser:
+    """The web user the browser's cookie names, as the app's WebLogin reads it."""
+    user, _ = WebLogin.from_auth(auth).authenticate(browser.session_cookie)
+    assert user is not None
+    return user
 
 
 def test_tokens_stay_on_the_server_sealed(base: str, fake: FakeWeChat, auth: WaferAuth) -> None:

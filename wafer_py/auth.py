@@ -19,6 +19,7 @@ from .config import WaferConfig
 from .crypto import SecretBox, decrypt_data, new_session_id, new_skey
 from .exceptions import (
     InvalidSession,
+    InvalidSignature,
     LoginAbandoned,
     LoginQueueTimeout,
     MalformedEncryptedData,
@@ -26,7 +27,15 @@ from .exceptions import (
     WeChatError,
 )
 from .logingate import AsyncLoginGate, ThreadLoginGate
-from .models import Session, User, clean_profile
+from .models import (
+    PLACEHOLDER_AVATARS,
+    PLACEHOLDER_NICKNAMES,
+    Session,
+    User,
+    avatar_key,
+    clean_profile,
+    real_profile,
+)
 from .plans import Plan, StoreCall, WeChatLogin, arun, run
 from .serverkeys import server_secret_keys
 from .stores import SessionStore, open_store
@@ -149,6 +158,9 @@ class WaferAuth:
         self._lazy = threading.Lock()
         self._login_gate: tuple[asyncio.AbstractEventLoop, AsyncLoginGate] | None = None
         self._thread_gate = ThreadLoginGate(config.max_concurrent_logins, config.max_queued_logins)
+        # WeChat's placeholders and this app's own defaults never overwrite a profile.
+        self._nicknames = PLACEHOLDER_NICKNAMES | {config.default_nickname}
+        self._avatars = PLACEHOLDER_AVATARS | {avatar_key(config.default_avatar)}
 
     def __repr__(self) -> str:
         return f"WaferAuth(appid={self.config.appid!r}, store={self.store!r})"
@@ -277,7 +289,7 @@ class WaferAuth:
                 max_age=self.config.watermark_max_age,
                 now=self.clock(),
             )
-            profile = clean_profile(data)
+            profile = self.real_profile(data)
             found = data.get("unionId")
             unionid = unionid or (found if isinstance(found, str) else None)
 
@@ -290,7 +302,7 @@ class WaferAuth:
             self.store,
             "ensure_user",
             (wx.openid,),
-            {"unionid": unionid, "profile": profile or defaults, "now": now},
+            {"unionid": unionid, "profile": {**defaults, **(profile or {})}, "now": now},
         )
         created = user.created_at == now
         if profile and not created:
@@ -393,6 +405,38 @@ class WaferAuth:
             session = replace(session, last_seen=now, expires_at=expires_at)
         return Authenticated(user, session, credentials.generation), touch
 
+    # -- users ------------------------------------------------------------------
+    def find_user(self, *, openid: str | None = None, unionid: str | None = None) -> User | None:
+        """The user with this ``openid`` (and this ``unionid``, if given), or with this
+        ``unionid``; ``None`` if there is none.
+
+        A person has one unionid and one openid per AppID: in a store shared by several
+        mini-programs, :meth:`find_users` gives every user of that person; this returns
+        the one updated last. A user whose unionid is unknown (an app not bound to an
+        Open Platform account) is found by openid only.
+        """
+        if openid is not None:
+            user: User | None = run(StoreCall.plan(self.store, "get_user", openid))
+            if user is not None and unionid is not None and user.unionid != unionid:
+                return None
+            return user
+        if unionid is None:
+            raise ValueError("find_user needs an openid or a unionid")
+        users = self.find_users(unionid=unionid)
+        return max(users, key=lambda u: (u.updated_at, u.created_at), default=None)
+
+    def find_users(self, *, unionid: str) -> list[User]:
+        """Every user with this ``unionid`` in the store, oldest first: one person's users
+        of every mini-program sharing the store (see :meth:`find_user`)."""
+        return list(run(StoreCall.plan(self.store, "find_users_by_unionid", unionid)))
+
+    # -- profiles ---------------------------------------------------------------
+    def real_profile(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The profile fields of decrypted user info that are the user's own: WeChat's
+        anonymous placeholders (and this app's default nickname and avatar) and empty or
+        zero values are dropped, so they never overwrite what the user set."""
+        return real_profile(clean_profile(data), nicknames=self._nicknames, avatars=self._avatars)
+
     # -- encrypted data ---------------------------------------------------------
     def decrypt(self, who: Authenticated, encrypted_data: str, iv: str) -> dict[str, Any]:
         """Decrypt ``encryptedData`` with the session's stored ``session_key`` and check it.
@@ -419,11 +463,15 @@ class WaferAuth:
         """:meth:`update_profile` as a plan (:mod:`wafer_py.plans`)."""
         data = self.decrypt(who, encrypted_data, iv)
         found = data.get("unionId")
+        unionid = found if isinstance(found, str) and found else None
+        profile = self.real_profile(data)
+        if not profile and (unionid is None or who.user.unionid):
+            return who  # an anonymous profile: nothing to store
         user = yield StoreCall(
             self.store,
             "update_profile",
-            (who.openid, clean_profile(data)),
-            {"now": self.clock(), "unionid": found if isinstance(found, str) else None},
+            (who.openid, profile),
+            {"now": self.clock(), "unionid": unionid},
         )
         if user is None:
             raise InvalidSession()
@@ -531,6 +579,34 @@ class WaferAuth:
         ``False`` means encrypted data from the client will not decrypt: log in again.
         """
         return self.wechat_api.check_session_key(who.openid, self._session_key(who))
+
+    def reset_session_key(self, who: Authenticated) -> Authenticated:
+        """Have WeChat issue a new ``session_key`` for the user (``resetusersessionkey``,
+        signed with the session's current key) and write it into every live session of
+        the user; return the identity with the new key.
+
+        WeChat invalidates the old key at once, so every session of the user is resealed
+        under the new one (one store write per live session), not just this one. Raises
+        :class:`~wafer_py.exceptions.StaleSessionKey` if the session's key is no longer
+        the user's current one (WeChat refuses the signature): log in again.
+        """
+        try:
+            new_key = self.wechat_api.reset_session_key(who.openid, self._session_key(who))
+        except InvalidSignature as exc:
+            if exc.errcode == 87009:  # the signature: the key is not the current one
+                raise StaleSessionKey("this session's key is stale; log in again") from None
+            raise
+        now = self.clock()
+        session = who.session
+        listed: list[Session] = run(StoreCall.plan(self.store, "list_sessions", who.openid))
+        for live in listed:
+            if live.is_expired(now):
+                continue
+            sealed = self.secrets.seal(new_key, context=who.openid)
+            plan = StoreCall.plan(self.store, "reseal_session", live.id, sealed, openid=who.openid)
+            if run(plan) and live.id == session.id:
+                session = replace(session, sealed_session_key=sealed)
+        return Authenticated(who.user, session, who.generation)
 
     def _session_key(self, who: Authenticated) -> str:
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["User", "Session", "PROFILE_FIELDS"]
+__all__ = ["User", "Session", "PROFILE_FIELDS", "PLACEHOLDER_NICKNAMES", "PLACEHOLDER_AVATARS"]
 
 #: The profile fields kept from WeChat's user info (``wx.getUserInfo`` and friends).
 PROFILE_FIELDS = ("nickName", "avatarUrl", "gender", "language", "city", "province", "country")
@@ -54,6 +54,61 @@ class User:
 def clean_profile(data: dict[str, Any]) -> dict[str, Any]:
     """Keep the profile fields of decrypted user info (drops ids and the watermark)."""
     return {k: data[k] for k in PROFILE_FIELDS if k in data}
+
+
+#: The nickname WeChat gives instead of the user's since 2021-04 (getUserInfo) and
+#: 2022-11 (getUserProfile).
+PLACEHOLDER_NICKNAMES = frozenset({"微信用户"})
+#: WeChat's grey default avatar: the one anonymous profiles carry (compared in its
+#: ``/0`` size; WeChat serves it at ``/132``) and the one of WeChat's sample code.
+PLACEHOLDER_AVATARS = frozenset(
+    {
+        "https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRicc"
+        "VGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/0",
+        "https://mmbiz.qpic.cn/mmbiz/icTdbqWNOwNRna42FI242Lcia07jQodd2FJGIYQfG0LAJGFxM4FbnQP6y"
+        "fMxBgJ0F3YRqJCJ1aPAK2dQagdusBZg/0",
+    }
+)
+
+
+def real_profile(
+    profile: dict[str, Any],
+    *,
+    nicknames: frozenset[str] = PLACEHOLDER_NICKNAMES,
+    avatars: frozenset[str] = PLACEHOLDER_AVATARS,
+) -> dict[str, Any]:
+    """The fields of ``profile`` that say something about the user.
+
+    WeChat's anonymous profile (nickname "微信用户", the grey avatar, gender 0, empty
+    region) is what every client gets today: its values are placeholders, not the user's,
+    and must never overwrite a nickname or avatar the user set. They are dropped here, as
+    are empty or zero values (``nicknames`` and ``avatars`` are the placeholders to drop;
+    the configured defaults join WeChat's). ``language`` is kept: it is never a placeholder.
+    """
+    kept: dict[str, Any] = {}
+    for name, value in profile.items():
+        if value is None or value == "" or (name == "gender" and value == 0):
+            continue
+        if isinstance(value, str):
+            if name == "nickName" and value.strip() in nicknames:
+                continue
+            if name == "avatarUrl" and avatar_key(value) in avatars:
+                continue
+        kept[name] = value
+    return kept
+
+
+def avatar_key(url: str) -> str:
+    """The form in which avatar URLs are compared."""
+    # WeChat serves the same avatar over http and https and with a size suffix
+    # (/0, /46, /64, /96, /132): compare the https, /0 form.
+    url = url.strip()
+    if url.startswith("http://"):
+        url = "https://" + url[len("http://") :]
+    head, _, size = url.rpartition("/")
+    if size in ("0", "46", "64", "96", "132"):
+        url = head + "/0"
+    return url
 
 
 @dataclass(frozen=True)

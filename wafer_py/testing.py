@@ -143,6 +143,48 @@ class SessionStoreContract(_Contract):
         stored = store.get_user(openid)
         assert stored is not None and stored.profile == user.profile
 
+    def test_find_users_by_unionid(self, store: SessionStore, openid: str) -> None:
+        """The users of one person (one per mini-program), by the unionid they share."""
+        unionid = "u" + openid
+        assert store.find_users_by_unionid(unionid) == []
+        store.ensure_user(openid + "b", unionid=unionid, profile={"nickName": "B"}, now=20.0)
+        store.ensure_user(openid, unionid=None, profile={"nickName": "A"}, now=10.0)
+        store.ensure_user(openid + "c", unionid=None, profile={}, now=5.0)  # not linked
+        store.ensure_user(openid + "d", unionid="v" + openid, profile={}, now=5.0)
+        assert [u.openid for u in store.find_users_by_unionid(unionid)] == [openid + "b"]
+        # A unionid learnt later (a later login, or encrypted data) joins the index.
+        store.update_profile(openid, {"city": "深圳"}, now=30.0, unionid=unionid)
+        found = store.find_users_by_unionid(unionid)
+        assert [u.openid for u in found] == [openid, openid + "b"]  # oldest first
+        assert found[0].profile == {"nickName": "A", "city": "深圳"}
+        store.ensure_user(openid + "c", unionid=unionid, profile={}, now=40.0)
+        assert [u.openid for u in store.find_users_by_unionid(unionid)] == [
+            openid + "c",
+            openid,
+            openid + "b",
+        ]
+        assert store.find_users_by_unionid("v" + openid)[0].openid == openid + "d"
+
+    def test_auth_finds_users_by_openid_and_unionid(self, store: SessionStore, openid: str) -> None:
+        unionid = "u" + openid
+        first = _auth(store, "wxcontract0000000a")
+        second = _auth(store, "wxcontract0000000b")
+        mine = first.complete_login(Code2Session(openid, _SESSION_KEY, unionid)).user
+        theirs = second.complete_login(Code2Session(openid + "b", _SESSION_KEY, unionid)).user
+        assert first.find_user(openid=openid) == mine
+        assert first.find_user(openid=openid, unionid=unionid) == mine
+        assert first.find_user(openid=openid, unionid="u-other") is None
+        assert first.find_user(openid="o-nobody" + openid) is None
+        assert first.find_user(unionid="u-nobody" + openid) is None
+        assert first.find_users(unionid=unionid) == second.find_users(unionid=unionid)
+        assert {u.openid for u in first.find_users(unionid=unionid)} == {
+            mine.openid,
+            theirs.openid,
+        }
+        assert first.find_user(unionid=unionid) in (mine, theirs)
+        with pytest.raises(ValueError):
+            first.find_user()
+
     def test_get_unknown_user(self, store: SessionStore) -> None:
         assert store.get_user("o-nobody-" + new_session_id()) is None
 
@@ -243,6 +285,25 @@ class SessionStoreContract(_Contract):
             for creds in (Credentials(other.skey), Credentials(other.skey, other.session_id)):
                 with pytest.raises(InvalidSession):
                     auth.validate(creds)
+
+    def test_reseal_session(self, store: SessionStore, openid: str) -> None:
+        """A new sealed session_key replaces the old one; nothing else changes."""
+        session, _ = make_session(openid, now=100.0)
+        other, _ = make_session(openid, now=101.0)
+        store.create_session(session)
+        store.create_session(other)
+        sealed = _BOX.seal("bmV3c2Vzc2lvbmtleTEyMw==", context=openid)
+        assert store.reseal_session(session.id, sealed, openid=openid) is True
+        found = store.get_session(session.id)
+        assert found is not None and found.sealed_session_key == sealed
+        assert found == Session(**{**session.__dict__, "sealed_session_key": sealed})
+        assert store.get_session(other.id) == other
+        assert store.reseal_session("nobody-" + session.id, sealed, openid=openid) is False
+        assert store.reseal_session(session.id, "x", openid=openid + "-other") is False
+        assert store.get_session(session.id) == found
+        # The session is still found by its skey hash, with its new key.
+        login = store.find_login(skey_hashes=[session.skey_hash])
+        assert login is not None and login[0].sealed_session_key == sealed
 
     def test_touch_moves_expiry(self, store: SessionStore, openid: str) -> None:
         session, _ = make_session(openid, now=100.0)

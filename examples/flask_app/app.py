@@ -30,6 +30,7 @@ from wafer_py.flask import (
     upload_avatar,
     web_login_required,
 )
+from wafer_py.models import User
 
 
 def create_app(auth: WaferAuth | None = None) -> Flask:
@@ -113,17 +114,28 @@ def create_app(auth: WaferAuth | None = None) -> Flask:
     @app.get("/web/profile")
     @web_login_required(scope="snsapi_userinfo")
     def web_profile() -> str:
-        return profile_page(current_web_user.nickname, current_web_user.avatar)
+        user = current_web_user
+        # The same person in the mini-program (one unionid), when there is one.
+        return profile_page(user.nickname, user.avatar, user.linked_user)
 
     return app
 
 
-def profile_page(nickname: str, avatar: str) -> str:
-    """The page a WeChat user sees: nickname and avatar, escaped."""
+def profile_page(nickname: str, avatar: str, linked: User | None = None) -> str:
+    """The page a WeChat user sees: nickname and avatar, and the mini-program profile of
+    the same person (``linked``) if there is one; escaped."""
+    mini = ""
+    if linked is not None:
+        mini = (
+            '<section id="mini-program"><h2>In the mini-program</h2>'
+            f'<img id="mini-avatar" src="{escape(str(linked.profile.get("avatarUrl", "")))}" '
+            'alt="" width="64" height="64">'
+            f'<p id="mini-nickname">{escape(linked.nickname)}</p></section>'
+        )
     return (
         '<!doctype html><html><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>Profile</title></head><body>"
         f'<img id="avatar" src="{escape(avatar)}" alt="" width="64" height="64">'
-        f'<h1 id="nickname">{escape(nickname)}</h1></body></html>'
+        f'<h1 id="nickname">{escape(nickname)}</h1>{mini}</body></html>'
     )

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from wafer_py import WaferAuth, WaferConfig, WaferError
 from wafer_py.asgi import WaferMiddleware
+from wafer_py.models import User
 from wafer_py.starlette import (
     WaferWeb,
     avatar_response,
@@ -112,17 +113,27 @@ async def weapp_logout(request: Request) -> Response:
 async def web_profile(request: Request) -> HTMLResponse:
     user = get_web_user(request)
     assert user is not None
-    return HTMLResponse(profile_page(user.nickname, user.avatar))
+    # The same person in the mini-program (one unionid), when there is one.
+    return HTMLResponse(profile_page(user.nickname, user.avatar, user.linked_user))
 
 
-def profile_page(nickname: str, avatar: str) -> str:
-    """The page a WeChat user sees: nickname and avatar, escaped."""
+def profile_page(nickname: str, avatar: str, linked: User | None = None) -> str:
+    """The page a WeChat user sees: nickname and avatar, and the mini-program profile of
+    the same person (``linked``) if there is one; escaped."""
+    mini = ""
+    if linked is not None:
+        mini = (
+            '<section id="mini-program"><h2>In the mini-program</h2>'
+            f'<img id="mini-avatar" src="{escape(str(linked.profile.get("avatarUrl", "")))}" '
+            'alt="" width="64" height="64">'
+            f'<p id="mini-nickname">{escape(linked.nickname)}</p></section>'
+        )
     return (
         '<!doctype html><html><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>Profile</title></head><body>"
         f'<img id="avatar" src="{escape(avatar)}" alt="" width="64" height="64">'
-        f'<h1 id="nickname">{escape(nickname)}</h1></body></html>'
+        f'<h1 id="nickname">{escape(nickname)}</h1>{mini}</body></html>'
     )
 
 

@@ -25,7 +25,7 @@ from tests.support.ci import skip_or_fail
 from wafer_py import WaferAuth
 from wafer_py.config import DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat
-from wafer_py.fakewechat.miniprogram import default_profile
+from wafer_py.fakewechat.miniprogram import anonymous_profile, default_profile
 
 E2E_DIR = Path(__file__).resolve().parent.parent / "e2e"
 RUN_JS = E2E_DIR / "run.js"
@@ -196,7 +196,8 @@ class World:
 
     def profile(self, **overrides: Any) -> dict[str, Any]:
         """The userInfo the fake's wx.getUserInfo gives this user with ``overrides``."""
-        profile = default_profile(self.user)
+        real = self.fake.real_profiles
+        profile = default_profile(self.user) if real else anonymous_profile()
         profile.update(overrides)
         return profile
 

@@ -8,6 +8,8 @@ HTTP 400 with ``{"error": "..."}``. ``appid`` defaults to the first configured a
 ``POST /_fake/login``     ``{"appid", "user", "rotate"}`` -> ``{"code", "openid"}``
 ``POST /_fake/userinfo``  ``{"appid", "user", ...profile overrides}`` -> getUserInfo result
 ``POST /_fake/phone_code``  ``{"appid", "user", "phoneNumber"?}`` -> a getPhoneNumber code
+``POST /_fake/profiles``  ``{"real"}`` -> ``{"ok": true, "real"}``: getUserInfo's profiles
+``GET /_fake/profiles``   -> ``{"real"}`` (false: today's anonymous profile; true: the old)
 ``POST /_fake/expire_tokens``  ``{"appid"?}`` -> expire every access_token at once
 ``POST /_fake/inject``    ``{"path", "errcode", "times", "errmsg"?}`` -> ``{"ok": true}``
 ``POST /_fake/advance``   ``{"seconds"}`` -> ``{"ok": true, "now": ...}``
@@ -44,6 +46,11 @@ ENDPOINTS: dict[str, str] = {
         '{"appid", "user", "phoneNumber"?, "countryCode"?} -> '
         '{"code", "openid", "phoneNumber", ...} (getPhoneNumber)'
     ),
+    "POST /_fake/profiles": (
+        '{"real"} -> {"ok": true, "real"} (true: wx.getUserInfo gives each user a real '
+        "profile, as in the Wafer era; false: today's anonymous one, the default)"
+    ),
+    "GET /_fake/profiles": '-> {"real"}',
     "POST /_fake/expire_tokens": '{"appid"?} -> {"ok": true, "expired"} (access tokens)',
     "POST /_fake/inject": '{"path", "errcode", "times"} -> {"ok": true}',
     "POST /_fake/advance": '{"seconds"} -> {"ok": true, "now"}',
@@ -164,6 +171,16 @@ def register(router: Router, state: WeChatState) -> None:
         state.set_latency(float(seconds))  # ValueError if negative
         return {"ok": True}
 
+    def profiles(body: _JsonBody) -> Any:
+        real = body.get("real")
+        if not isinstance(real, bool):
+            raise ValueError("'real' must be true or false")
+        state.real_profiles = real
+        return {"ok": True, "real": real}
+
+    def current_profiles(request: Request) -> Response:
+        return Response.json({"real": state.real_profiles}, content_type=_JSON)
+
     def current_latency(request: Request) -> Response:
         return Response.json({"seconds": state.latency}, content_type=_JSON)
 
@@ -192,6 +209,8 @@ def register(router: Router, state: WeChatState) -> None:
     router.add("POST", f"{PREFIX}/advance", _json_endpoint(advance))
     router.add("POST", f"{PREFIX}/latency", _json_endpoint(latency))
     router.add("GET", f"{PREFIX}/latency", current_latency)
+    router.add("POST", f"{PREFIX}/profiles", _json_endpoint(profiles))
+    router.add("GET", f"{PREFIX}/profiles", current_profiles)
     router.add("POST", f"{PREFIX}/reset", _json_endpoint(reset))
     router.add("GET", f"{PREFIX}/calls", calls)
     router.add("GET", f"{PREFIX}/", index)

@@ -31,7 +31,11 @@ class FakeWeChat:
     ``clock`` returns seconds (default :func:`time.time`); :meth:`advance` moves it on.
     ``latency`` delays every WeChat answer by that many seconds (the :attr:`latency`
     property, or ``POST /_fake/latency``, changes it while serving; :meth:`reset` puts
-    it back).
+    it back). ``real_profiles`` makes ``wx.getUserInfo`` give each user a profile of
+    their own, as in the Wafer era (nickname from the handle, an avatar of its own);
+    by default it answers as WeChat does today, with the anonymous profile ("微信用户",
+    the grey avatar, no gender or region). :attr:`real_profiles` or
+    ``POST /_fake/profiles`` switch it while serving.
 
     Example::
 
@@ -47,8 +51,11 @@ class FakeWeChat:
         clock: Callable[[], float] | None = None,
         content_type: str = "text/plain",
         latency: float = 0.0,
+        real_profiles: bool = False,
     ) -> None:
-        self.state = WeChatState(apps or {DEMO_APPID: DEMO_APP_SECRET}, clock, latency)
+        self.state = WeChatState(
+            apps or {DEMO_APPID: DEMO_APP_SECRET}, clock, latency, real_profiles
+        )
         self.content_type = content_type
         self.router = Router()
         miniprogram.register(self.router, self.state)
@@ -67,6 +74,16 @@ class FakeWeChat:
     @latency.setter
     def latency(self, seconds: float) -> None:
         self.state.set_latency(seconds)
+
+    @property
+    def real_profiles(self) -> bool:
+        """Whether ``wx.getUserInfo`` gives real profiles (the old behaviour) rather than
+        today's anonymous one."""
+        return self.state.real_profiles
+
+    @real_profiles.setter
+    def real_profiles(self, real: bool) -> None:
+        self.state.real_profiles = real
 
     def __repr__(self) -> str:
         return f"FakeWeChat(appids={list(self.state.apps)!r})"

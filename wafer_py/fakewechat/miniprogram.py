@@ -23,6 +23,8 @@ from .state import WeChatState
 __all__ = [
     "JSCODE2SESSION",
     "PROFILE_FIELDS",
+    "ANONYMOUS_PROFILE",
+    "anonymous_profile",
     "default_profile",
     "jscode2session",
     "login",
@@ -54,6 +56,28 @@ def default_profile(handle: str) -> dict[str, Any]:
         "country": "",
         "avatarUrl": f"{_AVATAR_BASE}{avatar}/132",
     }
+
+
+#: What ``wx.getUserInfo`` and ``wx.getUserProfile`` give every user since 2022-11
+#: (WeChat's anonymous profile: the placeholder nickname, the grey avatar, no gender,
+#: language or region).
+ANONYMOUS_PROFILE: dict[str, Any] = {
+    "nickName": "微信用户",
+    "gender": 0,
+    "language": "",
+    "city": "",
+    "province": "",
+    "country": "",
+    "avatarUrl": (
+        "https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRicc"
+        "VGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132"
+    ),
+}
+
+
+def anonymous_profile() -> dict[str, Any]:
+    """A copy of :data:`ANONYMOUS_PROFILE`."""
+    return dict(ANONYMOUS_PROFILE)
 
 
 def _check_overrides(overrides: dict[str, Any]) -> None:
@@ -92,7 +116,9 @@ def user_info(
 ) -> dict[str, Any]:
     """What ``wx.getUserInfo`` returns, encrypted under the user's current session_key.
 
-    ``overrides`` replace fields of the default profile for this call only. Returns
+    The profile is WeChat's anonymous one, or with ``state.real_profiles`` the user's
+    own (:func:`default_profile`). ``overrides`` replace fields of it for this call only
+    (a test that names a nickname gets that nickname in either mode). Returns
     ``encryptedData``, ``iv``, ``rawData``, ``signature`` (sha1 of rawData + session_key)
     and ``userInfo``. With ``legacy`` it is the 2016 result instead: ``encryptData``
     (AES-128-CBC with IV = key, no separate IV, as ``qcloud-weapp-client-sdk`` 0.7.x reads
@@ -106,7 +132,8 @@ def user_info(
         session_key = account.session_key
         openid, unionid = account.openid, account.unionid
         now = state.now()
-    profile = default_profile(user)
+        real = state.real_profiles
+    profile = default_profile(user) if real else anonymous_profile()
     profile.update(overrides)
     raw_data = json.dumps(profile, ensure_ascii=False, separators=(",", ":"))
     payload = {"openId": openid, **profile, "unionId": unionid}

@@ -95,6 +95,7 @@ class WeChatState:
         apps: Mapping[str, str],
         clock: Callable[[], float] | None = None,
         latency: float = 0.0,
+        real_profiles: bool = False,
     ) -> None:
         if not apps:
             raise ValueError("the fake WeChat needs at least one app")
@@ -110,6 +111,9 @@ class WeChatState:
         self._reset_hooks: list[Callable[[], None]] = []
         self._base_latency = self._latency = _check_latency(latency)
         self._latency_changed = threading.Condition(threading.Lock())
+        #: Whether ``wx.getUserInfo`` gives each user a profile of their own (the Wafer
+        #: era) instead of today's anonymous one ("微信用户", the grey avatar).
+        self.real_profiles = self._base_real_profiles = real_profiles
 
     def on_reset(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` (under the lock) on :meth:`reset`: endpoint families that keep
@@ -273,7 +277,8 @@ class WeChatState:
             return InjectedError(head.errcode, head.errmsg, head.remaining)
 
     def reset(self) -> None:
-        """Forget users, codes, counters, injected errors and clock moves; keep the apps."""
+        """Forget users, codes, counters, injected errors and clock moves (and put the
+        latency and the profile mode back); keep the apps."""
         with self.lock:
             self._offset = 0.0
             self._users.clear()
@@ -282,5 +287,6 @@ class WeChatState:
             self._calls.clear()
             self._injected.clear()
             self.set_latency(self._base_latency)
+            self.real_profiles = self._base_real_profiles
             for hook in self._reset_hooks:
                 hook()

@@ -189,6 +189,16 @@ class SessionStore(ABC):
     def get_user(self, openid: str) -> User | None:
         """The user ``openid``, or ``None``."""
 
+    @abstractmethod
+    def find_users_by_unionid(self, unionid: str) -> list[User]:
+        """Every user whose ``unionid`` is this one, oldest first (ties by openid).
+
+        One person has one unionid across the mini-programs, official accounts and web
+        apps of one Open Platform account, and an openid per AppID: a store shared by
+        several mini-programs holds one user per mini-program the person used. Indexed:
+        a lookup never scans every user.
+        """
+
     # -- sessions ---------------------------------------------------------------
     @abstractmethod
     def create_session(self, session: Session) -> None:
@@ -238,6 +248,12 @@ class SessionStore(ABC):
     @abstractmethod
     def touch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         """Record a use of the session and move its sliding expiry."""
+
+    @abstractmethod
+    def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
+        """Replace the sealed ``session_key`` of session ``session_id`` of user ``openid``
+        (WeChat handed out a new key); ``True`` if the session exists. Nothing else of
+        the session changes."""
 
     @abstractmethod
     def revoke_session(self, session_id: str) -> bool:

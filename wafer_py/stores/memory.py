@@ -28,6 +28,7 @@ class MemoryStore(SessionStore, EntryStore):
         self._sessions: dict[str, Session] = {}
         self._by_skey: dict[str, str] = {}
         self._by_user: dict[str, dict[str, None]] = {}
+        self._by_unionid: dict[str, dict[str, None]] = {}
         self._entries: dict[str, tuple[str, float]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
 
@@ -45,8 +46,16 @@ class MemoryStore(SessionStore, EntryStore):
                 user = replace(user, unionid=unionid, updated_at=now)
             else:
                 return user
-            self._users[openid] = user
+            self._keep(user)
             return user
+
+    def _keep(self, user: User) -> None:
+        old = self._users.get(user.openid)
+        self._users[user.openid] = user
+        if old is not None and old.unionid and old.unionid != user.unionid:
+            self._by_unionid.get(old.unionid, {}).pop(user.openid, None)
+        if user.unionid:
+            self._by_unionid.setdefault(user.unionid, {})[user.openid] = None
 
     def update_profile(
         self, openid: str, profile: dict[str, Any], *, now: float, unionid: str | None = None
@@ -56,7 +65,7 @@ class MemoryStore(SessionStore, EntryStore):
             if user is None:
                 return None
             user = user.with_profile(profile, now=now, unionid=unionid)
-            self._users[openid] = user
+            self._keep(user)
             return user
 
     def update_phone(self, openid: str, phone: str | None, *, now: float) -> User | None:
@@ -70,6 +79,11 @@ class MemoryStore(SessionStore, EntryStore):
 
     def get_user(self, openid: str) -> User | None:
         return self._users.get(openid)
+
+    def find_users_by_unionid(self, unionid: str) -> list[User]:
+        with self._lock:
+            found = [self._users[o] for o in self._by_unionid.get(unionid, ())]
+        return sorted(found, key=lambda u: (u.created_at, u.openid))
 
     def create_session(self, session: Session) -> None:
         with self._lock:
@@ -108,6 +122,14 @@ class MemoryStore(SessionStore, EntryStore):
                 self._sessions[session_id] = replace(
                     session, last_seen=last_seen, expires_at=expires_at
                 )
+
+    def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None or session.openid != openid:
+                return False
+            self._sessions[session_id] = replace(session, sealed_session_key=sealed_session_key)
+            return True
 
     def _drop(self, session_id: str) -> bool:
         session = self._sessions.pop(session_id, None)

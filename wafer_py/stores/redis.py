@@ -17,6 +17,9 @@ tag: keys with the same tag are in one slot)::
     P{x}:sessions           zset: every session record key, by expires_at
     P{x}:entries            zset: every entry key, by expires_at
     P{x}:users              set: every openid (for stats)
+    P{n:UNIONID}:users      set: the openids of the users with that unionid (written with
+                            the user; a user written before this index existed joins it
+                            at its next login)
     P{e:KEY}                hash: an entry: v (value), t (expires_at)
     P{l:NAME}               hash: a lock: o (owner), t (lapses at)
 
@@ -93,6 +96,9 @@ from .redis_scripts import (
 )
 from .redis_scripts import (
     RELEASE as _RELEASE,
+)
+from .redis_scripts import (
+    RESEAL as _RESEAL,
 )
 from .redis_scripts import (
     REVOKE_USER as _REVOKE_USER,
@@ -438,10 +444,13 @@ class RedisStore(SessionStore, EntryStore):
         record["profile"] = _profile_texts(profile)
         new = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         key = self._base(openid) + ":user"
-        reply, _ = self._do(
+        calls = [
             _script(_ENSURE_USER, [key], new, unionid or "", now),
             _cmd("SADD", self._users, openid),
-        )
+        ]
+        if unionid:
+            calls.append(_cmd("SADD", self._unionid_key(unionid), openid))
+        reply = self._do(*calls)[0]
         user = _user(json.loads(reply))
         assert user is not None
         return user
@@ -463,7 +472,22 @@ class RedisStore(SessionStore, EntryStore):
     def update_profile(
         self, openid: str, profile: dict[str, Any], *, now: float, unionid: str | None = None
     ) -> User | None:
-        return self._update_user(openid, now, unionid=unionid, profile=profile)
+        user = self._update_user(openid, now, unionid=unionid, profile=profile)
+        if user is not None and unionid and user.unionid:
+            self._do(_cmd("SADD", self._unionid_key(user.unionid), openid))
+        return user
+
+    def _unionid_key(self, unionid: str) -> str:
+        return f"{self.prefix}{{n:{_tag(unionid)}}}:users"
+
+    def find_users_by_unionid(self, unionid: str) -> list[User]:
+        (openids,) = self._do(_cmd("SMEMBERS", self._unionid_key(unionid)))
+        if not openids:
+            return []
+        names = sorted(o.decode() if isinstance(o, bytes) else str(o) for o in openids)
+        replies = self._do(*(_cmd("GET", self._base(o) + ":user") for o in names))
+        users = [u for u in (_user(_loads(r)) for r in replies) if u and u.unionid == unionid]
+        return sorted(users, key=lambda u: (u.created_at, u.openid))
 
     def update_phone(self, openid: str, phone: str | None, *, now: float) -> User | None:
         return self._update_user(
@@ -561,6 +585,11 @@ class RedisStore(SessionStore, EntryStore):
 
     def touch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         self._run(self._touch(session_id, last_seen, expires_at))
+
+    def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
+        record = f"{self._base(openid)}:s:{session_id}"
+        (done,) = self._do(_script(_RESEAL, [record], sealed_session_key))
+        return bool(done)
 
     async def atouch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         plan = self._touch(session_id, last_seen, expires_at)

@@ -15,6 +15,7 @@ __all__ = [
     "LOOKUP",
     "CREATE",
     "TOUCH",
+    "RESEAL",
     "DROP",
     "REVOKE_USER",
     "LIST",
@@ -74,6 +75,20 @@ if ARGV[5] == '1' then
 end
 return 1
 """)
+
+RESEAL = Script(
+    "#!lua\n"
+    + """
+-- Replace the sealed session_key of the session record KEYS[1], keeping its expiry.
+-- ARGV: the new sealed key. Returns 1, or 0 if there is no such record.
+local text = redis.call('GET', KEYS[1])
+if not text then return 0 end
+local s = cjson.decode(text)
+s.sealed_session_key = ARGV[1]
+redis.call('SET', KEYS[1], cjson.encode(s), 'KEEPTTL')
+return 1
+"""
+)
 
 TOUCH = Script(
     "#!lua\n"

@@ -224,6 +224,8 @@ class SQLStore(SessionStore, EntryStore):
             with self._cursor() as cur:
                 for sql in statements:
                     cur.execute(sql)
+                for table, index, create in self.dialect.added_indexes:
+                    self._add_index(cur, table.format(**fill), index.format(**fill), create)
             return
         # Concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL's
         # catalog: processes starting together take turns.
@@ -233,6 +235,22 @@ class SQLStore(SessionStore, EntryStore):
             cur.execute(self.dialect.schema_lock, {"lock": lock})
             for sql in statements:
                 cur.execute(sql)
+
+    def _add_index(self, cur: Any, table: str, index: str, create: str) -> None:
+        """Add an index a table made by an older release lacks (MySQL's migration)."""
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = "
+            "DATABASE() AND table_name = %(table)s AND index_name = %(index)s",
+            {"table": table, "index": index},
+        )
+        if cur.fetchone()[0]:
+            return
+        try:
+            cur.execute(create.format(p=self.table_prefix))
+        except self._errors as exc:
+            # Another process starting at the same time added it first.
+            if "Duplicate key name" not in str(exc):
+                raise
 
     def _open(self) -> Pooled:
         """A new connection for the pool."""
@@ -387,6 +405,12 @@ class SQLStore(SessionStore, EntryStore):
     def get_user(self, openid: str) -> User | None:
         return _user(self._one("get_user", {"openid": openid}))
 
+    def find_users_by_unionid(self, unionid: str) -> list[User]:
+        with self._cursor() as cur:
+            cur.execute(self._q["users_by_unionid"], {"unionid": unionid})
+            rows = cur.fetchall()
+        return [u for u in map(_user, rows) if u is not None]
+
     # -- sessions ---------------------------------------------------------------
     def create_session(self, session: Session) -> None:
         self._count(
@@ -461,6 +485,10 @@ class SQLStore(SessionStore, EntryStore):
         self._count(
             "touch_session", {"id": session_id, "last_seen": last_seen, "expires_at": expires_at}
         )
+
+    def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
+        args = {"id": session_id, "openid": openid, "sealed": sealed_session_key}
+        return self._count("reseal_session", args) > 0
 
     async def atouch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         if self._async_pools is None:

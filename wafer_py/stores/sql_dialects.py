@@ -37,6 +37,8 @@ _LOGIN = (
 #: entries' key column (a reserved word in MySQL, so quoted there).
 QUERIES = {
     "get_user": f"SELECT {_USER} FROM {{p}}users WHERE openid = %(openid)s",
+    "users_by_unionid": f"SELECT {_USER} FROM {{p}}users WHERE unionid = %(unionid)s "
+    "ORDER BY created_at, openid",
     "lock_user": f"SELECT {_USER} FROM {{p}}users WHERE openid = %(openid)s FOR UPDATE",
     "set_profile": "UPDATE {p}users SET unionid = %(unionid)s, profile = %(profile)s, "
     "updated_at = %(now)s WHERE openid = %(openid)s",
@@ -46,6 +48,8 @@ QUERIES = {
     "login_by_id": _LOGIN + "s.id = %(id)s",
     "touch_session": "UPDATE {p}sessions SET last_seen = %(last_seen)s, "
     "expires_at = %(expires_at)s WHERE id = %(id)s",
+    "reseal_session": "UPDATE {p}sessions SET sealed_session_key = %(sealed)s "
+    "WHERE id = %(id)s AND openid = %(openid)s",
     "revoke_session": "DELETE FROM {p}sessions WHERE id = %(id)s",
     "revoke_user": "DELETE FROM {p}sessions WHERE openid = %(openid)s",
     "list_sessions": f"SELECT {_SESSION} FROM {{p}}sessions WHERE openid = %(openid)s "
@@ -95,6 +99,9 @@ class Dialect:
     purge_batch: str
     #: Opens an asyncio connection (validation on the event loop), where the driver can.
     async_connect: Callable[[Any, dict[str, Any]], Awaitable[Any]] | None = None
+    #: Indexes added after the first release, for servers without CREATE INDEX IF NOT
+    #: EXISTS (MySQL): (table, index, CREATE INDEX statement), run if the index is missing.
+    added_indexes: tuple[tuple[str, str, str], ...] = ()
 
 
 def _pg_params(
@@ -179,6 +186,8 @@ _PG_SCHEMA = (
     updated_at  DOUBLE PRECISION NOT NULL,
     phone       TEXT
 )""",
+    # Also added to tables made before it existed (IF NOT EXISTS makes it the migration).
+    "CREATE INDEX IF NOT EXISTS {p}users_unionid ON {p}users (unionid)",
     """CREATE TABLE IF NOT EXISTS {p}sessions (
     id                  TEXT PRIMARY KEY,
     openid              TEXT NOT NULL,
@@ -215,7 +224,8 @@ _MYSQL_SCHEMA = (
     profile     TEXT NOT NULL,
     created_at  DOUBLE NOT NULL,
     updated_at  DOUBLE NOT NULL,
-    phone       VARCHAR(64) NULL
+    phone       VARCHAR(64) NULL,
+    KEY {p}users_unionid (unionid)
 )"""
     + _MYSQL_TABLE,
     """CREATE TABLE IF NOT EXISTS {p}sessions (
@@ -316,6 +326,9 @@ MYSQL = Dialect(
     upsert_lock=False,
     purge_batch="DELETE FROM {p}{table} WHERE expires_at <= %(now)s "
     "ORDER BY expires_at LIMIT %(limit)s",
+    added_indexes=(
+        ("{p}users", "{p}users_unionid", "CREATE INDEX {p}users_unionid ON {p}users (unionid)"),
+    ),
 )
 
 DIALECTS = {

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS wafer_sessions (
     last_seen           REAL NOT NULL,
     expires_at          REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS wafer_users_unionid ON wafer_users (unionid);
 CREATE INDEX IF NOT EXISTS wafer_sessions_openid ON wafer_sessions (openid);
 CREATE INDEX IF NOT EXISTS wafer_sessions_expires ON wafer_sessions (expires_at);
 CREATE TABLE IF NOT EXISTS wafer_entries (
@@ -317,6 +318,21 @@ class SQLiteStore(SessionStore, EntryStore):
             self._read(f"SELECT {_USER_COLUMNS} FROM wafer_users WHERE openid = ?", (openid,))
         )
 
+    def find_users_by_unionid(self, unionid: str) -> list[User]:
+        try:
+            rows = (
+                self._conn()
+                .execute(
+                    f"SELECT {_USER_COLUMNS} FROM wafer_users WHERE unionid = ? "
+                    "ORDER BY created_at, openid",
+                    (unionid,),
+                )
+                .fetchall()
+            )
+        except sqlite3.OperationalError as exc:
+            raise _unavailable("SQLite store error", exc) from None
+        return [u for u in map(_user, rows) if u is not None]
+
     def update_phone(self, openid: str, phone: str | None, *, now: float) -> User | None:
         with self._write() as db:
             db.execute(
@@ -372,6 +388,14 @@ class SQLiteStore(SessionStore, EntryStore):
                 "UPDATE wafer_sessions SET last_seen = ?, expires_at = ? WHERE id = ?",
                 (last_seen, expires_at, session_id),
             )
+
+    def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
+        with self._write() as db:
+            done = db.execute(
+                "UPDATE wafer_sessions SET sealed_session_key = ? WHERE id = ? AND openid = ?",
+                (sealed_session_key, session_id, openid),
+            )
+            return done.rowcount > 0
 
     def revoke_session(self, session_id: str) -> bool:
         with self._write() as db:

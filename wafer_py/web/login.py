@@ -74,6 +74,8 @@ from .state import OAuthStateSigner, StateClaims, browser_digest
 
 if TYPE_CHECKING:
     from ..auth import WaferAuth
+    from ..models import User
+    from ..stores.base import SessionStore
     from .oauth import Lang, OAuthToken, OAuthUserInfo, Scope, WeChatOAuth
 
 __all__ = [
@@ -108,6 +110,10 @@ class WebUser:
     """The user of a web session: openid, granted scope, and the profile WeChat gave.
 
     ``nickname`` and ``avatar`` are empty for a ``snsapi_base`` (silent) login.
+    ``linked_user`` is the mini-program :class:`~wafer_py.models.User` with the same
+    ``unionid`` (the same person, when the official account and the mini-program are
+    bound to one Open Platform account), or ``None``; if several mini-programs share the
+    store, the one whose user was updated last.
     """
 
     openid: str
@@ -116,6 +122,7 @@ class WebUser:
     nickname: str = ""
     avatar: str = ""
     session_id: str = field(default="", repr=False)
+    linked_user: User | None = field(default=None, compare=False, repr=False)
 
     def has_scope(self, scope: str) -> bool:
         """Whether the login grants ``scope`` (``snsapi_userinfo`` includes the base)."""
@@ -292,7 +299,9 @@ class WebLogin:
     the request is https" (behind a proxy, see the README on ``X-Forwarded-Proto``).
     ``confirm_max_age`` is how long a login that asks its user to confirm (a callback
     from a browser that did not start it) waits. Build one from a
-    :class:`~wafer_py.auth.WaferAuth` with :meth:`from_auth`.
+    :class:`~wafer_py.auth.WaferAuth` with :meth:`from_auth`. ``users`` is the store of
+    the mini-program's users (``from_auth`` gives the auth's): a web user with a
+    ``unionid`` is linked to the mini-program user with the same one.
     """
 
     def __init__(
@@ -314,6 +323,7 @@ class WebLogin:
         refresh_margin: int = 60,
         lang: Lang = "zh_CN",
         on_error: Callable[[WaferError, str], WebAnswer] = error_page,
+        users: SessionStore | None = None,
     ) -> None:
         self.config = config = config or WaferConfig()
         if not callback_path.startswith("/"):
@@ -348,6 +358,8 @@ class WebLogin:
         self.refresh_margin = refresh_margin
         self.lang: Lang = lang
         self.on_error = on_error
+        #: The mini-program's users, for :attr:`WebUser.linked_user` (None: no linking).
+        self.users = users
         # The appid in the salt: a state of another official account sharing the keys fails.
         self.states = OAuthStateSigner(
             keys, max_age=state_max_age, clock=clock, salt=f"wafer_py.oauth-state:{oauth.appid}"
@@ -360,6 +372,7 @@ class WebLogin:
         options.setdefault("secret_box", auth.secrets)
         options.setdefault("secret_keys", auth._keys)  # the keys auth settled on
         options.setdefault("clock", auth.clock)
+        options.setdefault("users", auth.store)
         return cls(auth.config, store=entry_store(auth.store), **options)
 
     def __repr__(self) -> str:
@@ -540,7 +553,19 @@ class WebLogin:
     def authenticate(
         self, cookie: str | None, *, secure: bool = False
     ) -> tuple[WebUser | None, list[tuple[str, str]]]:
-        """The cookie's user (refreshing an expired access token), and cookie headers."""
+        """The cookie's user (refreshing an expired access token, linked to the
+        mini-program user with its unionid), and cookie headers."""
+        user, headers = self._authenticate(cookie, secure=secure)
+        if user is not None and user.unionid and self.users is not None:
+            found = call_store(self.users.find_users_by_unionid, user.unionid)
+            if found:
+                linked = max(found, key=lambda u: (u.updated_at, u.created_at))
+                user = replace(user, linked_user=linked)
+        return user, headers
+
+    def _authenticate(
+        self, cookie: str | None, *, secure: bool = False
+    ) -> tuple[WebUser | None, list[tuple[str, str]]]:
         user = self._read_cookie(cookie)
         if user is None:
             return None, [self._clear_cookie(secure)] if cookie else []
