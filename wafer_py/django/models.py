@@ -56,7 +56,9 @@ class StoredUser(models.Model):
     """A user of the ``django://`` store (:class:`wafer_py.models.User`)."""
 
     openid: models.CharField[str, str] = models.CharField(max_length=128, primary_key=True)
-    unionid: models.CharField[str | None, str | None] = models.CharField(max_length=128, null=True)
+    unionid: models.CharField[str | None, str | None] = models.CharField(
+        max_length=128, null=True, db_index=True
+    )
     profile: models.TextField[str, str] = models.TextField()  # JSON, as the SQL store keeps it
     created_at: models.FloatField[float, float] = models.FloatField()
     updated_at: models.FloatField[float, float] = models.FloatField()

@@ -192,6 +192,11 @@ class DjangoStore(SessionStore, EntryStore):
         row = self._users().filter(pk=openid).first()
         return None if row is None else self._user(row)
 
+    @_healing
+    def find_users_by_unionid(self, unionid: str) -> list[User]:
+        rows = self._users().filter(unionid=unionid).order_by("created_at", "openid")
+        return [self._user(row) for row in rows]
+
     # -- sessions ---------------------------------------------------------------
     @_healing
     def create_session(self, session: Session) -> None:
@@ -232,6 +237,11 @@ class DjangoStore(SessionStore, EntryStore):
     @_healing
     def touch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         self._sessions().filter(pk=session_id).update(last_seen=last_seen, expires_at=expires_at)
+
+    @_healing
+    def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
+        done = self._sessions().filter(pk=session_id, openid=openid)
+        return bool(done.update(sealed_session_key=sealed_session_key))
 
     @_healing
     def revoke_session(self, session_id: str) -> bool:

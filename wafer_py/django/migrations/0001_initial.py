@@ -54,7 +54,7 @@ class Migration(migrations.Migration):
             name="StoredUser",
             fields=[
                 ("openid", models.CharField(max_length=128, primary_key=True, serialize=False)),
-                ("unionid", models.CharField(max_length=128, null=True)),
+                ("unionid", models.CharField(db_index=True, max_length=128, null=True)),
                 ("profile", models.TextField()),
                 ("created_at", models.FloatField()),
                 ("updated_at", models.FloatField()),
