@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from tests.support.constants import OTHER_APPID, TEST_SECRET, TIMEOUT, TWO_APPS
+from tests.support.constants import OTHER_APPID, TEST_SECRET, TIMEOUT, TWO_APPS, WEB_FRAMEWORKS
 from tests.support.fake_http import confirm_consent, consent_form
 from tests.support.servers import serve_asgi, serve_example, serve_wsgi
 from wafer_py import WaferAuth
@@ -26,6 +26,12 @@ from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
 from wafer_py.web.login import WebLogin, local_path
 
 pytestmark = pytest.mark.fake_apps(TWO_APPS)
+
+
+@pytest.fixture(params=WEB_FRAMEWORKS)
+def framework(request: pytest.FixtureRequest) -> str:
+    """Each example app with the web login page in turn."""
+    return str(request.param)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from tests.support.constants import OTHER_APPID, OTHER_SECRET, TIMEOUT, TWO_APPS
+from tests.support.constants import OTHER_APPID, OTHER_SECRET, TIMEOUT, TWO_APPS, WEB_FRAMEWORKS
 from tests.support.servers import serve_example, serve_wsgi, start_asgi
 from tests.test_weblogin import Browser, assert_error_page, query_of, serve_test_app
 from wafer_py import WaferAuth
@@ -29,6 +29,12 @@ pytestmark = pytest.mark.fake_apps(TWO_APPS)
 
 NONCE = "wafer_web_nonce"
 TOKEN = re.compile(r'name="token" value="([A-Za-z0-9_-]+)"')
+
+
+@pytest.fixture(params=WEB_FRAMEWORKS)
+def framework(request: pytest.FixtureRequest) -> str:
+    """Each example app with the web login page in turn."""
+    return str(request.param)
 
 
 @pytest.fixture

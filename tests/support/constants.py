@@ -23,3 +23,5 @@ TIMEOUT = 10
 #: The example apps, by the framework they are written for ("django" under ASGI,
 #: "django-wsgi" the same project under WSGI).
 FRAMEWORKS = ["starlette", "flask", "django", "django-wsgi"]
+#: The examples with the web page behind official-account OAuth (/web/profile).
+WEB_FRAMEWORKS = ["starlette", "flask"]
