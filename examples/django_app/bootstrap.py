@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TypeVar
 
 import django
@@ -23,9 +24,27 @@ def setup(handler: type[H], auth: WaferAuth | None) -> H:
     django.setup(set_prefix=False)
     with _lock:
         if not _migrated:
-            call_command("migrate", interactive=False, verbosity=0)
+            _off_the_loop(lambda: call_command("migrate", interactive=False, verbosity=0))
             _migrated = True
     if auth is None:
         return handler()
     with override_settings(WAFER_AUTH=auth):
         return handler()
+
+
+def _off_the_loop(call: Callable[[], object]) -> None:
+    """Run ``call`` in a thread of its own and wait: ``uvicorn --factory`` makes the app on
+    its event loop, where Django refuses database calls."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # re-raised in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="django-example-migrate")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
