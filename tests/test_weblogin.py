@@ -323,6 +323,12 @@ def starlette_app(auth: WaferAuth, **options: Any) -> Any:
 def serve_test_app(framework: str, auth: WaferAuth, **options: Any) -> AbstractContextManager[str]:
     if framework == "flask":
         return serve_wsgi(flask_app(auth, **options))
+    if framework.startswith("django"):
+        from tests.django.weburls import django_app
+
+        if framework == "django-wsgi":
+            return serve_wsgi(django_app(auth, wsgi=True, **options))
+        return serve_asgi(django_app(auth, **options))
     return serve_asgi(starlette_app(auth, **options))
 
 

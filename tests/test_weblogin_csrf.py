@@ -210,7 +210,7 @@ def test_bad_confirmations_get_a_4xx_page(base: str, form: dict[str, str]) -> No
     assert_error_page(response, "expired or was already used")
 
 
-def test_a_big_confirmation_body_gets_413(base: str) -> None:
+def test_a_big_confirmation_body_gets_413(base: str, framework: str) -> None:
     body = b"token=" + b"a" * (64 * 1024)
     response = requests.post(
         base + "/wechat/oauth/callback",
@@ -225,7 +225,11 @@ def test_a_big_confirmation_body_gets_413(base: str) -> None:
             yield b"a" * 1024
 
     chunked = requests.post(base + "/wechat/oauth/callback", data=chunks(), timeout=TIMEOUT)
-    assert chunked.status_code == 413
+    if framework == "django-wsgi":
+        # Django under WSGI reads no body without a Content-Length: an empty confirmation
+        assert chunked.status_code == 400
+    else:
+        assert chunked.status_code == 413
     assert CONFIRM_BODY_LIMIT < 64 * 1024
 
 

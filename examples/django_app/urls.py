@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django.urls import path
 
+from wafer_py.django.web import web_urls
+
 from . import views
 
 urlpatterns = [
@@ -14,4 +16,6 @@ urlpatterns = [
     path("weapp/phone", views.weapp_phone),  # wafer_py
     path("weapp/logout", views.weapp_logout),  # wafer_py
     path("api/me", views.api_me),  # wafer_py: behind WAFER_PROTECT = ["/api/"]
+    path("web/profile", views.web_profile),  # wafer_py
+    *web_urls(),  # wafer_py: the OAuth callback, /wechat/oauth/callback
 ]

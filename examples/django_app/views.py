@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -13,6 +15,7 @@ from wafer_py.django import (
     fetch_phone_number,
     login_required,
 )
+from wafer_py.django.web import get_web_user, web_login_required
 
 
 @require_GET
@@ -63,3 +66,23 @@ async def weapp_logout(request: HttpRequest) -> HttpResponse:
     except WaferError as exc:
         return error_response(exc)
     return JsonResponse({"code": 0, "data": {"revoked": revoked}})
+
+
+# --- wafer_py: a web page for WeChat's browser (official-account OAuth) ---------------
+@require_GET
+@web_login_required(scope="snsapi_userinfo")
+def web_profile(request: HttpRequest) -> HttpResponse:
+    user = get_web_user(request)
+    assert user is not None
+    return HttpResponse(profile_page(user.nickname, user.avatar))
+
+
+def profile_page(nickname: str, avatar: str) -> str:
+    """The page a WeChat user sees: nickname and avatar, escaped."""
+    return (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>Profile</title></head><body>"
+        f'<img id="avatar" src="{escape(avatar)}" alt="" width="64" height="64">'
+        f'<h1 id="nickname">{escape(nickname)}</h1></body></html>'
+    )

@@ -102,3 +102,13 @@ def make_demo_auth() -> WaferAuth:
             **{"appid": DEMO_APPID, "app_secret": DEMO_APP_SECRET},
         )
     )
+
+
+def test_a_wrong_web_option_stops_the_project(settings: Any, make_auth: Any) -> None:
+    settings.WAFER_AUTH = make_auth(store_url="memory://")
+    settings.WAFER_WEB = {"public_url": "shop.example.com"}  # no scheme
+    with pytest.raises(ImproperlyConfigured, match="WAFER_WEB: public_url"):
+        WSGIHandler()
+    settings.WAFER_WEB = {"no_such_option": 1}
+    with pytest.raises(ImproperlyConfigured, match="WAFER_WEB"):
+        WSGIHandler()

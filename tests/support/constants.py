@@ -24,4 +24,4 @@ TIMEOUT = 10
 #: "django-wsgi" the same project under WSGI).
 FRAMEWORKS = ["starlette", "flask", "django", "django-wsgi"]
 #: The examples with the web page behind official-account OAuth (/web/profile).
-WEB_FRAMEWORKS = ["starlette", "flask"]
+WEB_FRAMEWORKS = ["starlette", "flask", "django", "django-wsgi"]

@@ -25,8 +25,6 @@ __all__ = ["main"]
 
 #: The module with ``create_app(auth)`` in an example, where it is not ``app``.
 _EXAMPLE_MODULES = {"django": "asgi"}
-#: The examples without the web login page (/web/profile).
-_WITHOUT_WEB_PAGE = {"django"}
 
 
 def _examples_module(framework: str) -> Any:
@@ -127,11 +125,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"wafer_py demo ({args.framework}) on {base}",
         f"  login:          {base}{config.login_path}   (X-WX-Code header)",
         f"  protected:      {base}/weapp/user   (X-WX-Skey, or X-WX-Id + X-WX-Skey)",
-        *(
-            []
-            if args.framework in _WITHOUT_WEB_PAGE
-            else [f"  web page:       {base}/web/profile   (open in a browser: WeChat web OAuth)"]
-        ),
+        f"  web page:       {base}/web/profile   (open in a browser: WeChat web OAuth)",
         f"  session store:  {config.store_url}",
         f"  WeChat API:     {config.api_base}" + ("   (the fake WeChat)" if fake_url else ""),
         f"  AppID:          {config.appid}",

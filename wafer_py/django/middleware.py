@@ -31,6 +31,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.functional import SimpleLazyObject
 
@@ -38,6 +40,7 @@ from ..auth import Authenticated, WaferAuth
 from ..plans import offload
 from ..protocol import RequestState, WaferProtocol, WaferResponse
 from ..users import ANONYMOUS_USER, AnonymousUser, WaferUser
+from ..web.login import WebLogin
 from ..wsgi import client_check, wafer_headers
 from .conf import wafer_auth, wafer_protect
 
@@ -48,6 +51,8 @@ __all__ = ["WaferMiddleware", "WaferHttpRequest", "wafer_response", "AUTH_ATTRIB
 
 #: The request attribute where the middleware leaves its auth, for the helpers.
 AUTH_ATTRIBUTE = "_wafer_auth"
+#: The request attribute holding the middleware's web login maker (wafer_py.django.web).
+WEB_ATTRIBUTE = "_wafer_web"
 #: Statuses from a view that become the invalid-session answer without a valid session.
 CHALLENGE_STATUSES = frozenset({401, 403})
 
@@ -96,6 +101,10 @@ class WaferMiddleware:
         self.get_response = get_response
         self.auth: WaferAuth = wafer_auth()
         self.protocol = WaferProtocol(self.auth, wafer_protect())
+        self.web_options: dict[str, Any] = dict(getattr(settings, "WAFER_WEB", None) or {})
+        self._web_login: WebLogin | None = None
+        if self.web_options:  # a wrong option stops the project here, not at a first page
+            self.web_login()
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
@@ -133,10 +142,20 @@ class WaferMiddleware:
         get_response: AGetResponse = self.get_response  # type: ignore[assignment]
         return self._challenge(outcome, await get_response(request))
 
+    def web_login(self) -> WebLogin:
+        """The web login (:mod:`wafer_py.django.web`) on this middleware's auth, made once."""
+        if self._web_login is None:
+            try:
+                self._web_login = WebLogin.from_auth(self.auth, **self.web_options)
+            except (TypeError, ValueError) as exc:
+                raise ImproperlyConfigured(f"WAFER_WEB: {exc}") from None
+        return self._web_login
+
     def _annotate(self, request: HttpRequest, state: RequestState) -> None:
         """Leave what the middleware learned on the request (the one place that does)."""
         request.wafer = state  # type: ignore[attr-defined]
         setattr(request, AUTH_ATTRIBUTE, self.auth)
+        setattr(request, WEB_ATTRIBUTE, self.web_login)
         identity = state.identity
         if identity is None:
             request.wafer_user = ANONYMOUS_USER  # type: ignore[attr-defined]
