@@ -112,3 +112,17 @@ def test_a_wrong_web_option_stops_the_project(settings: Any, make_auth: Any) -> 
     settings.WAFER_WEB = {"no_such_option": 1}
     with pytest.raises(ImproperlyConfigured, match="WAFER_WEB"):
         WSGIHandler()
+
+
+def test_the_middleware_before_authentication_stops_the_project(
+    settings: Any, make_auth: Any
+) -> None:
+    settings.WAFER_AUTH = make_auth(store_url="memory://")
+    ours = "wafer_py.django.middleware.WaferMiddleware"
+    auth = "django.contrib.auth.middleware.AuthenticationMiddleware"
+    rest = [m for m in settings.MIDDLEWARE if m not in (ours, auth)]
+    settings.MIDDLEWARE = [*rest, ours, auth]
+    with pytest.raises(ImproperlyConfigured, match=r"after .*AuthenticationMiddleware"):
+        WSGIHandler()
+    settings.MIDDLEWARE = [*rest, auth, ours]
+    WSGIHandler()

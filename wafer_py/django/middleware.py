@@ -87,6 +87,20 @@ def _django_user(identity: Authenticated) -> AbstractBaseUser:
     return get_django_user(identity)
 
 
+_AUTHENTICATION = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+def _check_order(middleware: list[str]) -> None:
+    """Refuse ``AuthenticationMiddleware`` after this one: it would set ``request.user``
+    again, to the Django session's user, and the WeChat login would not show there."""
+    ours = [i for i, name in enumerate(middleware) if name.startswith("wafer_py.django.")]
+    if ours and _AUTHENTICATION in middleware and middleware.index(_AUTHENTICATION) > ours[0]:
+        raise ImproperlyConfigured(
+            "MIDDLEWARE: put wafer_py.django.middleware.WaferMiddleware after "
+            "django.contrib.auth.middleware.AuthenticationMiddleware"
+        )
+
+
 class WaferMiddleware:
     """Django middleware, sync and async capable (Django picks the mode of the chain).
 
@@ -98,6 +112,7 @@ class WaferMiddleware:
     async_capable = True
 
     def __init__(self, get_response: GetResponse | AGetResponse) -> None:
+        _check_order(settings.MIDDLEWARE)
         self.get_response = get_response
         self.auth: WaferAuth = wafer_auth()
         self.protocol = WaferProtocol(self.auth, wafer_protect())
