@@ -39,12 +39,18 @@ class Async(Sync):
         self.client = AsyncClient(**options)  # type: ignore[assignment]
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> Any:
-        return async_to_sync(self.client.get)(path, headers=headers or {})
+        async def get() -> Any:
+            return await self.client.get(path, headers=headers or {})
+
+        return async_to_sync(get)()
 
     def post(self, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Any:
-        return async_to_sync(self.client.post)(
-            path, body, content_type="application/json", headers=headers or {}
-        )
+        async def post() -> Any:
+            return await self.client.post(
+                path, body, content_type="application/json", headers=headers or {}
+            )
+
+        return async_to_sync(post)()
 
 
 @pytest.fixture(params=[Sync, Async], ids=["sync", "async"])
