@@ -14,7 +14,10 @@ from pathlib import Path
 # A throwaway key for a throwaway project: set DJANGO_SECRET_KEY in a real one.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "example-only-" + os.urandom(16).hex()
 DEBUG = False
-ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+# Loopback only, as the demo serves; DJANGO_ALLOWED_HOSTS (comma-separated) adds names.
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"] + [
+    host.strip() for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",") if host.strip()
+]
 
 INSTALLED_APPS = [
     "django.contrib.auth",
