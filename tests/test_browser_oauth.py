@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.support.ci import skip_or_fail
+from tests.support.constants import WEB_FRAMEWORKS
 from tests.support.servers import serve_example
 from wafer_py import WaferAuth
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
@@ -36,7 +37,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-FRAMEWORKS = ["starlette", "flask"]
+FRAMEWORKS = WEB_FRAMEWORKS
 NOT_LOOPBACK = re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*")
 
 

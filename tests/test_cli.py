@@ -59,7 +59,7 @@ def running(
         proc.wait(15)
 
 
-@pytest.mark.parametrize("framework", ["starlette", "flask"])
+@pytest.mark.parametrize("framework", ["starlette", "flask", "django"])
 def test_demo_prints_a_recipe_that_works(framework: str, tmp_path: Path) -> None:
     port = _free_port()
     env = {k: "" for k in os.environ if k.startswith("WAFER_")}

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from tests.support.constants import OTHER_APPID, TEST_SECRET, TIMEOUT, TWO_APPS
+from tests.support.constants import OTHER_APPID, TEST_SECRET, TIMEOUT, TWO_APPS, WEB_FRAMEWORKS
 from tests.support.fake_http import confirm_consent, consent_form
 from tests.support.servers import serve_asgi, serve_example, serve_wsgi
 from wafer_py import WaferAuth
@@ -26,6 +26,12 @@ from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
 from wafer_py.web.login import WebLogin, WebUser, local_path
 
 pytestmark = pytest.mark.fake_apps(TWO_APPS)
+
+
+@pytest.fixture(params=WEB_FRAMEWORKS)
+def framework(request: pytest.FixtureRequest) -> str:
+    """Each example app with the web login page in turn."""
+    return str(request.param)
 
 
 @pytest.fixture
@@ -355,6 +361,12 @@ def starlette_app(auth: WaferAuth, **options: Any) -> Any:
 def serve_test_app(framework: str, auth: WaferAuth, **options: Any) -> AbstractContextManager[str]:
     if framework == "flask":
         return serve_wsgi(flask_app(auth, **options))
+    if framework.startswith("django"):
+        from tests.django.weburls import django_app
+
+        if framework == "django-wsgi":
+            return serve_wsgi(django_app(auth, wsgi=True, **options))
+        return serve_asgi(django_app(auth, **options))
     return serve_asgi(starlette_app(auth, **options))
 
 

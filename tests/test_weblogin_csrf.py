@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from tests.support.constants import OTHER_APPID, OTHER_SECRET, TIMEOUT, TWO_APPS
+from tests.support.constants import OTHER_APPID, OTHER_SECRET, TIMEOUT, TWO_APPS, WEB_FRAMEWORKS
 from tests.support.servers import serve_example, serve_wsgi, start_asgi
 from tests.test_weblogin import Browser, assert_error_page, query_of, serve_test_app
 from wafer_py import WaferAuth
@@ -29,6 +29,12 @@ pytestmark = pytest.mark.fake_apps(TWO_APPS)
 
 NONCE = "wafer_web_nonce"
 TOKEN = re.compile(r'name="token" value="([A-Za-z0-9_-]+)"')
+
+
+@pytest.fixture(params=WEB_FRAMEWORKS)
+def framework(request: pytest.FixtureRequest) -> str:
+    """Each example app with the web login page in turn."""
+    return str(request.param)
 
 
 @pytest.fixture
@@ -204,7 +210,7 @@ def test_bad_confirmations_get_a_4xx_page(base: str, form: dict[str, str]) -> No
     assert_error_page(response, "expired or was already used")
 
 
-def test_a_big_confirmation_body_gets_413(base: str) -> None:
+def test_a_big_confirmation_body_gets_413(base: str, framework: str) -> None:
     body = b"token=" + b"a" * (64 * 1024)
     response = requests.post(
         base + "/wechat/oauth/callback",
@@ -219,7 +225,11 @@ def test_a_big_confirmation_body_gets_413(base: str) -> None:
             yield b"a" * 1024
 
     chunked = requests.post(base + "/wechat/oauth/callback", data=chunks(), timeout=TIMEOUT)
-    assert chunked.status_code == 413
+    if framework == "django-wsgi":
+        # Django under WSGI reads no body without a Content-Length: an empty confirmation
+        assert chunked.status_code == 400
+    else:
+        assert chunked.status_code == 413
     assert CONFIRM_BODY_LIMIT < 64 * 1024
 
 

@@ -1,6 +1,11 @@
-"""Django settings of the Django tests: SQLite in a scratch file, and the shared
-PostgreSQL server as the ``pg`` alias when it answers (a database of the run's own,
-dropped at its end)."""
+"""Django settings of the whole test run: the example project's own, plus what the tests
+of the WeChat account, its admin, DRF and the ``django://`` store need (the admin and its
+messages, DRF, SQLite with a lock wait, and the shared PostgreSQL server as the ``pg``
+alias when it answers: a database of the run's own, dropped at its end).
+
+One settings module for the run: Django is set up once per process, and the e2e tests
+serve the example project in the same process.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +14,25 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from examples.django_app.settings import *  # noqa: F403
+from examples.django_app.settings import INSTALLED_APPS, MIDDLEWARE
 from tests.support import services
 
-_SCRATCH = Path(tempfile.mkdtemp(prefix="wafer-django-"))
+_SCRATCH = Path(tempfile.mkdtemp(prefix="wafer-django-tests-"))
 
-SECRET_KEY = secrets.token_hex(32)
-DEBUG = False
-USE_TZ = True
-ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost", "[::1]"]
 INSTALLED_APPS = [
-    "django.contrib.contenttypes",
-    "django.contrib.auth",
-    "django.contrib.sessions",
+    *INSTALLED_APPS[:-1],
     "django.contrib.messages",
     "django.contrib.admin",
     "rest_framework",
-    "wafer_py.django",
+    INSTALLED_APPS[-1],  # wafer_py.django
 ]
+_AUTH = MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware")
 MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    *MIDDLEWARE[: _AUTH + 1],
     "django.contrib.messages.middleware.MessageMiddleware",
+    *MIDDLEWARE[_AUTH + 1 :],
 ]
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
@@ -48,8 +51,6 @@ TEMPLATES = [
         },
     }
 ]
-ROOT_URLCONF = "tests.django.urls"
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Threads of the store contract suite write at once: they wait for SQLite's lock.
 DATABASES: dict[str, dict[str, object]] = {
     "default": {
@@ -70,7 +71,6 @@ if services._answers("postgres") is None:
         "PORT": _pg.port or 5432,
         "TEST": {"NAME": "test_wafer_dj_" + secrets.token_hex(4)},
     }
-WAFER_APPID = "wx1234567890abcdef"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["wafer_py.django.drf.WaferAuthentication"],
     "EXCEPTION_HANDLER": "wafer_py.django.drf.wafer_exception_handler",

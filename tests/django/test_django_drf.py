@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
+from tests.django.conftest import APPID
 from wafer_py import WaferAuth, WaferConfig
 from wafer_py.answers import ERR_INVALID_SESSION
 from wafer_py.auth import LoginResult
@@ -25,7 +26,7 @@ from wafer_py.protocol import MAGIC_ID, RequestState
 from wafer_py.stores import MemoryStore
 from wafer_py.wechat.client import Code2Session
 
-APPID = "wx1234567890abcdef"
+pytestmark = pytest.mark.usefixtures("wafer_appid")  # WAFER_APPID, the account's appid
 SESSION_KEY = "c2Vzc2lvbmtleTEyMzQ1Ng=="
 factory = APIRequestFactory()
 

@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connections
 from django.test import Client, RequestFactory, override_settings
 
+from tests.django.conftest import APPID
 from wafer_py.auth import Authenticated
 from wafer_py.django import backends
 from wafer_py.django.admin import mask_phone
@@ -21,7 +22,8 @@ from wafer_py.django.models import WeChatAccount
 from wafer_py.models import User
 from wafer_py.testing import make_session, run_threads
 
-APPID = "wx1234567890abcdef"
+# WAFER_APPID set for every test (the account's appid); the admin's URLs for its test.
+pytestmark = pytest.mark.usefixtures("wafer_appid")
 
 
 def identity(openid: str = "o-alice", **user: Any) -> Authenticated:
@@ -161,6 +163,7 @@ def test_mask_phone() -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.urls("tests.django.adminurls")
 def test_admin_masks_the_phone_and_searches(admin_client: Client) -> None:
     get_django_user(identity(unionid="u-search", phone="+8613812345678"))
     get_django_user(identity("o-bob", profile={"nickName": "Bob"}))

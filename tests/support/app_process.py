@@ -1,8 +1,9 @@
 """The example apps as real server processes, configured by ``WAFER_*`` variables only.
 
 This is how a deployment runs them: ``uvicorn examples.starlette_app.app:create_app
---factory`` and ``gunicorn 'examples.flask_app.app:create_app()'``, each process with its
-own port, all sharing one store.
+--factory`` and ``gunicorn 'examples.flask_app.app:create_app()'`` (the Django example:
+``uvicorn`` for "django", ``gunicorn examples.django_app.wsgi:application`` for
+"django-wsgi"), each process with its own port, all sharing one store.
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ class AppProcess:
 
 
 def _command(framework: str, port: int, threads: int = 8) -> list[str]:
-    if framework == "flask":
+    wsgi_apps = {
+        "flask": "examples.flask_app.app:create_app()",
+        "django-wsgi": "examples.django_app.wsgi:application",
+    }
+    if framework in wsgi_apps:
         return [
             sys.executable,
             "-m",
@@ -52,13 +57,14 @@ def _command(framework: str, port: int, threads: int = 8) -> list[str]:
             str(threads),
             "--bind",
             f"127.0.0.1:{port}",
-            "examples.flask_app.app:create_app()",
+            wsgi_apps[framework],
         ]
+    asgi_app = {"django": "examples.django_app.asgi"}.get(framework, "examples.starlette_app.app")
     return [
         sys.executable,
         "-m",
         "uvicorn",
-        "examples.starlette_app.app:create_app",
+        f"{asgi_app}:create_app",
         "--factory",
         "--host",
         "127.0.0.1",

@@ -20,5 +20,8 @@ DEMO_ENV = {"WAFER_APPID": DEMO_APPID, "WAFER_APP_SECRET": DEMO_APP_SECRET}
 DEMO_APP = {"appid": DEMO_APPID, "app_secret": DEMO_APP_SECRET}
 #: Seconds an HTTP request of a test may take.
 TIMEOUT = 10
-#: The example apps, by the framework they are written for.
-FRAMEWORKS = ["starlette", "flask"]
+#: The example apps, by the framework they are written for ("django" under ASGI,
+#: "django-wsgi" the same project under WSGI).
+FRAMEWORKS = ["starlette", "flask", "django", "django-wsgi"]
+#: The examples with the web page behind official-account OAuth (/web/profile).
+WEB_FRAMEWORKS = ["starlette", "flask", "django", "django-wsgi"]

@@ -184,6 +184,14 @@ def serve_example(framework: str, auth: WaferAuth) -> AbstractContextManager[str
         from examples.flask_app.app import create_app as create_flask
 
         return serve_wsgi(create_flask(auth))
+    if framework == "django":
+        from examples.django_app.asgi import create_app as create_django_asgi
+
+        return serve_asgi(create_django_asgi(auth))
+    if framework == "django-wsgi":
+        from examples.django_app.wsgi import create_app as create_django_wsgi
+
+        return serve_wsgi(create_django_wsgi(auth))
     from examples.starlette_app.app import create_app as create_starlette
 
     return serve_asgi(create_starlette(auth))

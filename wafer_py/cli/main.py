@@ -23,16 +23,23 @@ from . import migrate, sessions, token
 __all__ = ["main"]
 
 
+#: The module with ``create_app(auth)`` in an example, where it is not ``app``.
+_EXAMPLE_MODULES = {"django": "asgi"}
+
+
 def _examples_module(framework: str) -> Any:
     """Import an example app: the checkout's ``examples/`` package."""
     import importlib
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    if (root / "examples" / f"{framework}_app" / "app.py").exists() and str(root) not in sys.path:
+    module = _EXAMPLE_MODULES.get(framework, "app")  # Django's: its project's ASGI module
+    if (root / "examples" / f"{framework}_app" / f"{module}.py").exists() and (
+        str(root) not in sys.path
+    ):
         sys.path.insert(0, str(root))
     try:
-        return importlib.import_module(f"examples.{framework}_app.app")
+        return importlib.import_module(f"examples.{framework}_app.{module}")
     except ImportError as exc:
         raise SystemExit(
             f"wafer-py demo: cannot load the {framework} example ({exc}). Run it from a "
@@ -191,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="serve an example app with the fake WeChat")
-    demo.add_argument("--framework", choices=("starlette", "flask"), default="starlette")
+    demo.add_argument("--framework", choices=("starlette", "flask", "django"), default="starlette")
     demo.add_argument(
         "--host", default="127.0.0.1", help="the app's address (its fake WeChat: 127.0.0.1)"
     )

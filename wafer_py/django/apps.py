@@ -1,4 +1,4 @@
-"""The Django app of wafer_py (``INSTALLED_APPS = [..., "wafer_py.django"]``)."""
+"""The Django app ``wafer_py.django`` (add it to ``INSTALLED_APPS`` and run ``migrate``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from django.apps import AppConfig
 
 
 class WaferAppConfig(AppConfig):
-    """Its models (the WeChat account, the ``django://`` store's tables) and commands."""
+    """wafer_py's models (the WeChat account, the ``django://`` store's tables), admin and
+    management commands; the settings are checked by the middleware when Django builds
+    its chain."""
 
     name = "wafer_py.django"
     label = "wafer_py_django"
-    verbose_name = "Wafer (WeChat login)"
+    verbose_name = "WeChat login (wafer_py)"
     default_auto_field = "django.db.models.BigAutoField"
