@@ -1,12 +1,6 @@
-"""``request.user``: the Django user linked to the WeChat account, made lazily.
-
-It needs ``wafer_py.django.backends`` (the model and ``get_django_user``, built in parallel
-with the adapter): until that module is there, these tests skip saying so.
-"""
+"""``request.user``: the Django user linked to the WeChat account, made lazily."""
 
 from __future__ import annotations
-
-import importlib.util
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -15,17 +9,7 @@ from tests.django.test_django_middleware import Async, Sync, login
 from wafer_py import WaferAuth
 from wafer_py.fakewechat import FakeWeChat
 
-HAS_BACKENDS = importlib.util.find_spec("wafer_py.django.backends") is not None
-
-pytestmark = [
-    pytest.mark.urls("tests.django.urls"),
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not HAS_BACKENDS,
-        reason="wafer_py.django.backends (get_django_user, the WeChatAccount model) is not "
-        "merged yet: request.user cannot be linked without it",
-    ),
-]
+pytestmark = [pytest.mark.urls("tests.django.urls"), pytest.mark.django_db(transaction=True)]
 
 
 def test_request_user_is_the_linked_django_user_made_on_first_use(

@@ -76,15 +76,16 @@ def wafer_response(answer: WaferResponse) -> HttpResponse:
     return response
 
 
-def _django_user(identity: Authenticated) -> AbstractBaseUser:
-    """The Django user linked to the WeChat account (made on a first login).
+def _django_user(identity: Authenticated, appid: str) -> AbstractBaseUser:
+    """The Django user linked to the WeChat account ``appid`` + the identity's openid (made
+    on a first login); ``appid`` is the middleware's ``WaferAuth``'s, which logged it in.
 
     :mod:`wafer_py.django.backends` imports the models: it is imported on first use only,
     so a request that never touches ``request.user`` costs nothing more.
     """
     backends = importlib.import_module(".backends", __package__)
-    get_django_user: Callable[[Authenticated], AbstractBaseUser] = backends.get_django_user
-    return get_django_user(identity)
+    get_django_user: Callable[..., AbstractBaseUser] = backends.get_django_user
+    return get_django_user(identity, appid=appid)
 
 
 _AUTHENTICATION = "django.contrib.auth.middleware.AuthenticationMiddleware"
@@ -176,7 +177,7 @@ class WaferMiddleware:
             request.wafer_user = ANONYMOUS_USER  # type: ignore[attr-defined]
             return
         request.wafer_user = WaferUser(identity)  # type: ignore[attr-defined]
-        linked = functools.cache(functools.partial(_django_user, identity))
+        linked = functools.cache(functools.partial(_django_user, identity, self.auth.config.appid))
         request.user = SimpleLazyObject(linked)  # type: ignore[assignment]
 
         async def auser() -> AbstractBaseUser:  # Django 5's await request.auser()
@@ -191,5 +192,9 @@ class WaferMiddleware:
         """The view's response, or the invalid-session answer in place of its 401/403."""
         if state.identity is not None or response.status_code not in CHALLENGE_STATUSES:
             return response
-        response.close()
+        if response.streaming:
+            # Its iterator may hold a file. (A plain response is dropped without close():
+            # that sends request_finished, which would close the database connections in
+            # the middle of the request, inside an atomic block too.)
+            response.close()
         return wafer_response(state.challenge())
