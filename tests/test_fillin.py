@@ -19,6 +19,7 @@ from PIL import ExifTags
 from PIL import Image as PILImage
 
 from tests.support import services
+from tests.support.constants import FRAMEWORKS
 from tests.support.servers import serve_example
 from wafer_py import Credentials, WaferAuth, WaferConfig
 from wafer_py.avatars import (
@@ -268,10 +269,10 @@ def test_the_async_cap_stops_at_the_limit() -> None:
     assert len(asyncio.run(drain())) == 2
 
 
-# ------------------------------------------------------------------ both examples over HTTP
+# ------------------------------------------------------------------ every example over HTTP
 
 
-@pytest.fixture(params=["starlette", "flask"])
+@pytest.fixture(params=FRAMEWORKS)
 def served(
     request: pytest.FixtureRequest, make_auth: Callable[..., WaferAuth]
 ) -> Iterator[tuple[str, WaferAuth]]:
@@ -510,7 +511,7 @@ def test_nicknames_go_to_wechats_content_check_only_when_asked(
     assert fake.calls[MSG_SEC_CHECK] == 3
 
 
-@pytest.mark.parametrize("framework", ["starlette", "flask"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_a_risky_nickname_is_refused_over_http(
     framework: str, make_auth: Callable[..., WaferAuth], fake: FakeWeChat
 ) -> None:

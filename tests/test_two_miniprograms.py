@@ -41,9 +41,32 @@ def serve_two(framework: str, auth_a: WaferAuth, auth_b: WaferAuth) -> AbstractC
                 NotFound(), {"/a": create_flask(auth_a), "/b": create_flask(auth_b)}
             )
         )
+    if framework == "django-wsgi":
+        from werkzeug.exceptions import NotFound
+        from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+        from examples.django_app.wsgi import create_app as create_django_wsgi
+
+        # One Django handler per mini-program, each with its WAFER_AUTH; Django reads its
+        # prefix from SCRIPT_NAME.
+        return serve_wsgi(
+            DispatcherMiddleware(
+                NotFound(), {"/a": create_django_wsgi(auth_a), "/b": create_django_wsgi(auth_b)}
+            )
+        )
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
+    if framework == "django":
+        from examples.django_app.asgi import create_app as create_django
+
+        # Django reads its prefix from the ASGI root_path a Mount sets: each handler routes
+        # (and logs in) on the path without it, as under WSGI.
+        return serve_asgi(
+            Starlette(
+                routes=[Mount("/a", create_django(auth_a)), Mount("/b", create_django(auth_b))]
+            )
+        )
     from examples.starlette_app.app import create_app as create_starlette
 
     return serve_asgi(

@@ -14,6 +14,9 @@ urlpatterns = [
     path("health", views.health),
     path("weapp/user", views.weapp_user),  # wafer_py
     path("weapp/phone", views.weapp_phone),  # wafer_py
+    path("weapp/profile", views.weapp_profile),  # wafer_py
+    path("weapp/avatar", views.weapp_avatar),  # wafer_py
+    path("weapp/avatar/<str:key>", views.weapp_avatar_image),  # wafer_py: public
     path("weapp/logout", views.weapp_logout),  # wafer_py
     path("api/me", views.api_me),  # wafer_py: behind WAFER_PROTECT = ["/api/"]
     path("web/profile", views.web_profile),  # wafer_py

@@ -30,6 +30,12 @@ __all__ = [
     "error_response",
     "fetch_phone_number",
     "afetch_phone_number",
+    "set_profile",
+    "aset_profile",
+    "upload_avatar",
+    "aupload_avatar",
+    "avatar_response",
+    "aavatar_response",
     "revoke_session",
     "arevoke_session",
 ]
@@ -38,12 +44,18 @@ if TYPE_CHECKING:
     from .decorators import login_required
     from .middleware import WaferHttpRequest, WaferMiddleware
     from .views import (
+        aavatar_response,
         afetch_phone_number,
         arevoke_session,
+        aset_profile,
+        aupload_avatar,
+        avatar_response,
         error_response,
         fetch_phone_number,
         get_current_user,
         revoke_session,
+        set_profile,
+        upload_avatar,
         wafer_state,
     )
 

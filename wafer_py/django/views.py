@@ -1,20 +1,26 @@
 """Helpers for Django views: the same names and signatures as :mod:`wafer_py.flask` and
 :mod:`wafer_py.starlette`, with the request first (as in Starlette).
 
-``fetch_phone_number`` and ``revoke_session`` block (call them from ``def`` views);
-``afetch_phone_number`` and ``arevoke_session`` are the same for ``async def`` views
-(Django's ``a`` prefix), whose blocking calls run in a worker thread.
+``fetch_phone_number``, ``set_profile``, ``upload_avatar``, ``avatar_response`` and
+``revoke_session`` block (call them from ``def`` views); ``afetch_phone_number``,
+``aset_profile``, ``aupload_avatar``, ``aavatar_response`` and ``arevoke_session`` are the
+same for ``async def`` views (Django's ``a`` prefix), whose blocking calls run in a worker
+thread.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any, cast
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from ..auth import Authenticated, WaferAuth
-from ..body import MAX_JSON_BODY, check_length, read_limited
-from ..exceptions import MissingCredentials, WaferError
+from ..avatars import AVATAR_PATH, AvatarStore, serve_headers
+from ..body import MAX_AVATAR_BODY, MAX_JSON_BODY, CappedReader, check_length, read_limited
+from ..exceptions import BadBody, BodyTooLarge, MissingCredentials, WaferError
+from ..fillin import default_avatar_store, profile_from_body, save_avatar
 from ..models import User
 from ..plans import offload
 from ..protocol import ANONYMOUS, RequestState
@@ -28,6 +34,12 @@ __all__ = [
     "error_response",
     "fetch_phone_number",
     "afetch_phone_number",
+    "set_profile",
+    "aset_profile",
+    "upload_avatar",
+    "aupload_avatar",
+    "avatar_response",
+    "aavatar_response",
     "revoke_session",
     "arevoke_session",
 ]
@@ -105,6 +117,142 @@ async def afetch_phone_number(
     identity, code = _phone_code(request, code)
     auth = auth or _middleware_auth(request, "fetch_phone_number")
     return await offload(auth.fetch_phone_number, identity, code)
+
+
+def set_profile(request: HttpRequest, *, auth: WaferAuth | None = None) -> User:
+    """Store the nickname (and avatar URL) the user filled in; return the updated user.
+
+    Reads the request's JSON body ``{"nickName": ..., "avatarUrl"?: ...}`` (at most
+    :data:`~wafer_py.body.MAX_JSON_BODY` bytes) and checks it (:mod:`wafer_py.fillin`).
+    Raises a :class:`~wafer_py.exceptions.WaferError` (``InvalidProfile``, no session...):
+    answer it with :func:`error_response`.
+    """
+    identity = wafer_state(request).identity
+    if identity is None:
+        raise MissingCredentials()
+    auth = auth or _middleware_auth(request, "set_profile")
+    nickname, avatar_url = profile_from_body(_read_body(request, MAX_JSON_BODY))
+    prefix = _avatar_prefix(request)
+    return auth.set_profile(identity, nickname, avatar_url, own_avatar_prefix=prefix).user
+
+
+async def aset_profile(request: HttpRequest, *, auth: WaferAuth | None = None) -> User:
+    """:func:`set_profile` for ``async def`` views (the store is called in a worker thread)."""
+    return await offload(set_profile, request, auth=auth)
+
+
+def upload_avatar(
+    request: HttpRequest, *, store: AvatarStore | None = None, auth: WaferAuth | None = None
+) -> str:
+    """Take the image of the request's ``multipart/form-data`` field ``avatar`` (what
+    ``wx.uploadFile({name: "avatar"})`` sends), store it cleaned, make it the user's
+    ``avatarUrl`` and return that URL.
+
+    The body is parsed by Django's ``MultiPartParser`` as it is read from the request's
+    stream, refused past :data:`~wafer_py.body.MAX_AVATAR_BODY` (413: by its
+    Content-Length first, then while reading, whatever Django's upload settings say); an
+    image that is no PNG/JPEG/WebP/GIF is refused (415); its metadata is dropped
+    (:func:`~wafer_py.avatars.clean_image`). ``store`` defaults to the session store's
+    entries (:class:`~wafer_py.avatars.EntryAvatarStore`).
+    """
+    identity = wafer_state(request).identity
+    if identity is None:
+        raise MissingCredentials()
+    auth = auth or _middleware_auth(request, "upload_avatar")
+    data = _uploaded_file(request, "avatar")
+    return save_avatar(auth, identity, data, own_prefix=_avatar_prefix(request), store=store)
+
+
+async def aupload_avatar(
+    request: HttpRequest, *, store: AvatarStore | None = None, auth: WaferAuth | None = None
+) -> str:
+    """:func:`upload_avatar` for ``async def`` views (parsing, Pillow and the store run in
+    a worker thread). Under ASGI, Django's handler has received the body before the view
+    runs (spooled to a temporary file past ``FILE_UPLOAD_MAX_MEMORY_SIZE``); the cap
+    still holds for what is parsed."""
+    return await offload(upload_avatar, request, store=store, auth=auth)
+
+
+def avatar_response(
+    request: HttpRequest,
+    key: str,
+    *,
+    store: AvatarStore | None = None,
+    auth: WaferAuth | None = None,
+) -> HttpResponse:
+    """The stored avatar ``key`` as a response (strict type, ``nosniff``, cached for a
+    year); raises ``AvatarNotFound`` (404) for a key that is not there. Needs no session
+    (``<image src>`` loads it without the session headers)."""
+    avatars = store or default_avatar_store(auth or _middleware_auth(request, "avatar_response"))
+    data, content_type = avatars.get(key)
+    response = HttpResponse(data, status=200)
+    for name, value in serve_headers(content_type):
+        response[name] = value
+    return response
+
+
+async def aavatar_response(
+    request: HttpRequest,
+    key: str,
+    *,
+    store: AvatarStore | None = None,
+    auth: WaferAuth | None = None,
+) -> HttpResponse:
+    """:func:`avatar_response` for ``async def`` views (the store is called in a worker
+    thread)."""
+    return await offload(avatar_response, request, key, store=store, auth=auth)
+
+
+def _avatar_prefix(request: HttpRequest) -> str:
+    script = request.META.get("SCRIPT_NAME", "")
+    return f"{request.scheme}://{request.get_host()}{script}{AVATAR_PATH}"
+
+
+def _uploaded_file(request: HttpRequest, field: str) -> bytes:
+    """The bytes of the multipart file ``field``, read through Django's streaming parser
+    from the request's stream, capped at :data:`~wafer_py.body.MAX_AVATAR_BODY`."""
+    from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+    from django.core.files.uploadhandler import (
+        MemoryFileUploadHandler,
+        TemporaryFileUploadHandler,
+    )
+    from django.http.multipartparser import MultiPartParser, MultiPartParserError
+
+    length = request.META.get("CONTENT_LENGTH") or None
+    check_length(length, MAX_AVATAR_BODY)
+    if request.content_type != "multipart/form-data":
+        raise BadBody(f"expected multipart/form-data with the file in the field {field!r}")
+    meta, stream = request.META, request
+    if length is None:
+        # No Content-Length (chunked): Django's parser reads nothing without one, so it is
+        # given the cap as the length and the body the server de-chunked (WSGI), or the one
+        # Django's ASGI handler received; the capped reader refuses it past the cap.
+        meta = {**request.META, "CONTENT_LENGTH": str(MAX_AVATAR_BODY + 1)}
+        if request.META.get("wsgi.input_terminated"):
+            stream = request.META["wsgi.input"]
+    handlers = [MemoryFileUploadHandler(request), TemporaryFileUploadHandler(request)]
+    try:
+        parser = MultiPartParser(
+            meta,
+            cast("Any", CappedReader(stream, MAX_AVATAR_BODY)),  # the parser only read()s
+            handlers,
+            request.encoding or settings.DEFAULT_CHARSET,
+        )
+        _, files = parser.parse()
+    except RequestDataTooBig:
+        raise BodyTooLarge(f"the request body is larger than {MAX_AVATAR_BODY} bytes") from None
+    except (MultiPartParserError, SuspiciousOperation, ValueError):
+        raise BadBody("the multipart body is malformed") from None
+    try:
+        upload = files.get(field)
+        if upload is None:
+            raise BadBody(f"no file in the field {field!r}")
+        data: bytes = upload.read(MAX_AVATAR_BODY + 1)
+        return data
+    finally:
+        for _, uploads in files.lists():
+            for each in uploads:
+                each.close()
 
 
 def revoke_session(request: HttpRequest, *, auth: WaferAuth | None = None) -> bool:
