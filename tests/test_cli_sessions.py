@@ -316,3 +316,22 @@ def test_a_password_in_the_store_url_is_masked(tmp_path: Path) -> None:
     result = wafer("nosuch://admin:hunter2@db.internal/x", "sessions", "stats")
     line = one_line_failure(result)
     assert "hunter2" not in line and "admin:***@db.internal" in line
+
+
+def test_commands_run_in_process_leave_the_log_level_as_it_was(tmp_path: Path) -> None:
+    """The CLI quiets wafer_py's store logs while a command runs, and puts the level back:
+    Django's management commands run the same actions in a process that goes on (a level
+    left at CRITICAL silenced every later warning of that process)."""
+    import logging
+
+    from wafer_py.cli.main import main
+
+    logger = logging.getLogger("wafer_py")
+    before = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        url = f"sqlite:///{tmp_path / 'absent.db'}"
+        assert main(["sessions", "stats", "--store", url]) == 2
+        assert logger.level == logging.WARNING
+    finally:
+        logger.setLevel(before)

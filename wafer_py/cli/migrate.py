@@ -67,9 +67,13 @@ def add_parser(sub: Any) -> None:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Run ``migrate-wafer``."""
+    with quiet_store_logs():
+        return _migrate(args)
+
+
+def _migrate(args: argparse.Namespace) -> int:
     from ..stores import MemoryStore
 
-    quiet_store_logs()
     url = store_url(args)
     read = 0
     try:

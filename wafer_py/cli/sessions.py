@@ -21,7 +21,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ __all__ = [
     "one_line",
     "open_cli_store",
     "quiet_store_logs",
+    "wafer_log_level",
     "sqlite_file",
     "store_failed",
     "store_url",
@@ -99,9 +101,22 @@ def store_failed(exc: WaferError, url: str) -> str:
     return f"the session store {redact_url(url)} failed: {' '.join(detail.split())}"
 
 
-def quiet_store_logs() -> None:
+@contextmanager
+def wafer_log_level(level: int) -> Iterator[None]:
+    """The ``wafer_py`` logger at ``level`` while a command runs, restored after: the
+    Django management commands run these actions in a process that goes on."""
+    logger = logging.getLogger("wafer_py")
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+def quiet_store_logs() -> AbstractContextManager[None]:
     # The store logs outages for servers ("answering 503"); here the error is the output.
-    logging.getLogger("wafer_py").setLevel(logging.CRITICAL)
+    return wafer_log_level(logging.CRITICAL)
 
 
 # -- wafer-py sessions -----------------------------------------------------------------
@@ -160,7 +175,11 @@ def _positive(text: str) -> int:
 
 def cmd_sessions(args: argparse.Namespace) -> int:
     """Run one ``sessions`` action on the store."""
-    quiet_store_logs()
+    with quiet_store_logs():
+        return _sessions(args)
+
+
+def _sessions(args: argparse.Namespace) -> int:
     url = store_url(args)
     try:
         file = sqlite_file(url)

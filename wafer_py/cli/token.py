@@ -22,6 +22,7 @@ from typing import Any
 from ..config import WaferConfig
 from ..exceptions import WaferError
 from ..wechat.tokens import DEFAULT_GAP, AccessTokenCache
+from .sessions import wafer_log_level
 
 __all__ = ["add_actions", "add_parser", "cmd_token", "mask_token"]
 
@@ -82,10 +83,14 @@ def add_actions(actions: Any) -> None:
 def cmd_token(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
     """Run ``token get`` or ``token refresh``; the ``WAFER_*`` names from ``environ``
     (default: the environment)."""
+    with wafer_log_level(logging.INFO if args.verbose else logging.CRITICAL):
+        return _token(args, environ)
+
+
+def _token(args: argparse.Namespace, environ: Mapping[str, str] | None) -> int:
     from ..stores import entry_store, open_store
     from ..wechat.client import WeChatClient
 
-    logging.getLogger("wafer_py").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
     config = WaferConfig.from_env(environ)
     try:
         store = open_store(config.store_url)
