@@ -168,30 +168,19 @@ class WaferConfig:
         for name, attr in text.items():
             if env.get(name):
                 values[attr] = env[name]
-        for name, attr in (
-            ("WAFER_SESSION_TTL", "session_ttl"),
-            ("WAFER_SESSION_MAX_AGE", "session_max_age"),
+        # Numbers: (variable, field, type, what a wrong value must be).
+        for name, attr, kind, what in (
+            ("WAFER_SESSION_TTL", "session_ttl", int, "a whole number of seconds"),
+            ("WAFER_SESSION_MAX_AGE", "session_max_age", int, "a whole number of seconds"),
+            ("WAFER_MAX_CONCURRENT_LOGINS", "max_concurrent_logins", int, "a whole number"),
+            ("WAFER_MAX_QUEUED_LOGINS", "max_queued_logins", int, "a whole number"),
+            ("WAFER_LOGIN_TIMEOUT", "login_timeout", float, "a number of seconds"),
         ):
             if env.get(name):
                 try:
-                    values[attr] = int(env[name])
+                    values[attr] = kind(env[name])
                 except ValueError:
-                    raise ValueError(f"{name} must be a whole number of seconds") from None
-        if env.get("WAFER_MAX_CONCURRENT_LOGINS"):
-            try:
-                values["max_concurrent_logins"] = int(env["WAFER_MAX_CONCURRENT_LOGINS"])
-            except ValueError:
-                raise ValueError("WAFER_MAX_CONCURRENT_LOGINS must be a whole number") from None
-        if env.get("WAFER_MAX_QUEUED_LOGINS"):
-            try:
-                values["max_queued_logins"] = int(env["WAFER_MAX_QUEUED_LOGINS"])
-            except ValueError:
-                raise ValueError("WAFER_MAX_QUEUED_LOGINS must be a whole number") from None
-        if env.get("WAFER_LOGIN_TIMEOUT"):
-            try:
-                values["login_timeout"] = float(env["WAFER_LOGIN_TIMEOUT"])
-            except ValueError:
-                raise ValueError("WAFER_LOGIN_TIMEOUT must be a number of seconds") from None
+                    raise ValueError(f"{name} must be {what}") from None
         if env.get("WAFER_CHECK_NICKNAMES"):
             flag = env["WAFER_CHECK_NICKNAMES"].strip().lower()
             if flag not in ("1", "true", "yes", "0", "false", "no"):
