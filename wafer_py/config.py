@@ -6,7 +6,9 @@ and the examples call :meth:`WaferConfig.from_env`.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,7 +22,37 @@ __all__ = [
     "DEFAULT_API_BASE",
     "MIN_SECRET_KEY_LENGTH",
     "check_secret_keys",
+    "KNOWN_VARIABLES",
+    "unknown_variables",
 ]
+
+logger = logging.getLogger("wafer_py")
+
+#: Every ``WAFER_*`` variable wafer_py reads (the Django adapter's settings included).
+KNOWN_VARIABLES = frozenset(
+    {
+        "WAFER_APPID",
+        "WAFER_APP_SECRET",
+        "WAFER_WECHAT_API_BASE",
+        "WAFER_WECHAT_OPEN_BASE",
+        "WAFER_STORE_URL",
+        "WAFER_SESSION_TTL",
+        "WAFER_SESSION_MAX_AGE",
+        "WAFER_SECRET_KEY",
+        "WAFER_LOGIN_PATH",
+        "WAFER_MAX_CONCURRENT_LOGINS",
+        "WAFER_MAX_QUEUED_LOGINS",
+        "WAFER_LOGIN_TIMEOUT",
+        "WAFER_OAUTH_APPID",
+        "WAFER_OAUTH_APP_SECRET",
+        "WAFER_CHECK_NICKNAMES",
+        "WAFER_PROTECT",
+        "WAFER_AUTH",
+        "WAFER_WEB",
+    }
+)
+#: Prefixes of the variables of wafer_py's own tests, end-to-end runs and benchmarks.
+_TOOL_PREFIXES = ("WAFER_TEST_", "WAFER_E2E_", "WAFER_BENCH_")
 
 #: The AppID and AppSecret the fake WeChat knows out of the box (demo and tests). A config
 #: falls back to them only with ``fake_wechat=True`` (a fake WeChat on loopback).
@@ -154,6 +186,9 @@ class WaferConfig:
         ``fake_wechat``.
         """
         env = os.environ if environ is None else environ
+        for name, closest in unknown_variables(env):
+            hint = f"; did you mean {closest}?" if closest else ""
+            logger.warning("wafer_py: %s is not a wafer_py setting and is ignored%s", name, hint)
         values: dict[str, Any] = {}
         text = {
             "WAFER_APPID": "appid",
@@ -191,6 +226,20 @@ class WaferConfig:
             values["secret_keys"] = keys
         values.update(overrides)
         return cls(**values)
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """The ``WAFER_*`` names in ``env`` that wafer_py does not read, each with the known
+    name closest to it (``WAFER_STORE`` -> ``WAFER_STORE_URL``), or ``None``: a mistyped
+    variable would otherwise be ignored without a word."""
+    found = []
+    for name in sorted(env):
+        if name.startswith("WAFER_") and name not in KNOWN_VARIABLES:
+            if name.startswith(_TOOL_PREFIXES):
+                continue
+            close = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1, cutoff=0.6)
+            found.append((name, close[0] if close else None))
+    return found
 
 
 def check_secret_keys(keys: Sequence[str]) -> None:

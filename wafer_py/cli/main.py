@@ -17,6 +17,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .. import __version__
 from ..config import DEMO_APP_SECRET, DEMO_APPID, WaferConfig
 from . import migrate, sessions, token
 
@@ -195,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wafer-py", description="Wafer mini-program login for Python servers."
     )
+    parser.add_argument("--version", action="version", version=f"wafer-py {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="serve an example app with the fake WeChat")
