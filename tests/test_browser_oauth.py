@@ -67,11 +67,12 @@ def chromium() -> Iterator[Browser]:
 
 @pytest.fixture
 def new_context(chromium: Browser) -> Iterator[Callable[[], BrowserContext]]:
-    """Fresh browser profiles (no cookies), which reach nothing but 127.0.0.1."""
+    """Fresh browser profiles (no cookies), which reach nothing but 127.0.0.1; in English
+    (``Accept-Language: en-US``), as the tests read the errors' English messages."""
     made: list[BrowserContext] = []
 
     def make() -> BrowserContext:
-        context = chromium.new_context()
+        context = chromium.new_context(locale="en-US")
         context.set_default_timeout(15_000)
         context.route(NOT_LOOPBACK, lambda route: route.abort())
         made.append(context)
@@ -142,7 +143,7 @@ def test_login_reload_refresh_and_replay(
     other = new_context().new_page()
     replay = other.goto(callback.url)
     assert replay is not None and replay.status == 400
-    assert other.inner_text("h1") == "WeChat login failed"
+    assert other.inner_text("h1") == "WeChat login did not complete"
     assert "already used" in other.inner_text("#message")
     assert not [c for c in other.context.cookies() if c["name"] == "wafer_web"]
 
@@ -163,7 +164,7 @@ def test_a_tampered_state_gets_an_error_page(
     page.eval_on_selector("input[name=state]", "e => { e.value = e.value.slice(0, -4) + 'AAAA'; }")
     callback = click_and_catch_callback(page, "#allow")
     assert callback.status == 400
-    assert page.inner_text("h1") == "WeChat login failed"
+    assert page.inner_text("h1") == "WeChat login did not complete"
     assert "invalid" in page.inner_text("#message")
     assert not [c for c in page.context.cookies() if c["name"] == "wafer_web"]
 
@@ -176,5 +177,5 @@ def test_deny_gets_an_error_page(
     callback = click_and_catch_callback(page, "#deny")
     assert callback.status == 400
     assert "declined" in page.inner_text("#message")
-    page.click("text=Try again")  # back to the page, and so to WeChat again
+    page.click("#retry")  # "Log in again": back to the page, and so to WeChat again
     page.wait_for_url(re.compile(re.escape(f"{fake_server.url}/connect/oauth2/authorize?")))

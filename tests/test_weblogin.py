@@ -48,11 +48,20 @@ def base(framework: str, auth: WaferAuth) -> Iterator[str]:
         yield url
 
 
-class Browser:
-    """A cookie jar that follows no redirect by itself, to look at every hop."""
+ENGLISH = "en-US,en;q=0.9"
 
-    def __init__(self) -> None:
+
+class Browser:
+    """A cookie jar that follows no redirect by itself, to look at every hop.
+
+    It asks for English pages (``accept_language``) unless told otherwise: the tests read
+    the errors' own English messages; ``None`` sends no header (Chinese pages).
+    """
+
+    def __init__(self, accept_language: str | None = ENGLISH) -> None:
         self.http = requests.Session()
+        if accept_language is not None:
+            self.http.headers["Accept-Language"] = accept_language
 
     def get(self, url: str, **kwargs: Any) -> requests.Response:
         return self.http.get(url, allow_redirects=False, timeout=TIMEOUT, **kwargs)
@@ -94,12 +103,22 @@ def with_query(url: str, **changes: str | None) -> str:
     return parts._replace(query=urlencode(kept)).geturl()
 
 
-def assert_error_page(response: requests.Response, *words: str) -> None:
+ERROR_TITLES = {"en": "WeChat login did not complete", "zh": "微信登录未完成"}
+HTML_LANG = {"en": "en", "zh": "zh-CN"}
+
+
+def assert_error_page(response: requests.Response, *words: str, lang: str = "en") -> None:
+    """A 4xx error page in ``lang`` saying ``words``, with a way back, and no session."""
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
     assert response.headers["Content-Type"].startswith("text/html")
-    assert "<h1>WeChat login failed</h1>" in response.text
+    assert response.headers["Vary"] == "Accept-Language"
+    assert f'<html lang="{HTML_LANG[lang]}">' in response.text
+    assert f'<h1 id="title">{ERROR_TITLES[lang]}</h1>' in response.text
+    message = re.search(r'<p id="message">([^<]+)</p>', response.text)
+    assert message is not None, response.text
     for word in words:
-        assert word in response.text
+        assert word in message.group(1)
+    assert re.search(r'<a id="retry" class="btn primary" href="/[^"]*">', response.text)
     assert "wafer_web=." not in response.headers.get("Set-Cookie", "")
 
 
@@ -284,8 +303,39 @@ def test_an_expired_state(base: str, fake: FakeWeChat) -> None:
 
 
 def test_the_callback_without_anything(base: str) -> None:
-    response = requests.get(f"{base}/wechat/oauth/callback", timeout=TIMEOUT)
+    response = Browser().get(f"{base}/wechat/oauth/callback")
     assert_error_page(response, "no state")
+
+
+@pytest.mark.parametrize(
+    ("accept_language", "lang"),
+    [
+        (None, "zh"),
+        ("zh-CN", "zh"),
+        ("*", "zh"),
+        ("fr-FR,fr;q=0.9", "zh"),
+        ("zh-CN,zh;q=0.9,en;q=0.8", "zh"),
+        ("en-US,en;q=0.9", "en"),
+        ("fr;q=0.9, en;q=0.5", "en"),
+        ("zh;q=0.4, en-GB;q=0.6", "en"),
+        ("en;q=0", "zh"),
+    ],
+)
+def test_the_error_page_speaks_the_browsers_language(
+    base: str, accept_language: str | None, lang: str
+) -> None:
+    response = Browser(accept_language).get(f"{base}/wechat/oauth/callback")
+    assert_error_page(response, "no state" if lang == "en" else "登录链接", lang=lang)
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in response.text
+    assert '<p id="reason" class="code">' in response.text and "invalid_state" in response.text
+
+
+def test_a_declined_login_in_chinese(base: str) -> None:
+    browser = Browser(accept_language=None)  # WeChat in Chinese sends zh-CN, or nothing
+    callback = browser.consent(browser.authorize(base), decision="deny")
+    page = browser.get(callback)
+    assert_error_page(page, "授权被拒绝", lang="zh")
+    assert ">重新登录</a>" in page.text and 'href="/web/profile"' in page.text
 
 
 def test_a_forged_cookie_is_ignored(base: str) -> None:

@@ -18,7 +18,13 @@ import requests
 
 from tests.support.constants import OTHER_APPID, OTHER_SECRET, TIMEOUT, TWO_APPS, WEB_FRAMEWORKS
 from tests.support.servers import serve_example, serve_wsgi, start_asgi
-from tests.test_weblogin import Browser, assert_error_page, query_of, serve_test_app
+from tests.test_weblogin import (
+    ENGLISH,
+    Browser,
+    assert_error_page,
+    query_of,
+    serve_test_app,
+)
 from wafer_py import WaferAuth
 from wafer_py.config import DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
@@ -51,9 +57,9 @@ def base(framework: str, auth: WaferAuth) -> Iterator[str]:
         yield url
 
 
-def as_user(user: str) -> Browser:
+def as_user(user: str, accept_language: str | None = ENGLISH) -> Browser:
     """A browser whose WeChat (the fake's authorize page) is ``user``'s."""
-    browser = Browser()
+    browser = Browser(accept_language)
     browser.http.cookies.set("fakewechat_user", user)
     return browser
 
@@ -66,8 +72,11 @@ def mallorys_callback(base: str, path: str = "/web/profile") -> str:
 def assert_confirm_page(page: requests.Response, who: str) -> str:
     """The page asking to continue as ``who``: nothing logged in. Returns its token."""
     assert page.status_code == 200, page.text
-    assert f'<span id="wechat-user">{who}</span>' in page.text
+    assert '<html lang="en">' in page.text
+    assert f'<h1 id="title">Continue as <span id="wechat-user">{who}</span>?</h1>' in page.text
     assert "not started in this browser" in page.text
+    assert f'id="continue" class="btn primary">Continue as {who}</button>' in page.text
+    assert page.headers["Vary"] == "Accept-Language"
     assert page.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     assert page.headers["Cache-Control"] == "no-store"
@@ -155,6 +164,25 @@ def test_continue_switches_the_session_once(base: str, fake: FakeWeChat) -> None
     assert fake.calls["/sns/oauth2/access_token"] == 2  # Alice's, Mallory's: once each
 
 
+def test_the_confirmation_in_chinese_continues_once(base: str, fake: FakeWeChat) -> None:
+    alice = as_user("alice", accept_language=None)  # no header: the Chinese pages
+    alice.login(base)
+    page = alice.get(mallorys_callback(base))
+    assert page.status_code == 200 and '<html lang="zh-CN">' in page.text
+    assert '<h1 id="title">以 <span id="wechat-user">Mallory</span> 的身份继续？</h1>' in page.text
+    assert '<p id="current">本浏览器当前登录的是 Alice' in page.text
+    assert 'id="continue" class="btn primary">以 Mallory 的身份继续</button>' in page.text
+    assert 'id="start-over" class="btn secondary">重新开始</button>' in page.text
+    assert page.headers["Vary"] == "Accept-Language"
+    found = TOKEN.search(page.text)
+    assert found is not None
+    done = post_confirm(alice, base, found.group(1))
+    assert done.status_code == 303 and done.headers["Set-Cookie"].startswith("wafer_web=")
+    assert '<h1 id="nickname">Mallory</h1>' in alice.get(base + "/web/profile").text
+    assert_error_page(post_confirm(alice, base, found.group(1)), "已失效", lang="zh")
+    assert fake.calls["/sns/oauth2/access_token"] == 2
+
+
 def test_start_over_keeps_the_session_and_drops_the_login(base: str) -> None:
     alice = as_user("alice")
     alice.login(base)
@@ -180,6 +208,7 @@ def test_the_confirm_form_posted_from_another_browser_is_refused(base: str) -> N
         base + "/wechat/oauth/callback",
         data={"token": token, "action": "continue"},
         cookies={"wafer_web": her_cookie or ""},
+        headers={"Accept-Language": ENGLISH},
         allow_redirects=False,
         timeout=TIMEOUT,
     )
@@ -204,7 +233,7 @@ def test_the_confirm_form_posted_from_another_browser_is_refused(base: str) -> N
     ],
 )
 def test_bad_confirmations_get_a_4xx_page(base: str, form: dict[str, str]) -> None:
-    response = requests.post(
+    response = Browser().http.post(
         base + "/wechat/oauth/callback", data=form, allow_redirects=False, timeout=TIMEOUT
     )
     assert_error_page(response, "expired or was already used")
@@ -331,8 +360,8 @@ def test_a_state_of_another_app_is_refused(auth: WaferAuth, fake: FakeWeChat) ->
         "next": "/p",
         "state": theirs.states.issue(bound="/p", browser=nonce),
     }
-    answer = ours.finish(query, nonce=nonce)
-    assert answer.status == 400 and b"invalid" in answer.body
+    answer = ours.finish(query, nonce=nonce, accept_language="en")
+    assert answer.status == 400 and b'<p id="message">This login link is invalid' in answer.body
     assert not any(v.startswith("wafer_web=") for _, v in answer.headers)
     ours.close()
     theirs.close()
@@ -345,8 +374,8 @@ def test_the_core_without_a_browser_nonce_asks(auth: WaferAuth, fake: FakeWeChat
         "next": "/p",
         "state": login.states.issue(bound="/p"),  # issued for no browser
     }
-    answer = login.finish(query, nonce="")
-    assert answer.status == 200 and b"Continue as" in answer.body
+    answer = login.finish(query, nonce="")  # no Accept-Language: Chinese
+    assert answer.status == 200 and "的身份继续".encode() in answer.body
     assert not any(v.startswith("wafer_web=") for _, v in answer.headers)
     login.close()
 

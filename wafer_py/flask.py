@@ -400,12 +400,15 @@ class WaferWeb:
         login = self.login
         cookie = request.cookies.get(login.cookie_name)
         nonce = request.cookies.get(login.nonce_cookie_name)
+        lang = request.headers.get("Accept-Language")
         if request.method == "POST":
             # Read at most one byte past the limit: a bigger body is refused unread.
             limit = CONFIRM_BODY_LIMIT
             too_big = (request.content_length or 0) > limit
             body = b"x" * (limit + 1) if too_big else request.stream.read(limit + 1)
-            answer = login.confirm(body, cookie=cookie, nonce=nonce, secure=request.is_secure)
+            answer = login.confirm(
+                body, cookie=cookie, nonce=nonce, secure=request.is_secure, accept_language=lang
+            )
         else:
             answer = login.finish(
                 request.args.to_dict(),
@@ -413,6 +416,7 @@ class WaferWeb:
                 nonce=nonce,
                 secure=request.is_secure,
                 base_url=_origin(),
+                accept_language=lang,
             )
         return _answer(answer)
 
@@ -471,6 +475,7 @@ def web_login_required(
                 base_url=_origin(),
                 secure=request.is_secure,
                 nonce=request.cookies.get(login.nonce_cookie_name),
+                accept_language=request.headers.get("Accept-Language"),
             )
             if access.answer is not None:
                 return _answer(access.answer)

@@ -401,6 +401,7 @@ class WaferWeb:
                 cookie=cookie,
                 nonce=nonce,
                 secure=_is_secure(request),
+                accept_language=request.headers.get("accept-language"),
             )
         else:
             answer = await offload(
@@ -410,6 +411,7 @@ class WaferWeb:
                 nonce=nonce,
                 secure=_is_secure(request),
                 base_url=_origin(request),
+                accept_language=request.headers.get("accept-language"),
             )
         return _answer(answer)
 
@@ -476,6 +478,7 @@ def web_login_required(
                 base_url=_origin(request),
                 secure=_is_secure(request),
                 nonce=request.cookies.get(login.nonce_cookie_name),
+                accept_language=request.headers.get("accept-language"),
             )
             if access.answer is not None:
                 return _answer(access.answer)

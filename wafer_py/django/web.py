@@ -79,12 +79,15 @@ def web_callback(request: HttpRequest) -> HttpResponse:
     login = _web_login(request)
     cookie = request.COOKIES.get(login.cookie_name)
     nonce = request.COOKIES.get(login.nonce_cookie_name)
+    lang = request.headers.get("Accept-Language")
     if request.method == "POST":
         limit = CONFIRM_BODY_LIMIT
         declared = request.headers.get("Content-Length", "")
         too_big = declared.isdigit() and int(declared) > limit
         body = b"x" * (limit + 1) if too_big else request.read(limit + 1)
-        answer = login.confirm(body, cookie=cookie, nonce=nonce, secure=request.is_secure())
+        answer = login.confirm(
+            body, cookie=cookie, nonce=nonce, secure=request.is_secure(), accept_language=lang
+        )
     else:
         answer = login.finish(
             request.GET.dict(),
@@ -92,6 +95,7 @@ def web_callback(request: HttpRequest) -> HttpResponse:
             nonce=nonce,
             secure=request.is_secure(),
             base_url=_origin(request),
+            accept_language=lang,
         )
     return _answer(answer)
 
@@ -130,6 +134,7 @@ def _guard(request: HttpRequest, scope: Scope) -> WebAccess:
         base_url=_origin(request),
         secure=request.is_secure(),
         nonce=request.COOKIES.get(login.nonce_cookie_name),
+        accept_language=request.headers.get("Accept-Language"),
     )
 
 

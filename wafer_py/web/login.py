@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import html
 import json
 import logging
 import re
@@ -70,7 +69,9 @@ from ..stores.base import call_store
 from ..stores.entries import EntryStore, entry_store
 from .cookie import SessionCookie, set_cookie
 from .errors import page_status
+from .pages import HTML_HEADERS, confirm_page_html, error_page_html, page_language, who_label
 from .state import OAuthStateSigner, StateClaims, browser_digest
+from .texts import PageLang, PageTexts
 
 if TYPE_CHECKING:
     from ..auth import WaferAuth
@@ -86,7 +87,6 @@ __all__ = [
     "COOKIE_NAME",
     "CALLBACK_PATH",
     "CONFIRM_BODY_LIMIT",
-    "confirm_page",
 ]
 
 logger = logging.getLogger("wafer_py")
@@ -165,69 +165,10 @@ def _location(path: str) -> str:
     return quote(path, safe="/?&=%:@!$'()*+,;~-._")
 
 
-def error_page(exc: WaferError, next_path: str) -> WebAnswer:
-    """The default human-readable page for a failed web login, with the status
-    :mod:`wafer_py.web.errors` gives ``exc`` (400 on the browser's side, 5xx for trouble)."""
-    body = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>WeChat login failed</title></head><body>"
-        "<h1>WeChat login failed</h1>"
-        f'<p id="message">{html.escape(exc.message)}</p>'
-        f'<p><a href="{html.escape(next_path)}">Try again</a></p>'
-        f"<!-- reason: {html.escape(exc.reason)} --></body></html>"
-    )
-    return WebAnswer(
-        page_status(exc),
-        [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")],
-        body.encode("utf-8"),
-    )
-
-
 _FRAMING = [
-    ("Cache-Control", "no-store"),
     ("X-Frame-Options", "DENY"),  # no clickjacking of the confirm button
     ("Content-Security-Policy", "frame-ancestors 'none'"),
-    ("Referrer-Policy", "no-referrer"),
 ]
-
-
-def _who(nickname: str, openid: str) -> str:
-    # A silent (snsapi_base) login has no nickname: the openid's end tells users apart.
-    return nickname or f"the WeChat user …{openid[-4:]}"
-
-
-def confirm_page(
-    who: str, current: str | None, action: str, token: str
-) -> tuple[str, list[tuple[str, str]]]:
-    """The page asking to continue a login this browser did not start: body and headers.
-
-    ``who`` names the WeChat user the callback was for, ``current`` the user this browser
-    is logged in as (if any); the form posts ``token`` to ``action``.
-    """
-    esc = html.escape
-    signed_in = (
-        f'<p id="current">This browser is signed in as {esc(current)}; continuing signs '
-        "that session out.</p>"
-        if current
-        else ""
-    )
-    body = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>Continue with WeChat?</title></head><body>"
-        f'<h1>Continue as <span id="wechat-user">{esc(who)}</span>?</h1>'
-        '<p id="why">This WeChat login was not started in this browser. If someone sent '
-        "you this link, do not continue: start over.</p>"
-        f"{signed_in}"
-        f'<form method="post" action="{esc(action)}">'
-        f'<input type="hidden" name="token" value="{esc(token)}">'
-        '<button type="submit" name="action" value="continue" id="continue">'
-        f"Continue as {esc(who)}</button> "
-        '<button type="submit" name="action" value="start-over" id="start-over">'
-        "Start over</button></form></body></html>"
-    )
-    return body, [("Content-Type", "text/html; charset=utf-8"), *_FRAMING]
 
 
 def _too_large() -> WebAnswer:
@@ -302,6 +243,11 @@ class WebLogin:
     :class:`~wafer_py.auth.WaferAuth` with :meth:`from_auth`. ``users`` is the store of
     the mini-program's users (``from_auth`` gives the auth's): a web user with a
     ``unionid`` is linked to the mini-program user with the same one.
+
+    The pages it serves (:mod:`wafer_py.web.pages`) are in Chinese, or in English when the
+    request's ``Accept-Language`` prefers it. ``page_texts`` overrides their words
+    (:class:`~wafer_py.web.texts.PageTexts`); ``on_error(exc, next_path, lang)`` replaces
+    the error page altogether (``lang`` is ``"zh"`` or ``"en"``).
     """
 
     def __init__(
@@ -322,7 +268,8 @@ class WebLogin:
         confirm_max_age: int = 300,
         refresh_margin: int = 60,
         lang: Lang = "zh_CN",
-        on_error: Callable[[WaferError, str], WebAnswer] = error_page,
+        on_error: Callable[[WaferError, str, PageLang], WebAnswer] | None = None,
+        page_texts: Mapping[str, Mapping[str, str]] | None = None,
         users: SessionStore | None = None,
     ) -> None:
         self.config = config = config or WaferConfig()
@@ -357,7 +304,9 @@ class WebLogin:
         self.confirm_max_age = confirm_max_age
         self.refresh_margin = refresh_margin
         self.lang: Lang = lang
-        self.on_error = on_error
+        #: The words of the pages (``page_texts`` over :data:`~wafer_py.web.texts.TEXTS`).
+        self.texts = PageTexts(page_texts)
+        self.on_error = on_error or self.error_page
         #: The mini-program's users, for :attr:`WebUser.linked_user` (None: no linking).
         self.users = users
         # The appid in the salt: a state of another official account sharing the keys fails.
@@ -392,6 +341,7 @@ class WebLogin:
         base_url: str = "",
         secure: bool = False,
         nonce: str | None = None,
+        accept_language: str | None = None,
     ) -> WebAccess:
         """Let a request with a web session of ``scope`` through; redirect the rest.
 
@@ -399,6 +349,7 @@ class WebLogin:
         request's origin (``http://host:port``), used unless ``public_url`` is set.
         ``nonce`` is the request's nonce cookie: kept if it has one (two tabs logging in
         at once both come back as this browser), else a new one is set with the redirect.
+        ``accept_language`` (the request's header) picks the error page's language.
         """
         try:
             user, headers = self.authenticate(cookie, secure=secure)
@@ -409,7 +360,8 @@ class WebLogin:
                 scope=scope, next_path=next_path, base_url=base_url, browser_nonce=browser
             )
         except WaferError as exc:  # the store is down: say so, do not send to WeChat
-            return WebAccess(None, self.on_error(exc, local_path(next_path)))
+            lang = page_language(accept_language)
+            return WebAccess(None, self.on_error(exc, local_path(next_path), lang))
         answer = WebAnswer(
             302,
             [
@@ -448,29 +400,31 @@ class WebLogin:
         secure: bool = False,
         nonce: str | None = None,
         base_url: str = "",
+        accept_language: str | None = None,
     ) -> WebAnswer:
         """Answer WeChat's callback (a GET): a redirect with a new web session, a page
         asking to confirm, or an error page.
 
         ``cookie`` and ``nonce`` are the request's web-session and nonce cookies. Only a
         browser holding the nonce the state was issued for is logged in at once (and its
-        previous web session ends); any other gets :func:`confirm_page`, whose form posts
-        to the callback (``base_url``'s path, or ``public_url``'s, + ``callback_path``):
-        answer that POST with :meth:`confirm`.
+        previous web session ends); any other gets a page asking to confirm
+        (:func:`~wafer_py.web.pages.confirm_page_html`), whose form posts to the callback
+        (``base_url``'s path, or ``public_url``'s, + ``callback_path``): answer that POST
+        with :meth:`confirm`. ``accept_language`` picks the pages' language.
         """
         raw_next = query.get("next") or "/"
         next_path = local_path(raw_next)
+        lang = page_language(accept_language)
         try:
             claims, token, nickname, avatar = self._exchange(query, raw_next)
             if not claims.started_by(_usable(nonce)):
-                return self._ask(
-                    token, nickname, avatar, next_path, cookie, nonce, secure, base_url
-                )
+                where = (next_path, cookie, nonce, secure, base_url, lang)
+                return self._ask(token, nickname, avatar, *where)
             user = self._open_session(token, nickname, avatar)
             self._revoke(cookie)
         except WaferError as exc:
             logger.info("wafer_py: web login refused: %s", exc.reason)
-            return self.on_error(exc, next_path)
+            return self.on_error(exc, next_path, lang)
         return self._logged_in(user, next_path, secure)
 
     def confirm(
@@ -480,8 +434,9 @@ class WebLogin:
         cookie: str | None = None,
         secure: bool = False,
         nonce: str | None = None,
+        accept_language: str | None = None,
     ) -> WebAnswer:
-        """Answer the POST of :func:`confirm_page`'s form (``body``: its urlencoded bytes).
+        """Answer the POST of the confirmation page's form (``body``: its urlencoded bytes).
 
         ``action=continue`` opens the web session the page named, once, and only for the
         browser the page was shown to (its nonce cookie; a cross-site POST carries no
@@ -492,6 +447,7 @@ class WebLogin:
             return _too_large()
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         next_path = "/"
+        lang = page_language(accept_language)
         try:
             token = form.get("token", "")
             key = _PENDING_PREFIX + hashlib.sha256(token.encode()).hexdigest()
@@ -532,7 +488,7 @@ class WebLogin:
             self._revoke(cookie)
         except WaferError as exc:
             logger.info("wafer_py: web login confirmation refused: %s", exc.reason)
-            return self.on_error(exc, next_path)
+            return self.on_error(exc, next_path, lang)
         return self._logged_in(user, next_path, secure, status=303)
 
     def logout(
@@ -548,6 +504,14 @@ class WebLogin:
                 self._clear_cookie(secure),
             ],
         )
+
+    def error_page(self, exc: WaferError, next_path: str, lang: PageLang = "zh") -> WebAnswer:
+        """The default page for a failed web login, in ``lang``, with the status
+        :mod:`wafer_py.web.errors` gives ``exc`` (400 on the browser's side, 5xx for
+        trouble) and a button back to ``next_path``."""
+        status = page_status(exc)
+        body = error_page_html(self.texts, lang, exc, next_path, status)
+        return WebAnswer(status, list(HTML_HEADERS), body.encode("utf-8"))
 
     # -- web sessions ------------------------------------------------------------------
     def authenticate(
@@ -665,6 +629,7 @@ class WebLogin:
         nonce: str | None,
         secure: bool,
         base_url: str,
+        lang: PageLang,
     ) -> WebAnswer:
         """Hold the exchanged login under a random token; answer the page asking to confirm."""
         logger.info(
@@ -692,13 +657,17 @@ class WebLogin:
             self.store.set_entry, key, pending.dumps(), expires_at=now + self.confirm_max_age
         )
         current = self._read_cookie(cookie)
-        body, headers = confirm_page(
-            _who(nickname, token.openid),
-            None if current is None else _who(current.nickname, current.openid),
+        texts = self.texts
+        body = confirm_page_html(
+            texts,
+            lang,
+            who_label(texts, lang, nickname, token.openid),
+            None if current is None else who_label(texts, lang, current.nickname, current.openid),
             urlsplit(self.public_url or base_url).path.rstrip("/") + self.callback_path,
             handle,
         )
-        return WebAnswer(200, [*headers, self._nonce_cookie(browser, secure)], body.encode())
+        headers = [*HTML_HEADERS, *_FRAMING, self._nonce_cookie(browser, secure)]
+        return WebAnswer(200, headers, body.encode("utf-8"))
 
     def _load_pending(self, key: str) -> _Pending | None:
         text = call_store(self.store.get_entry, key, now=self.clock())
