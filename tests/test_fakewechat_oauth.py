@@ -162,7 +162,26 @@ def test_redirect_domain_must_be_allowed(fake: FakeWeChat, server: FakeWeChatSer
 
 def test_wrong_response_type_is_an_error_page(server: FakeWeChatServer) -> None:
     response = authorize(server, response_type="token")
-    assert response.status_code == 200 and "response_type must be code" in response.text
+    assert response.status_code == 200 and "response_type 必须是 code" in response.text
+    english = requests.get(
+        response.url, headers={"Accept-Language": "en-US,en;q=0.9"}, timeout=TIMEOUT
+    )
+    assert english.status_code == 200 and "response_type must be code" in english.text
+
+
+def test_the_pages_speak_the_browsers_language(server: FakeWeChatServer) -> None:
+    page = authorize(server, "snsapi_userinfo", "xyz")
+    assert '<html lang="zh-CN">' in page.text and page.headers["Vary"] == "Accept-Language"
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page.text
+    assert 'id="allow" class="btn primary">允许</button>' in page.text
+    english = requests.get(page.url, headers={"Accept-Language": "en"}, timeout=TIMEOUT)
+    assert '<html lang="en">' in english.text
+    assert 'id="allow" class="btn primary">Allow</button>' in english.text
+    assert consent_form(english) == consent_form(page)  # the same form either way
+    error = requests.get(
+        authorize(server, appid=None).url, headers={"Accept-Language": "en"}, timeout=TIMEOUT
+    )
+    assert "appid is empty" in error.text and "errcode: 10012" in error.text
 
 
 def test_calls_are_counted(fake: FakeWeChat, server: FakeWeChatServer) -> None:
