@@ -662,6 +662,9 @@ def test_a_broken_store_gives_a_503_page_not_a_500(auth: WaferAuth, fake: FakeWe
     assert access.user is None and access.answer is not None
     assert access.answer.status == 503
     assert b"disk on fire" not in access.answer.body
+    assert ">重试</a>" in access.answer.body.decode()  # no Accept-Language: Chinese
+    english = login.guard(cookie, next_path="/p", accept_language="en-US,en;q=0.9")
+    assert english.answer is not None and b'href="/p">Try again</a>' in english.answer.body
     login.close()
 
 
