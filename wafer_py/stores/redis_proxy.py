@@ -21,6 +21,7 @@ with ``proxy=True`` should be made with them.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import redis_scripts as lua
@@ -31,8 +32,16 @@ if TYPE_CHECKING:
 
 __all__ = ["CLIENT_OPTIONS", "REVOKE_GIVEN", "cluster_mode", "revoke_user", "list_sessions"]
 
+
+def _client_options() -> dict[str, Any]:
+    # Newer redis-py takes driver_info, and warns that lib_name and lib_version go away.
+    if importlib.util.find_spec("redis.driver_info") is not None:
+        return {"protocol": 2, "driver_info": None}
+    return {"protocol": 2, "lib_name": None, "lib_version": None}
+
+
 #: redis-py options for a client of a proxy: RESP2 (no ``HELLO``), no ``CLIENT SETINFO``.
-CLIENT_OPTIONS: dict[str, Any] = {"protocol": 2, "lib_name": None, "lib_version": None}
+CLIENT_OPTIONS: dict[str, Any] = _client_options()
 
 _MODES: dict[str, Literal["standalone", "cluster", "proxy"]] = {
     "": "standalone",
