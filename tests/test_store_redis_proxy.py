@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 import redis.asyncio
 
+from tests.support.probe import wait_until
 from tests.support.redis_instance import send
 from tests.support.twemproxy import Twemproxy
 from wafer_py.exceptions import StoreUnavailable
+from wafer_py.models import Session
 from wafer_py.stores import SessionStore, open_store, redis_proxy
 from wafer_py.stores import redis_scripts as lua
 from wafer_py.stores.redis import RedisStore
@@ -315,3 +318,40 @@ def test_the_cluster_value_is_checked() -> None:
     store.close()
     with pytest.raises(ValueError, match=r"\?cluster= must be true .* not 'twemproxy'"):
         RedisStore.from_url("redis://127.0.0.1:1/0?cluster=twemproxy")
+
+
+def test_a_shard_down_is_a_503_for_the_sessions_it_holds(tmp_path: Path) -> None:
+    """twemproxy with hosts never ejected: a validation that needs the stopped shard (for
+    the skey's pointer or for the user's keys) gets StoreUnavailable (503), never "no such
+    session"; one that does not still validates; all validate again once the shard is
+    back, with the same store."""
+    with Twemproxy(tmp_path, persist=True) as proxy:
+        store = RedisStore.from_url(f"{proxy.url}?cluster=proxy", socket_timeout=1.0)
+        needs: dict[bool, list[Session]] = {True: [], False: []}
+        for n in range(200):
+            openid = f"o-down-{n}"
+            store.ensure_user(openid, unionid=None, profile={}, now=1.0)
+            session, _ = make_session(openid)
+            store.create_session(session)
+            keys = [f"wafer:{{k:{session.skey_hash}}}", f"wafer:{{u:{openid}}}:user"]
+            needs[0 in {proxy.shard_of(k) for k in keys}].append(session)
+            if len(needs[True]) >= 3 and len(needs[False]) >= 3:
+                break
+        proxy.shards[0].stop()
+        for session in needs[True]:
+            with pytest.raises(StoreUnavailable):
+                store.find_login(skey_hashes=[session.skey_hash])
+        for session in needs[False]:
+            assert store.find_login(skey_hashes=[session.skey_hash]) is not None
+        proxy.shards[0].start()
+
+        def all_back() -> bool:
+            try:
+                return all(
+                    store.find_login(skey_hashes=[s.skey_hash]) for s in needs[True] + needs[False]
+                )
+            except StoreUnavailable:
+                return False
+
+        wait_until(all_back, "every session to validate again")
+        store.close()

@@ -7,11 +7,12 @@ managed "cluster" editions that are a proxy in front of shards::
         with Twemproxy(tmp_path) as proxy:
             store = RedisStore.from_url(proxy.url + "?cluster=proxy")
             ...
-            proxy.shards[0].port   # a backend, to read directly
+            proxy.shards[0].port   # a backend (a RedisInstance), to read or stop directly
 
 The proxy listens on loopback on a free port and shards keys by their ``{...}`` hash tag
 (``hash_tag: "{}"``, ketama distribution, hosts never ejected); its statistics port is
 free too, so several runs can coexist. Everything stops when the ``with`` block ends.
+With ``persist=True`` the shards keep their data across a stop and start.
 
 Needs ``nutcracker`` (``/usr/sbin/nutcracker`` or ``$WAFER_TEST_NUTCRACKER``) and
 ``redis-server``: without them a test skips, or under ``CI=true`` fails.
@@ -41,7 +42,7 @@ def nutcracker_path() -> str | None:
     """The ``nutcracker`` executable, or ``None``."""
     configured = os.environ.get("WAFER_TEST_NUTCRACKER")
     if configured:
-        return configured
+        return configured if os.access(configured, os.X_OK) else None
     if os.access("/usr/sbin/nutcracker", os.X_OK):
         return "/usr/sbin/nutcracker"
     return shutil.which("nutcracker")
@@ -64,14 +65,16 @@ class Twemproxy:
     shard data) go to ``directory``, which the caller owns.
     """
 
-    def __init__(self, directory: Path, *, shards: int = 2) -> None:
+    def __init__(self, directory: Path, *, shards: int = 2, persist: bool = False) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.stats_port = free_port()
         self.config = self.directory / "nutcracker.yml"
         self.log = self.directory / "nutcracker.log"
-        self.shards = [RedisInstance(self.directory / f"shard{i}") for i in range(shards)]
+        self.shards = [
+            RedisInstance(self.directory / f"shard{i}", persist=persist) for i in range(shards)
+        ]
         self._process: subprocess.Popen[bytes] | None = None
         self._stack = ExitStack()
 
