@@ -523,26 +523,15 @@ class RedisStore(SessionStore, EntryStore):
     def _touch(self, session_id: str, last_seen: float, expires_at: float) -> _Plan[None]:
         ttl = _ttl_ms(expires_at - last_seen + GRACE)
         pointer = self._id_pointer(session_id)
+        args = (last_seen, expires_at, ttl, self.prefix)
         if not self._cluster:
-            yield [
-                _script(
-                    lua.TOUCH,
-                    [pointer, self._sessions],
-                    last_seen,
-                    expires_at,
-                    ttl,
-                    self.prefix,
-                    "1",
-                )
-            ]
+            yield [_script(lua.TOUCH, [pointer, self._sessions], *args, "1")]
             return
         (record,) = yield [_cmd("GET", pointer)]
         if record is None:
             return
         keys = [_text(record), self._owner(_text(record)) + ":sessions"]
-        (skey_hash,) = yield [
-            _script(lua.TOUCH, keys, last_seen, expires_at, ttl, self.prefix, "0")
-        ]
+        (skey_hash,) = yield [_script(lua.TOUCH, keys, *args, "0")]
         if skey_hash is not None:
             yield [
                 _cmd("PEXPIRE", pointer, ttl),
@@ -618,9 +607,9 @@ class RedisStore(SessionStore, EntryStore):
         return self._run(self._revoke(session_id))
 
     def revoke_user(self, openid: str) -> int:
-        index = self._base(openid) + ":sessions"
         if self._proxy:
             return self._run(redis_proxy.revoke_user(self, openid))
+        index = self._base(openid) + ":sessions"
         if not self._cluster:
             (reply,) = self._do(_script(lua.REVOKE_USER, [index, self._sessions], self.prefix, "1"))
             return int(reply[0])
