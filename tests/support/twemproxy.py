@@ -58,11 +58,12 @@ def require_nutcracker() -> str:
 
 
 class Twemproxy:
-    """``nutcracker`` on ``127.0.0.1:<port>`` in front of two private Redis servers.
+    """``nutcracker`` on ``127.0.0.1:<port>`` in front of private Redis servers (two by
+    default, :attr:`shards`).
 
     A context manager: entering starts the shards and the proxy and waits until it
-    forwards commands; leaving stops all three. Files (config, logs,
-    shard data) go to ``directory``, which the caller owns.
+    forwards commands; leaving stops them all. Files (config, logs, shard data) go to
+    ``directory``, which the caller owns.
     """
 
     def __init__(self, directory: Path, *, shards: int = 2, persist: bool = False) -> None:
