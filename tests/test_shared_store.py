@@ -2,9 +2,10 @@
 
 Two real server processes on their own ports, a Starlette app under uvicorn and a Flask
 app under gunicorn, configured only by ``WAFER_*`` variables and sharing one store
-(SQLite file, Redis, PostgreSQL, MariaDB): a login on one validates on the other, a
-logout on one is refused by the other on the very next request, and so is a revoke of
-all the user's sessions by ``wafer-py sessions revoke`` from a third process.
+(SQLite file, Redis, Redis through twemproxy, PostgreSQL, MariaDB): a login on one
+validates on the other, a logout on one is refused by the other on the very next request,
+and so is a revoke of all the user's sessions by ``wafer-py sessions revoke`` from a third
+process.
 """
 
 from __future__ import annotations
@@ -21,13 +22,19 @@ import requests
 
 from tests.support import services
 from tests.support.app_process import ROOT, SECRET, AppProcess, app_process
+from tests.support.twemproxy import Twemproxy
 from wafer_py.config import DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat
 
 
-@pytest.fixture(params=services.STORE_KINDS)
+@pytest.fixture(params=[*services.STORE_KINDS, "redis-proxy"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty store of each kind in turn, in a namespace of its own."""
+    """An empty store of each kind in turn, in a namespace of its own; "redis-proxy" is
+    Redis through twemproxy in front of two private servers (``?cluster=proxy``)."""
+    if request.param == "redis-proxy":
+        with Twemproxy(tmp_path / "twemproxy") as proxy:
+            yield f"{proxy.url}?cluster=proxy"
+        return
     with services.fresh_store_url(str(request.param), tmp_path) as url:
         yield url
 

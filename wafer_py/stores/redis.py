@@ -42,11 +42,13 @@ collects garbage, relative to that clock:
   clock.
 
 Scripts that follow a pointer touch keys they were not given; standalone Redis allows
-that (a proxy that shards one logical server by key would not). On Redis Cluster (a
-``redis.cluster.RedisCluster`` client, or ``?cluster=true`` in the URL) each script and
-command touches one slot, and the steps in other slots are separate calls (the round
-trips per method are in BENCHMARKS.md). Needs Redis 7 or later (the scripts declare
-flags, so a cluster refuses any that strays into another slot).
+that. On Redis Cluster (a ``redis.cluster.RedisCluster`` client, or ``?cluster=true`` in
+the URL) each script and command touches one slot, and the steps in other slots are
+separate calls (the round trips per method are in BENCHMARKS.md). Behind a proxy that
+shards one endpoint by hash tag (``?cluster=proxy``, or ``proxy=True``: twemproxy, the
+managed "cluster" editions) the steps are the cluster's, and every script is also given
+every key it touches (:mod:`~wafer_py.stores.redis_proxy`). Needs Redis 7 or later (the
+scripts declare flags, so a cluster refuses any that strays into another slot).
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Generator, Sequence
-from typing import Any, ClassVar, NamedTuple, TypeVar, cast
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
@@ -70,48 +72,15 @@ from redis.retry import Retry
 from ..exceptions import StoreUnavailable
 from ..logsafe import redact_url
 from ..models import Session, User
+from . import redis_proxy
+from . import redis_scripts as lua
 from .base import SessionStore, StoreStats
 from .entries import EntryStore
 from .loops import PerLoop
-from .redis_scripts import (
-    ACQUIRE as _ACQUIRE,
-)
-from .redis_scripts import (
-    CREATE as _CREATE,
-)
-from .redis_scripts import (
-    DROP as _DROP,
-)
-from .redis_scripts import (
-    DROP_ENTRY as _DROP_ENTRY,
-)
-from .redis_scripts import (
-    ENSURE_USER as _ENSURE_USER,
-)
-from .redis_scripts import (
-    LIST as _LIST,
-)
-from .redis_scripts import (
-    LOOKUP as _LOOKUP,
-)
-from .redis_scripts import (
-    RELEASE as _RELEASE,
-)
-from .redis_scripts import (
-    RESEAL as _RESEAL,
-)
-from .redis_scripts import (
-    REVOKE_USER as _REVOKE_USER,
-)
-from .redis_scripts import (
-    TOUCH as _TOUCH,
-)
-from .redis_scripts import (
-    UPDATE_USER as _UPDATE_USER,
-)
-from .redis_scripts import (
-    Script as _Script,
-)
+from .redis_scripts import Call as _Call
+from .redis_scripts import Plan as _Plan
+from .redis_scripts import cmd as _cmd
+from .redis_scripts import script as _script
 
 __all__ = ["RedisStore", "GRACE", "ENTRY_GC"]
 
@@ -129,35 +98,6 @@ _PURGE_BATCH = 500
 
 AnyClient = redis.Redis | redis.cluster.RedisCluster
 AnyAsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
-
-
-# ------------------------------------------------------------------------------ calls
-class _Call(NamedTuple):
-    """One command, or one script with its keys, to send."""
-
-    command: str | _Script
-    args: tuple[Any, ...]
-    keys: int = 0
-
-    def wire(self, whole: bool = False) -> tuple[Any, ...]:
-        if isinstance(self.command, str):
-            return (self.command, *self.args)
-        if whole:
-            return ("EVAL", self.command.source, self.keys, *self.args)
-        return ("EVALSHA", self.command.sha, self.keys, *self.args)
-
-
-def _cmd(command: str, *args: Any) -> _Call:
-    return _Call(command, args)
-
-
-def _script(script: _Script, keys: Sequence[str], *args: Any) -> _Call:
-    return _Call(script, (*keys, *args), len(keys))
-
-
-#: A store operation as a generator: it yields the calls of each round trip and receives
-#: their replies, so one plan runs on the sync and the async client alike.
-_Plan = Generator[list[_Call], list[Any], T]
 
 
 #: What redis-py raises when it cannot do a call (a cluster's own error is no RedisError).
@@ -254,7 +194,9 @@ def _where(client: Any) -> str:
 class RedisStore(SessionStore, EntryStore):
     """Users, sessions, entries and locks in Redis, under a key prefix.
 
-    ``client`` is a ``redis.Redis`` or ``redis.cluster.RedisCluster``. ``async_client`` is
+    ``client`` is a ``redis.Redis`` or ``redis.cluster.RedisCluster``; ``proxy=True`` says
+    a ``redis.Redis`` client talks to a proxy in front of shards (see
+    :mod:`~wafer_py.stores.redis_proxy` for what such a client needs). ``async_client`` is
     a ``redis.asyncio`` client for one event loop, or a function making one (called once
     per event loop); without either, the async methods run the sync client in a worker
     thread. :meth:`from_url` makes both clients, with short timeouts, and :meth:`close`
@@ -275,12 +217,18 @@ class RedisStore(SessionStore, EntryStore):
         *,
         prefix: str = "wafer:",
         async_client: AnyAsyncClient | Callable[[], AnyAsyncClient] | None = None,
+        proxy: bool = False,
     ) -> None:
         if "{" in prefix or "}" in prefix:
             raise ValueError("a Redis key prefix cannot hold '{' or '}' (hash tag marks)")
+        if proxy and isinstance(client, redis.cluster.RedisCluster):
+            raise ValueError("proxy=True takes a redis.Redis client (one proxy endpoint)")
         self.prefix = prefix
         self._client = client
-        self._cluster = isinstance(client, redis.cluster.RedisCluster)
+        # A proxy takes the cluster's steps (one hash tag per call) and also wants every
+        # key a script touches in its KEYS.
+        self._proxy = proxy
+        self._cluster = proxy or isinstance(client, redis.cluster.RedisCluster)
         # Async clients the store makes, it closes; one passed in stays open.
         self._async_clients: PerLoop[AnyAsyncClient] | None = None
         if callable(async_client):
@@ -300,15 +248,20 @@ class RedisStore(SessionStore, EntryStore):
         ``rediss://...`` (TLS), ``unix:///path/redis.sock?db=0``.
 
         ``?prefix=`` sets the key prefix (``wafer:`` by default), ``?cluster=true`` talks
-        to a Redis Cluster; other query parameters and ``options`` go to redis-py (e.g.
-        ``socket_timeout=5``). By default connecting and each reply time out after 2 s and
-        a dropped connection is retried once, so an outage answers 503 fast.
+        to a Redis Cluster, ``?cluster=proxy`` to a proxy in front of shards (twemproxy,
+        managed "cluster" editions: :mod:`~wafer_py.stores.redis_proxy`); other query
+        parameters and ``options`` go to redis-py (e.g. ``socket_timeout=5``). By default
+        connecting and each reply time out after 2 s and a dropped connection is retried
+        once, so an outage answers 503 fast.
         """
         parts = urlsplit(url)
         query = parse_qsl(parts.query)
         ours = {k: v for k, v in query if k in ("prefix", "cluster")}
         rest = _with_query(url.split("?", 1)[0], [(k, v) for k, v in query if k not in ours])
-        cluster = ours.get("cluster", "").lower() in ("1", "true", "yes")
+        mode = redis_proxy.cluster_mode(ours.get("cluster", ""))
+        cluster, proxy = mode == "cluster", mode == "proxy"
+        if proxy:
+            options = {**redis_proxy.CLIENT_OPTIONS, **options}
         options = {
             "decode_responses": True,
             "socket_connect_timeout": 2.0,
@@ -329,7 +282,7 @@ class RedisStore(SessionStore, EntryStore):
 
         if prefix is None:
             prefix = ours.get("prefix", "wafer:")
-        store = cls(client, prefix=prefix, async_client=make_async)
+        store = cls(client, prefix=prefix, async_client=make_async, proxy=proxy)
         store._owns_client = True
         store._where = redact_url(rest)
         return store
@@ -343,6 +296,12 @@ class RedisStore(SessionStore, EntryStore):
 
     def _record(self, session: Session) -> str:
         return f"{self._base(session.openid)}:s:{session.id}"
+
+    @staticmethod
+    def _owner(record: str) -> str:
+        """The user's base of a session record key (up to the first ``}``, its tag's end:
+        the prefix holds none)."""
+        return record[: record.index("}") + 1]
 
     def _id_pointer(self, session_id: str) -> str:
         return f"{self.prefix}{{i:{session_id}}}"
@@ -445,7 +404,7 @@ class RedisStore(SessionStore, EntryStore):
         new = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         key = self._base(openid) + ":user"
         calls = [
-            _script(_ENSURE_USER, [key], new, unionid or "", now),
+            _script(lua.ENSURE_USER, [key], new, unionid or "", now),
             _cmd("SADD", self._users, openid),
         ]
         if unionid:
@@ -466,7 +425,7 @@ class RedisStore(SessionStore, EntryStore):
     ) -> User | None:
         merge = json.dumps(_profile_texts(profile or {}), ensure_ascii=False)
         key = self._base(openid) + ":user"
-        (reply,) = self._do(_script(_UPDATE_USER, [key], now, unionid or "", *phone, merge))
+        (reply,) = self._do(_script(lua.UPDATE_USER, [key], now, unionid or "", *phone, merge))
         return _user(_loads(reply))
 
     def update_profile(
@@ -508,7 +467,7 @@ class RedisStore(SessionStore, EntryStore):
         if not self._cluster:
             keys += [*pointers, self._sessions]
         args = (session.id, session.created_at, session.expires_at, ttl, full)
-        self._do(_script(_CREATE, keys, *args, _session_record(session)))
+        self._do(_script(lua.CREATE, keys, *args, _session_record(session)))
         if self._cluster:
             # After the record: a pointer is never followed to a record not yet written.
             self._do(
@@ -522,9 +481,10 @@ class RedisStore(SessionStore, EntryStore):
             return None
         if self._cluster:
             records = yield [_cmd("GET", p) for p in pointers]
-            calls = [[_script(_LOOKUP, [_text(r)], "0")] for r in records if r is not None]
+            found = [_text(r) for r in records if r is not None]
+            calls = [[_script(lua.LOOKUP, [r, self._owner(r) + ":user"], "0")] for r in found]
         else:
-            calls = [[_script(_LOOKUP, pointers, "1")]]
+            calls = [[_script(lua.LOOKUP, pointers, "1")]]
         for call in calls:
             (reply,) = yield call
             if reply is not None:
@@ -563,19 +523,15 @@ class RedisStore(SessionStore, EntryStore):
     def _touch(self, session_id: str, last_seen: float, expires_at: float) -> _Plan[None]:
         ttl = _ttl_ms(expires_at - last_seen + GRACE)
         pointer = self._id_pointer(session_id)
+        args = (last_seen, expires_at, ttl, self.prefix)
         if not self._cluster:
-            yield [
-                _script(
-                    _TOUCH, [pointer, self._sessions], last_seen, expires_at, ttl, self.prefix, "1"
-                )
-            ]
+            yield [_script(lua.TOUCH, [pointer, self._sessions], *args, "1")]
             return
         (record,) = yield [_cmd("GET", pointer)]
         if record is None:
             return
-        (skey_hash,) = yield [
-            _script(_TOUCH, [_text(record)], last_seen, expires_at, ttl, self.prefix, "0")
-        ]
+        keys = [_text(record), self._owner(_text(record)) + ":sessions"]
+        (skey_hash,) = yield [_script(lua.TOUCH, keys, *args, "0")]
         if skey_hash is not None:
             yield [
                 _cmd("PEXPIRE", pointer, ttl),
@@ -588,7 +544,7 @@ class RedisStore(SessionStore, EntryStore):
 
     def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
         record = f"{self._base(openid)}:s:{session_id}"
-        (done,) = self._do(_script(_RESEAL, [record], sealed_session_key))
+        (done,) = self._do(_script(lua.RESEAL, [record], sealed_session_key))
         return bool(done)
 
     async def atouch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
@@ -601,11 +557,16 @@ class RedisStore(SessionStore, EntryStore):
             await self._arun(plan)
 
     def _drop_calls(self, records: Sequence[str], before: float | str) -> list[_Call]:
-        """Calls of :data:`_DROP` deleting session records (only those expired by
+        """Calls of :data:`~.redis_scripts.DROP` deleting session records (only those expired by
         ``before``, unless it is ''). On a standalone server they clean up everything."""
         if self._cluster:
-            return [_script(_DROP, [r], self.prefix, "0", "0", before) for r in records]
-        return [_script(_DROP, [r, self._sessions], self.prefix, "0", "1", before) for r in records]
+            return [
+                _script(lua.DROP, [r, self._owner(r) + ":sessions"], self.prefix, "0", "0", before)
+                for r in records
+            ]
+        return [
+            _script(lua.DROP, [r, self._sessions], self.prefix, "0", "1", before) for r in records
+        ]
 
     def _drop_cleanup(self, records: Sequence[str], replies: Sequence[Any]) -> list[_Call]:
         """On a cluster: the calls that finish :meth:`_drop_calls` in the other slots."""
@@ -628,7 +589,9 @@ class RedisStore(SessionStore, EntryStore):
     def _revoke(self, session_id: str) -> _Plan[bool]:
         pointer = self._id_pointer(session_id)
         if not self._cluster:
-            (reply,) = yield [_script(_DROP, [pointer, self._sessions], self.prefix, "1", "1", "")]
+            (reply,) = yield [
+                _script(lua.DROP, [pointer, self._sessions], self.prefix, "1", "1", "")
+            ]
         else:
             (record,) = yield [_cmd("GET", pointer)]
             if record is None:
@@ -644,14 +607,23 @@ class RedisStore(SessionStore, EntryStore):
         return self._run(self._revoke(session_id))
 
     def revoke_user(self, openid: str) -> int:
+        if self._proxy:
+            return self._run(redis_proxy.revoke_user(self, openid))
         index = self._base(openid) + ":sessions"
         if not self._cluster:
-            (reply,) = self._do(_script(_REVOKE_USER, [index, self._sessions], self.prefix, "1"))
+            (reply,) = self._do(_script(lua.REVOKE_USER, [index, self._sessions], self.prefix, "1"))
             return int(reply[0])
         # The revocation is one script in the user's slot; the pointers and the expiry
         # index live in other slots and follow.
-        (reply,) = self._do(_script(_REVOKE_USER, [index], self.prefix, "0"))
-        done = [_text(x) for x in reply[1:]]
+        (reply,) = self._do(_script(lua.REVOKE_USER, [index], self.prefix, "0"))
+        cleanup = self._revoked_cleanup(openid, [_text(x) for x in reply[1:]])
+        if cleanup:
+            self._do(*cleanup)
+        return int(reply[0])
+
+    def _revoked_cleanup(self, openid: str, done: Sequence[str]) -> list[_Call]:
+        """On a cluster: after a user's sessions are deleted (``done``: id, skey hash,
+        ...), the calls that drop their pointers and their place in the expiry index."""
         base = self._base(openid)
         cleanup: list[_Call] = []
         for session_id, skey_hash in zip(done[::2], done[1::2], strict=True):
@@ -660,12 +632,13 @@ class RedisStore(SessionStore, EntryStore):
                 _cmd("DEL", self._skey_pointer(skey_hash)),
                 _cmd("ZREM", self._sessions, f"{base}:s:{session_id}"),
             ]
-        if cleanup:
-            self._do(*cleanup)
-        return int(reply[0])
+        return cleanup
 
     def list_sessions(self, openid: str) -> list[Session]:
-        (reply,) = self._do(_script(_LIST, [self._base(openid) + ":sessions"]))
+        if self._proxy:
+            reply = self._run(redis_proxy.list_sessions(self, openid))
+        else:
+            (reply,) = self._do(_script(lua.LIST, [self._base(openid) + ":sessions"]))
         return sorted(map(_session, json.loads(reply)), key=lambda s: (s.created_at, s.id))
 
     def _purge(self, now: float, batch: int) -> _Plan[tuple[int, int]]:
@@ -678,9 +651,9 @@ class RedisStore(SessionStore, EntryStore):
         if not records and not entries:
             return 0, 0
         if self._cluster:
-            entry_calls = [_script(_DROP_ENTRY, [e], now, "0") for e in entries]
+            entry_calls = [_script(lua.DROP_ENTRY, [e], now, "0") for e in entries]
         else:
-            entry_calls = [_script(_DROP_ENTRY, [e, self._entries], now, "1") for e in entries]
+            entry_calls = [_script(lua.DROP_ENTRY, [e, self._entries], now, "1") for e in entries]
         replies = yield self._drop_calls(records, now) + entry_calls
         dropped, kept = replies[: len(records)], replies[len(records) :]
         if self._cluster:
@@ -735,12 +708,12 @@ class RedisStore(SessionStore, EntryStore):
     # -- locks ------------------------------------------------------------------
     def acquire_lock(self, name: str, owner: str, *, ttl: float, now: float) -> bool:
         (taken,) = self._do(
-            _script(_ACQUIRE, [self._lock(name)], owner, now, now + ttl, _ttl_ms(ttl + GRACE))
+            _script(lua.ACQUIRE, [self._lock(name)], owner, now, now + ttl, _ttl_ms(ttl + GRACE))
         )
         return int(taken) == 1
 
     def release_lock(self, name: str, owner: str) -> bool:
-        (released,) = self._do(_script(_RELEASE, [self._lock(name)], owner))
+        (released,) = self._do(_script(lua.RELEASE, [self._lock(name)], owner))
         return int(released) == 1
 
     # -- lifecycle --------------------------------------------------------------

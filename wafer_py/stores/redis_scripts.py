@@ -1,17 +1,25 @@
-"""The Lua scripts of :class:`~wafer_py.stores.redis.RedisStore`.
+"""The Lua scripts of :class:`~wafer_py.stores.redis.RedisStore`, and the calls it sends.
 
-Each runs by its SHA1 (``EVALSHA``) and is sent whole once if Redis lacks it. The key
-layout they work on is described in :mod:`wafer_py.stores.redis`; on a standalone server
-the lookup script follows pointers to keys it was not given, on Redis Cluster every
-script touches one slot only.
+Each script runs by its SHA1 (``EVALSHA``) and is sent whole (``EVAL``) when Redis lacks
+it: no ``SCRIPT LOAD``, which proxies refuse. The key layout they work on is described in
+:mod:`wafer_py.stores.redis`. On a standalone server the lookup, touch, revocation and
+listing scripts follow pointers to keys they were not given; on Redis Cluster every
+script touches one slot, and behind a proxy (:mod:`wafer_py.stores.redis_proxy`) only
+the keys it is given, all of one hash tag.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Generator, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 __all__ = [
     "Script",
+    "Call",
+    "Plan",
+    "cmd",
+    "script",
     "LOOKUP",
     "CREATE",
     "TOUCH",
@@ -26,6 +34,8 @@ __all__ = [
     "RELEASE",
 ]
 
+T = TypeVar("T")
+
 
 class Script:
     """A Lua script, run by its SHA1 (``EVALSHA``; sent whole once if Redis lacks it)."""
@@ -35,6 +45,37 @@ class Script:
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis's name
+
+
+class Call(NamedTuple):
+    """One command, or one script with its keys, to send."""
+
+    command: str | Script
+    args: tuple[Any, ...]
+    keys: int = 0
+
+    def wire(self, whole: bool = False) -> tuple[Any, ...]:
+        if isinstance(self.command, str):
+            return (self.command, *self.args)
+        if whole:
+            return ("EVAL", self.command.source, self.keys, *self.args)
+        return ("EVALSHA", self.command.sha, self.keys, *self.args)
+
+
+def cmd(command: str, *args: Any) -> Call:
+    """A command (its keys are among ``args``)."""
+    return Call(command, args)
+
+
+def script(source: Script, keys: Sequence[str], *args: Any) -> Call:
+    """A script call: ``keys`` (every key it touches, except on a standalone server),
+    then ``args``."""
+    return Call(source, (*keys, *args), len(keys))
+
+
+#: A store operation as a generator: it yields the calls of each round trip and receives
+#: their replies, so one plan runs on the sync and the async client alike.
+Plan = Generator[list[Call], list[Any], T]
 
 
 # The record key is ``P{u:OPENID}:s:ID``: everything up to the first "}" is the user's
@@ -47,11 +88,16 @@ LOOKUP = Script(
     "#!lua flags=no-writes\n"
     + _BASE
     + """
--- The first session KEYS name (id or skey pointers when ARGV[1] is '1', else records)
--- and its user, as JSON [session, user or null]; false if none.
+-- A session and its user, as JSON [session, user or null]; false if none. With ARGV[1]
+-- == '1', KEYS are id or skey pointers, followed to the first that names a session;
+-- else KEYS[1] is the session record and KEYS[2] its user.
+if ARGV[1] ~= '1' then
+  local session = redis.call('GET', KEYS[1])
+  if not session then return false end
+  return '[' .. session .. ',' .. (redis.call('GET', KEYS[2]) or 'null') .. ']'
+end
 for _, key in ipairs(KEYS) do
-  local r = key
-  if ARGV[1] == '1' then r = redis.call('GET', key) end
+  local r = redis.call('GET', key)
   local session = r and redis.call('GET', r)
   if session then
     return '[' .. session .. ',' .. (redis.call('GET', base(r) .. ':user') or 'null') .. ']'
@@ -94,9 +140,10 @@ TOUCH = Script(
     "#!lua\n"
     + _BASE
     + """
--- Move a session's sliding expiry. KEYS[1]: its record, or with ARGV[5] == '1' its id
--- pointer; then KEYS[2] is the expiry index and the pointers and index move too.
--- ARGV: last_seen, expires_at, ttl in ms, prefix, full. Returns the skey hash, or false.
+-- Move a session's sliding expiry. With ARGV[5] == '1', KEYS[1] is its id pointer and
+-- KEYS[2] the expiry index, and the pointers and index move too; else KEYS[1] is its
+-- record and KEYS[2] its user's index. ARGV: last_seen, expires_at, ttl in ms, prefix,
+-- full. Returns the skey hash, or false.
 local full = ARGV[5] == '1'
 local r = KEYS[1]
 if full then r = redis.call('GET', KEYS[1]) end
@@ -105,7 +152,8 @@ if not text then return false end
 local s = cjson.decode(text)
 s.last_seen, s.expires_at = ARGV[1], ARGV[2]
 redis.call('SET', r, cjson.encode(s), 'PX', ARGV[3])
-local index = base(r) .. ':sessions'
+local index = KEYS[2]
+if full then index = base(r) .. ':sessions' end
 if redis.call('PTTL', index) < tonumber(ARGV[3]) then redis.call('PEXPIRE', index, ARGV[3]) end
 if full then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -122,7 +170,8 @@ DROP = Script(
     + """
 -- Delete a session record and its id in its user's index. KEYS[1]: the record, or with
 -- ARGV[2] == '1' its id pointer. With ARGV[3] == '1', KEYS[2] is the expiry index and the
--- pointers and index entry go too. ARGV[4]: '' or a time: delete only if expired by then.
+-- pointers and index entry go too; else KEYS[2] is the user's index. ARGV[4]: '' or a
+-- time: delete only if expired by then.
 -- Returns {1, id, skey_hash} (deleted), {2, id} (record already gone), {0, expires_at}
 -- (not expired), or false (no pointer).
 local cleanup, before = ARGV[3] == '1', tonumber(ARGV[4])
@@ -138,11 +187,13 @@ if s and before and tonumber(s.expires_at) > before then
   return {0, s.expires_at}
 end
 redis.call('DEL', r)
-redis.call('ZREM', b .. ':sessions', id)
 if cleanup then
+  redis.call('ZREM', b .. ':sessions', id)
   redis.call('ZREM', KEYS[2], r)
   redis.call('DEL', ARGV[1] .. '{i:' .. id .. '}')
   if s then redis.call('DEL', ARGV[1] .. '{k:' .. s.skey_hash .. '}') end
+else
+  redis.call('ZREM', KEYS[2], id)
 end
 if s then return {1, id, s.skey_hash} end
 return {2, id}
@@ -178,10 +229,17 @@ return out
 
 LIST = Script("""#!lua
 -- The user's sessions (KEYS[1] is the index) as a JSON array, oldest first; ids whose
--- record Redis has expired leave the index.
+-- record Redis has expired leave the index. KEYS[2..], if given, are the records to read
+-- (behind a proxy, a script reads only the keys it is given); else the index's.
 local b = string.sub(KEYS[1], 1, #KEYS[1] - #':sessions')
+local ids = {}
+if #KEYS > 1 then
+  for i = 2, #KEYS do ids[#ids + 1] = string.sub(KEYS[i], #b + 4) end
+else
+  ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+end
 local out = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, id in ipairs(ids) do
   local session = redis.call('GET', b .. ':s:' .. id)
   if session then out[#out + 1] = session else redis.call('ZREM', KEYS[1], id) end
 end
