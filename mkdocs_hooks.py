@@ -18,7 +18,5 @@ SHARED = ("bench/results.png",)
 
 def on_files(files: Files, config: Any, **kwargs: Any) -> Files:
     for path in SHARED:
-        files.append(
-            File(path, str(ROOT), config["site_dir"], config["use_directory_urls"])
-        )
+        files.append(File(path, str(ROOT), config["site_dir"], config["use_directory_urls"]))
     return files

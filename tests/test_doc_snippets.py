@@ -71,7 +71,7 @@ def test_runner_stops_a_snippet_that_hangs(tmp_path: Path) -> None:
 def test_skip_marker_needs_a_reason_and_a_python_block() -> None:
     marked = "<!-- snippet: skip needs a Redis Cluster -->\n```python\nx = 1\n```\n"
     assert extract(marked, "a.md")[0].skip == "needs a Redis Cluster"
-    with pytest.raises(ValueError, match="a.md:1: a snippet skip marker needs a reason"):
+    with pytest.raises(ValueError, match=r"a\.md:1: a snippet skip marker needs a reason"):
         extract("<!-- snippet: skip -->\n```python\nx = 1\n```\n", "a.md")
     with pytest.raises(ValueError, match="before a non-Python block"):
         extract("<!-- snippet: skip shell -->\n```bash\nls\n```\n", "a.md")
@@ -81,8 +81,8 @@ def test_skip_marker_needs_a_reason_and_a_python_block() -> None:
 
 
 def test_indented_blocks_and_unclosed_fences() -> None:
-    page = '!!! note\n    ```python\n    assert 1 + 1 == 2\n    ```\n'
+    page = "!!! note\n    ```python\n    assert 1 + 1 == 2\n    ```\n"
     (snippet,) = extract(page, "a.md")
     assert snippet.code == "assert 1 + 1 == 2\n" and snippet.line == 2
-    with pytest.raises(ValueError, match="a.md:1: a code block is never closed"):
+    with pytest.raises(ValueError, match=r"a\.md:1: a code block is never closed"):
         extract("```python\nx = 1\n", "a.md")
