@@ -8,7 +8,7 @@ What is stored and served is only the re-encoded image.
 
 Storage is pluggable (:class:`AvatarStore`): :class:`FolderAvatarStore` for one machine,
 :class:`EntryAvatarStore` in the session store itself for several servers (every server
-can serve every avatar), or an object store of your own (COS, S3: see README).
+can serve every avatar), or an object store of your own (COS, S3: see docs/fill-in.md).
 
 Pillow is an extra (``pip install wafer-session[images]``): without it :func:`clean_image`
 raises :class:`~wafer_py.exceptions.ImagesUnavailable` (501), naming the extra.

@@ -22,7 +22,7 @@ What it guarantees:
   goes straight to the first of them, so no thread waits past ``timeout`` while later
   ones are served.
 
-Sizing (processes x ``max_connections`` under the server's limit) is in the README;
+Sizing (processes x ``max_connections`` under the server's limit) is in docs/operators.md;
 the costs of lending are in BENCHMARKS.md.
 """
 

@@ -237,7 +237,7 @@ class WebLogin:
     ``config.secret_keys``) sign the cookie and the state; ``secret_box`` seals the tokens.
     ``public_url`` (``https://example.com``) fixes the callback's origin behind a proxy;
     otherwise the request's is used. ``cookie_secure`` None means "if ``public_url`` or
-    the request is https" (behind a proxy, see the README on ``X-Forwarded-Proto``).
+    the request is https" (behind a proxy, see docs/web-login.md on ``X-Forwarded-Proto``).
     ``confirm_max_age`` is how long a login that asks its user to confirm (a callback
     from a browser that did not start it) waits. Build one from a
     :class:`~wafer_py.auth.WaferAuth` with :meth:`from_auth`. ``users`` is the store of
