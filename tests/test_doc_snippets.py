@@ -1,7 +1,8 @@
 """Every Python snippet of the README and the docs runs as written (tests/support/snippets.py).
 
 The snippets run in parallel, each in its own interpreter and working directory; a block
-marked ``<!-- snippet: skip REASON -->`` is reported as a skip with its reason.
+marked ``<!-- snippet: skip REASON -->`` (a fragment of a larger project) is not run, only
+compiled, so it still has to be valid Python; the marked blocks are few and counted.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Fut
 
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=[s.name for s in SNIPPETS])
 def test_snippet_runs(snippet: Snippet, outcomes: dict[str, Future[Outcome]]) -> None:
-    if snippet.skip is not None:
-        pytest.skip(f"marked in the page: {snippet.skip}")
+    if snippet.skip is not None:  # a fragment: valid Python, not run (its reason is in the page)
+        compile(snippet.code, snippet.name, "exec")
+        return
     outcome = outcomes[snippet.name].result()
     assert outcome.ok, outcome.output
 
