@@ -1,0 +1,110 @@
+"""PostgreSQL's side of the SQL store's connections, through psycopg 3: how a store URL
+becomes connection parameters, how connections are opened (sync and asyncio) or adopted
+from the operator's ``connect=``, and the hint an error gets.
+
+The URL's query options other than the store's own go to psycopg
+(``prepare_threshold``) or to libpq (``sslmode``, ``sslrootcert``, ``connect_timeout``,
+``application_name``, ``options``, ``target_session_attrs``, ...: the keywords the
+installed libpq knows); any other key stops the store at start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import SplitResult, quote, urlencode, urlunsplit
+
+from .sql_options import refuse_unknown
+
+__all__ = ["pg_adopt", "pg_async_connect", "pg_connect", "pg_explain", "pg_params"]
+
+#: psycopg's own connection options a URL may give; the others are libpq's.
+_PSYCOPG_OPTIONS = ("prepare_threshold",)
+#: SQLSTATEs of a named prepared statement missing, or made twice, on the server
+#: connection: what psycopg's automatic prepared statements meet behind a pooler that
+#: hands each transaction to another server connection (PgBouncer's transaction mode).
+_PREPARED_STATEMENT_ERRORS = ("26000", "42P05")
+
+
+def pg_params(
+    parts: SplitResult, options: dict[str, str], connect_timeout: float, io_timeout: float
+) -> dict[str, Any]:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    options = dict(options)
+    threshold = options.pop("prepare_threshold", None)
+    libpq = [o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults()]
+    refuse_unknown(options, "PostgreSQL", {"psycopg": _PSYCOPG_OPTIONS, "libpq": libpq})
+    # libpq reads the URL itself (percent-escapes, several hosts, sslmode and the other
+    # query options); what the URL leaves unsaid gets the store's defaults.
+    # quote, not urlencode's default quote_plus: libpq reads no "+" as a space.
+    query = urlencode(options, quote_via=quote)
+    url = urlunsplit(("postgresql", parts.netloc, parts.path, query, ""))
+    try:
+        given = conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        message = str(exc).strip()
+        if parts.password:
+            message = message.replace(parts.password, "***")
+        raise ValueError(f"the PostgreSQL store URL cannot be read: {message}") from None
+    params: dict[str, Any] = {
+        "connect_timeout": max(2, round(connect_timeout)),  # libpq's minimum is 2 s
+        # A query to a server that vanished without a word (a network cut) fails after
+        # about io_timeout seconds instead of the kernel's default of minutes.
+        "tcp_user_timeout": round(io_timeout * 1000),
+        "keepalives": 1,
+        "keepalives_idle": max(1, round(io_timeout / 2)),
+        "keepalives_interval": max(1, round(io_timeout / 6)),
+        "keepalives_count": 3,
+        "application_name": "wafer_py",
+    }
+    params.update(given)
+    if threshold is not None:
+        params["prepare_threshold"] = _prepare_threshold(threshold)
+    return params
+
+
+def _prepare_threshold(value: str) -> int | None:
+    """``prepare_threshold``: how many runs of a query before psycopg prepares it on the
+    connection (``0``: from the first), or ``none``: never (behind PgBouncer before
+    1.21 in transaction mode, which cannot follow prepared statements)."""
+    if value.strip().lower() == "none":
+        return None
+    try:
+        threshold = int(value)
+    except ValueError:
+        threshold = -1
+    if threshold < 0:
+        raise ValueError(
+            f"prepare_threshold={value!r} in the store URL: a whole number >= 0, or none "
+            "(never prepare: behind PgBouncer in transaction mode)"
+        )
+    return threshold
+
+
+def pg_connect(driver: Any, params: dict[str, Any]) -> Any:
+    return driver.connect(autocommit=True, **params)
+
+
+async def pg_async_connect(driver: Any, params: dict[str, Any]) -> Any:
+    return await driver.AsyncConnection.connect(autocommit=True, **params)
+
+
+def pg_adopt(driver: Any, conn: Any) -> None:
+    if not isinstance(conn, driver.Connection):
+        raise TypeError(
+            f"connect= returned a {type(conn).__name__}, not a psycopg Connection "
+            "(a PostgreSQL store URL)"
+        )
+    if not conn.autocommit:
+        # The store's statements are each their own transaction, or in its own BEGIN.
+        conn.autocommit = True
+
+
+def pg_explain(exc: BaseException) -> str:
+    if getattr(exc, "sqlstate", None) in _PREPARED_STATEMENT_ERRORS:
+        return (
+            " (is a pooler in transaction mode, such as PgBouncer before 1.21, between "
+            "the store and PostgreSQL? then add ?prepare_threshold=none to the store URL)"
+        )
+    return ""
