@@ -164,6 +164,16 @@ def test_without_prepare_threshold_none_the_store_answers_503_with_the_hint(
             assert "?prepare_threshold=none" in failure.detail
 
 
+def test_an_option_pgbouncer_cannot_pass_on_stops_the_store_at_start(bouncer: PgBouncer) -> None:
+    """libpq's ``options`` (``-c statement_timeout=...``) is a startup parameter
+    PgBouncer 1.18 refuses: the store does not start, and says what to do instead."""
+    url = bouncer.url(f"{NO_PREPARE}&options=-c%20statement_timeout%3D5000")
+    with pytest.raises(StoreUnavailable) as caught:
+        SQLStore(url, table_prefix=PREFIX)
+    assert "unsupported startup parameter: options" in caught.value.detail
+    assert "ALTER ROLE" in caught.value.detail
+
+
 # -- two app processes through the bouncer ----------------------------------------
 @pytest.fixture
 def apps(

@@ -107,4 +107,9 @@ def pg_explain(exc: BaseException) -> str:
             " (is a pooler in transaction mode, such as PgBouncer before 1.21, between "
             "the store and PostgreSQL? then add ?prepare_threshold=none to the store URL)"
         )
+    if "unsupported startup parameter" in str(exc):
+        return (
+            " (PgBouncer passes on few startup parameters: set the option on the "
+            "database role instead, ALTER ROLE ... SET, and drop it from the store URL)"
+        )
     return ""
