@@ -3,15 +3,16 @@
 PgBouncer (Debian's, 1.18) runs on a free port in front of the shared server, with 3
 server connections for all its clients: consecutive statements of one client land on
 different server connections, and the server connections serve many clients in turn.
-With ``?prepare_threshold=none`` in the store URL, psycopg prepares nothing and all of
-it works, sync and async, through the contract suite and two app processes; without
-it, the prepared statements go astray and the store answers 503 with a hint, never a
-wrong answer or a 500.
+With ``?prepare_threshold=none`` in the store URL, or with nothing (the store notices the
+pooler and turns psycopg's prepared statements off), all of it works, sync and async,
+through the contract suite and two app processes. With prepared statements forced on
+(``?prepare_threshold=5``), they go astray: the store answers 503 naming the fix.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from tests.support.pgbouncer import PgBouncer, require_pgbouncer
 from wafer_py.config import DEMO_APPID
 from wafer_py.exceptions import StoreUnavailable
 from wafer_py.fakewechat import FakeWeChat
+from wafer_py.stores import sql_postgres
 from wafer_py.stores.sql import SQLStore
 from wafer_py.testing import StoreContract, make_session, run_threads
 
@@ -56,13 +58,79 @@ def bouncer() -> Iterator[PgBouncer]:
                 conn.execute(f"DROP TABLE IF EXISTS {prefix}{table}")
 
 
+@pytest.fixture(scope="module")
+def pg_direct() -> str:
+    return services.require("postgres")
+
+
 class TestStoreThroughPgBouncer(StoreContract):
+    query = NO_PREPARE
+
     @pytest.fixture(autouse=True)
     def _bouncer(self, bouncer: PgBouncer) -> None:
-        self.url = bouncer.url(NO_PREPARE)
+        self.url = bouncer.url(self.query)
 
     def make_store(self) -> SQLStore:
         return SQLStore(self.url, table_prefix=PREFIX)
+
+
+class TestStoreThroughPgBouncerNoticed(TestStoreThroughPgBouncer):
+    """No option: the store notices the pooler."""
+
+    query = ""
+
+
+def test_the_store_notices_the_pooler(
+    bouncer: PgBouncer, pg_direct: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through the bouncer, without the option, prepared statements are off on the
+    threaded pool's and the event loop's connections (said once in the log); straight
+    to the server, or with the option given, psycopg's setting is what it was."""
+
+    def thresholds(url: str) -> tuple[int | None, int | None]:
+        with SQLStore(url, table_prefix=PREFIX) as store:
+            with store._cursor() as cur:
+                sync = cur.connection.prepare_threshold
+
+            async def main() -> int | None:
+                assert await store.afind_login(session_id="nope") is None
+                assert store._async_pools is not None
+                pool = await store._async_pools.get()
+                return pool._idle[0][0].prepare_threshold  # type: ignore[no-any-return]
+
+            return sync, asyncio.run(main())
+
+    sql_postgres._say_pooler.cache_clear()  # said once a process: earlier tests did
+    with caplog.at_level(logging.INFO, logger="wafer_py"):
+        assert thresholds(bouncer.url()) == (None, None)
+        assert thresholds(bouncer.url()) == (None, None)
+    said = [r for r in caplog.records if "is a connection pooler" in r.getMessage()]
+    assert len(said) == 1 and f"127.0.0.1:{bouncer.port}" in said[0].getMessage()
+    assert thresholds(bouncer.url("prepare_threshold=3")) == (3, 3)
+    assert thresholds(pg_direct) == (5, 5)  # psycopg's default
+
+
+def test_own_connections_through_a_pooler_are_warned_about(
+    bouncer: PgBouncer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """connect= connections keep the operator's settings; prepared statements on behind
+    a pooler are worth a warning, once."""
+    url = bouncer.url()
+    sql_postgres._warn_own_connections.cache_clear()
+    with SQLStore(
+        "postgresql://", connect=lambda: psycopg.connect(url), table_prefix=PREFIX
+    ) as store:
+        assert store.get_user("o-nobody") is None
+    warned = [r for r in caplog.records if "prepare_threshold=None" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelname == "WARNING"
+    caplog.clear()
+    with SQLStore(
+        "postgresql://",
+        connect=lambda: psycopg.connect(url, prepare_threshold=None),
+        table_prefix=PREFIX,
+    ) as store:
+        assert store.get_user("o-nobody") is None
+    assert caplog.records == []
 
 
 def _server_connections(bouncer: PgBouncer) -> int:
@@ -96,11 +164,12 @@ def test_many_clients_share_three_server_connections(bouncer: PgBouncer) -> None
         assert 1 <= _server_connections(bouncer) <= 3
 
 
-def test_async_validation_through_pgbouncer(bouncer: PgBouncer) -> None:
-    """Validation on the event loop (psycopg async connections) honours the URL's
-    prepare_threshold too: 60 lookups and touches at once, each lookup run 6 times
-    (more than psycopg's default threshold of 5), all right."""
-    with SQLStore(bouncer.url(NO_PREPARE), table_prefix=PREFIX, max_connections=6) as store:
+@pytest.mark.parametrize("query", [NO_PREPARE, ""])
+def test_async_validation_through_pgbouncer(bouncer: PgBouncer, query: str) -> None:
+    """Validation on the event loop (psycopg async connections), the option given or
+    the pooler noticed: 60 lookups and touches at once, each lookup run 6 times (more
+    than psycopg's default threshold of 5), all right."""
+    with SQLStore(bouncer.url(query), table_prefix=PREFIX, max_connections=6) as store:
         assert store.supports_async
         sessions = []
         for i in range(30):
@@ -128,18 +197,16 @@ def test_async_validation_through_pgbouncer(bouncer: PgBouncer) -> None:
         assert again is not None and again[0].last_seen == 7.0
 
 
-def test_without_prepare_threshold_none_the_store_answers_503_with_the_hint(
-    bouncer: PgBouncer,
-) -> None:
-    """psycopg's default prepares a query on its 6th run, as ``_pg3_0`` on the server
-    connection it runs on. Two stores taking turns get the same server connection (the
-    bouncer reuses the last one used): the second's prepare collides with the first's.
-    That is StoreUnavailable (503) naming the fix, never a wrong answer or another error;
-    with ``prepare_threshold=none`` the same turns all succeed."""
+def test_prepared_statements_forced_on_answer_503_with_the_hint(bouncer: PgBouncer) -> None:
+    """psycopg prepares a query on its 6th run, as ``_pg3_0`` on the server connection
+    it runs on. Two stores taking turns get the same server connection (the bouncer
+    reuses the last one used): the second's prepare collides with the first's. With
+    ``?prepare_threshold=5`` that is StoreUnavailable (503) naming the fix; with the
+    option ``none``, or none at all (the pooler noticed), the same turns all succeed."""
     openid = "o-pgb-prepared-" + secrets.token_hex(3)
     with SQLStore(bouncer.url(NO_PREPARE), table_prefix=PREFIX) as setup:
         setup.ensure_user(openid, unionid=None, profile={}, now=1.0)
-    for query, expect_failure in (("", True), (NO_PREPARE, False)):
+    for query, expect_failure in (("prepare_threshold=5", True), (NO_PREPARE, False), ("", False)):
         first = SQLStore(bouncer.url(query), table_prefix=PREFIX, max_connections=1)
         second = SQLStore(bouncer.url(query), table_prefix=PREFIX, max_connections=1)
         failures: list[StoreUnavailable] = []
@@ -156,7 +223,7 @@ def test_without_prepare_threshold_none_the_store_answers_503_with_the_hint(
             first.close()
             second.close()
         if not expect_failure:
-            assert failures == []
+            assert failures == [], query
             continue
         assert failures, "psycopg's prepared statements worked behind the bouncer"
         for failure in failures:
@@ -175,11 +242,12 @@ def test_an_option_pgbouncer_cannot_pass_on_stops_the_store_at_start(bouncer: Pg
 
 
 # -- two app processes through the bouncer ----------------------------------------
-@pytest.fixture
+@pytest.fixture(params=[NO_PREPARE, ""], ids=["prepare_threshold=none", "noticed"])
 def apps(
-    bouncer: PgBouncer, fake_server: Any, tmp_path: Path
+    request: pytest.FixtureRequest, bouncer: PgBouncer, fake_server: Any, tmp_path: Path
 ) -> Iterator[tuple[AppProcess, AppProcess]]:
-    url = bouncer.url(f"{NO_PREPARE}&table_prefix={new_prefix()}")
+    query = "&".join(q for q in (request.param, f"table_prefix={new_prefix()}") if q)
+    url = bouncer.url(query)
     with (
         app_process("starlette", store_url=url, api_base=fake_server.url, log_dir=tmp_path) as a,
         app_process("flask", store_url=url, api_base=fake_server.url, log_dir=tmp_path) as b,
@@ -218,34 +286,3 @@ def test_200_logins_and_validations_on_both_frameworks(
     for app in apps:
         assert "prepared statement" not in app.log_text()
     assert _server_connections(bouncer) <= 3
-
-
-def test_an_app_without_prepare_threshold_none_answers_503_never_500(
-    bouncer: PgBouncer, fake: FakeWeChat, fake_server: Any, tmp_path: Path
-) -> None:
-    """The misconfiguration seen from outside: logins and validations through the
-    bouncer without the option answer 200 or 503 (the store is unavailable, the session
-    may be good: the client retries), never 500 or 401, and the app's log names the fix."""
-    url = bouncer.url(f"table_prefix={new_prefix()}")
-    with app_process("starlette", store_url=url, api_base=fake_server.url, log_dir=tmp_path) as app:
-        codes = [fake.login(DEMO_APPID, f"user{i}")["code"] for i in range(60)]
-
-        def log_in_and_validate(code: str) -> list[int]:
-            response = requests.get(
-                f"{app.url}/weapp/login", headers={"X-WX-Code": code}, timeout=60
-            )
-            if response.status_code != 200:
-                return [response.status_code]
-            skey = response.json()["data"]["skey"]
-            return [response.status_code] + [
-                requests.get(
-                    f"{app.url}/weapp/user", headers={"X-WX-Skey": skey}, timeout=60
-                ).status_code
-                for _ in range(8)
-            ]
-
-        with ThreadPoolExecutor(max_workers=30) as pool:
-            statuses = [s for answers in pool.map(log_in_and_validate, codes) for s in answers]
-        assert set(statuses) <= {200, 503}, sorted(set(statuses))
-        if 503 in statuses:
-            assert "?prepare_threshold=none" in app.log_text()

@@ -92,9 +92,10 @@ class SQLStore(SessionStore, EntryStore):
     Size it so that processes x ``max_connections`` stays under the server's own
     ``max_connections`` (the module's docstring says more).
 
-    Other PostgreSQL URL options go to psycopg (``prepare_threshold``; ``none`` behind
-    PgBouncer in transaction mode) and libpq (``sslmode``, ``application_name``, ...);
-    an unknown one stops the store at start. ``connect_timeout`` bounds a connection
+    Other PostgreSQL URL options go to psycopg (``prepare_threshold``; without it,
+    prepared statements are off behind a pooler such as PgBouncer, which the store
+    notices) and libpq (``sslmode``, ``application_name``, ...); an unknown one stops
+    the store at start. ``connect_timeout`` bounds a connection
     attempt and ``io_timeout`` a query to a server that stopped answering, so an outage
     is answered with 503 quickly.
 
@@ -169,7 +170,7 @@ class SQLStore(SessionStore, EntryStore):
         self._pool = self._new_pool(size, wait)
         # Under asyncio, validation's queries on the event loop, where the driver can.
         self._async_pools: PerLoop[AsyncPool] | None = None
-        if dialect.async_connect is not None and (connect is None or async_connect):
+        if dialect.async_connect is not None and (connect is None or async_connect is not None):
             self.supports_async = True
             self._async_pools = PerLoop(
                 lambda: AsyncPool(self._aopen, dialect.fileno, size, wait, dialect.name),
@@ -246,19 +247,26 @@ class SQLStore(SessionStore, EntryStore):
     def _open(self) -> Pooled:
         """A new connection for the pool."""
         try:
-            if self._own_connect is None:
-                conn = self.dialect.connect(self._driver, self._params)
-            else:
-                conn = self._own_connect()
+            conn = self._connect()
         except self._errors as exc:
             raise self._unavailable("cannot connect", exc) from None
         try:
-            if self._own_connect is not None and self.dialect.adopt is not None:
-                self.dialect.adopt(self._driver, conn)
             return Pooled(conn, self.dialect.cursor(conn), _poller(self.dialect.fileno(conn)))
         except BaseException:
             close_quietly(conn)
             raise
+
+    def _connect(self) -> Any:
+        if self._own_connect is None:
+            return self.dialect.connect(self._driver, self._params)
+        conn = self._own_connect()
+        try:
+            if self.dialect.adopt is not None:
+                self.dialect.adopt(self._driver, conn)
+        except BaseException:
+            close_quietly(conn)
+            raise
+        return conn
 
     async def _aopen(self) -> Any:
         """A new asyncio connection for the running loop's pool."""
