@@ -99,13 +99,10 @@ class SQLStore(SessionStore, EntryStore):
     attempt and ``io_timeout`` a query to a server that stopped answering, so an outage
     is answered with 503 quickly.
 
-    Bring your own connections: ``connect`` is called (no arguments) for each
-    connection the pool opens and returns a DB-API connection of the URL's driver
-    (psycopg or PyMySQL), which the store switches to autocommit; the URL then names
-    only the server and the store's options (``postgresql://?table_prefix=app_``).
-    For PostgreSQL, ``async_connect`` (awaited, no arguments, returning a psycopg
-    ``AsyncConnection``) lets validation run on the event loop; without it, it runs in
-    a worker thread. docs/operators-postgresql.md has examples.
+    Bring your own connections: ``connect()`` returns one of the URL's driver (psycopg,
+    PyMySQL) for the pool, ``async_connect()`` (PostgreSQL) a psycopg AsyncConnection
+    for validation on the loop; the URL then gives only the scheme and the store's
+    options (``postgresql://?table_prefix=app_``). See docs/operators-postgresql.md.
     """
 
     schemes: ClassVar[tuple[str, ...]] = ("postgresql", "postgres", "mysql", "mariadb")
