@@ -26,9 +26,8 @@ import importlib
 import json
 import logging
 import os
-import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
@@ -42,6 +41,7 @@ from .loops import PerLoop
 from .sql_async import AsyncPool
 from .sql_async import socket_poller as _poller
 from .sql_dialects import DIALECTS, PURGED, QUERIES, Dialect
+from .sql_options import only_options, store_options
 from .sql_pool import Pool, Pooled, close_quietly
 
 __all__ = ["SQLStore"]
@@ -49,11 +49,6 @@ __all__ = ["SQLStore"]
 logger = logging.getLogger("wafer_py")
 
 _INSTALL = "pip install 'wafer-session[sql]'"
-#: Lower case, so that PostgreSQL's folding of unquoted names changes nothing; short, so
-#: that prefixed index names stay within PostgreSQL's 63 characters.
-_PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,39}")
-DEFAULT_MAX_CONNECTIONS = 10
-DEFAULT_POOL_TIMEOUT = 5.0
 
 
 def _import_driver(name: str) -> Any:
@@ -82,21 +77,6 @@ def _session(row: Sequence[Any] | None) -> Session | None:
     return None if row is None else Session(*row)
 
 
-def _option(options: dict[str, str], name: str, given: Any, parse: Callable[[str], Any]) -> Any:
-    """A store option given as an argument or in the URL (taken out of ``options``,
-    which go to the driver); None when neither gives it."""
-    in_url = options.pop(name, None)
-    if in_url is None:
-        return given
-    try:
-        value = parse(in_url)
-    except ValueError:
-        raise ValueError(f"{name}={in_url!r} in the store URL is not a valid value") from None
-    if given is not None and given != value:
-        raise ValueError(f"{name} is given twice, differently")
-    return value
-
-
 class SQLStore(SessionStore, EntryStore):
     """Sessions in PostgreSQL (``postgresql://user:pass@host:5432/db``) or MySQL/MariaDB
     (``mysql://user:pass@host:3306/db``).
@@ -112,9 +92,17 @@ class SQLStore(SessionStore, EntryStore):
     Size it so that processes x ``max_connections`` stays under the server's own
     ``max_connections`` (the module's docstring says more).
 
-    Other PostgreSQL URL options go to libpq (``sslmode``, ``application_name``, ...).
-    ``connect_timeout`` bounds a connection attempt and ``io_timeout`` a query to a
-    server that stopped answering, so an outage is answered with 503 quickly.
+    Other PostgreSQL URL options go to psycopg (``prepare_threshold``; without it,
+    prepared statements are off behind a pooler such as PgBouncer, which the store
+    notices) and libpq (``sslmode``, ``application_name``, ...); an unknown one stops
+    the store at start. ``connect_timeout`` bounds a connection
+    attempt and ``io_timeout`` a query to a server that stopped answering, so an outage
+    is answered with 503 quickly.
+
+    Bring your own connections: ``connect()`` returns one of the URL's driver (psycopg,
+    PyMySQL) for the pool, ``async_connect()`` (PostgreSQL) a psycopg AsyncConnection
+    for validation on the loop; the URL then gives only the scheme and the store's
+    options (``postgresql://?table_prefix=app_``). See docs/operators-postgresql.md.
     """
 
     schemes: ClassVar[tuple[str, ...]] = ("postgresql", "postgres", "mysql", "mariadb")
@@ -125,6 +113,8 @@ class SQLStore(SessionStore, EntryStore):
         self,
         url: str,
         *,
+        connect: Callable[[], Any] | None = None,
+        async_connect: Callable[[], Awaitable[Any]] | None = None,
         table_prefix: str | None = None,
         max_connections: int | None = None,
         pool_timeout: float | None = None,
@@ -138,24 +128,23 @@ class SQLStore(SessionStore, EntryStore):
         if dialect is None:
             raise ValueError(f"not a PostgreSQL or MySQL URL: {parts.scheme}://...")
         options = dict(parse_qsl(parts.query, keep_blank_values=True))
-        prefix = _option(options, "table_prefix", table_prefix, str) or "wafer_"
-        if not _PREFIX.fullmatch(prefix):
-            raise ValueError(
-                f"table_prefix {prefix!r}: lower-case letters, digits and _, at most 40"
-            )
-        size = _option(options, "max_connections", max_connections, int)
-        size = DEFAULT_MAX_CONNECTIONS if size is None else size
-        if size < 1:
-            raise ValueError(f"max_connections must be at least 1, not {size}")
-        wait = _option(options, "pool_timeout", pool_timeout, float)
-        wait = DEFAULT_POOL_TIMEOUT if wait is None else wait
-        if not 0 <= wait < threading.TIMEOUT_MAX:
-            raise ValueError(f"pool_timeout must be a number of seconds >= 0, not {wait}")
+        mine = store_options(
+            options,
+            table_prefix=table_prefix,
+            max_connections=max_connections,
+            pool_timeout=pool_timeout,
+        )
+        prefix, size, wait = mine.table_prefix, mine.max_connections, mine.pool_timeout
         self.dialect: Dialect = dialect
         self.table_prefix = prefix
         self._url = redact_url(url)
         self._driver = _import_driver(dialect.driver)
-        self._params = dialect.params(parts, options, connect_timeout, io_timeout)
+        self._own_connect, self._own_async_connect = connect, async_connect
+        if connect is None and async_connect is None:
+            self._params = dialect.params(parts, options, connect_timeout, io_timeout)
+        else:
+            only_options(parts, options, connect, async_connect, dialect.async_connect)
+            self._params = {}
         self._password = str(self._params.get("password") or "")
         self._errors: tuple[type[BaseException], ...] = (self._driver.Error, OSError)
         self._lost: tuple[type[BaseException], ...] = (
@@ -178,7 +167,7 @@ class SQLStore(SessionStore, EntryStore):
         self._pool = self._new_pool(size, wait)
         # Under asyncio, validation's queries on the event loop, where the driver can.
         self._async_pools: PerLoop[AsyncPool] | None = None
-        if dialect.async_connect is not None:
+        if dialect.async_connect is not None and (connect is None or async_connect is not None):
             self.supports_async = True
             self._async_pools = PerLoop(
                 lambda: AsyncPool(self._aopen, dialect.fileno, size, wait, dialect.name),
@@ -255,7 +244,7 @@ class SQLStore(SessionStore, EntryStore):
     def _open(self) -> Pooled:
         """A new connection for the pool."""
         try:
-            conn = self.dialect.connect(self._driver, self._params)
+            conn = self._connect()
         except self._errors as exc:
             raise self._unavailable("cannot connect", exc) from None
         try:
@@ -264,13 +253,34 @@ class SQLStore(SessionStore, EntryStore):
             close_quietly(conn)
             raise
 
+    def _connect(self) -> Any:
+        if self._own_connect is None:
+            return self.dialect.connect(self._driver, self._params)
+        conn = self._own_connect()
+        try:
+            if self.dialect.adopt is not None:
+                self.dialect.adopt(self._driver, conn)
+        except BaseException:
+            close_quietly(conn)
+            raise
+        return conn
+
     async def _aopen(self) -> Any:
         """A new asyncio connection for the running loop's pool."""
         assert self.dialect.async_connect is not None
         try:
-            return await self.dialect.async_connect(self._driver, self._params)
+            if self._own_async_connect is None:
+                return await self.dialect.async_connect(self._driver, self._params)
+            conn = await self._own_async_connect()
         except self._errors as exc:
             raise self._unavailable("cannot connect", exc) from None
+        if not getattr(conn, "autocommit", False):
+            await conn.close()
+            raise ValueError(
+                "async_connect= must return a connection in autocommit mode "
+                "(psycopg: AsyncConnection.connect(..., autocommit=True))"
+            )
+        return conn
 
     def _pool_after_fork(self) -> Pool:
         """A new pool for a forked child: the inherited connections share their sockets
@@ -289,7 +299,7 @@ class SQLStore(SessionStore, EntryStore):
         detail = f"{self.dialect.name} store: {what}: {type(exc).__name__}: {exc}".strip()
         if self._password:
             detail = detail.replace(self._password, "***")
-        return StoreUnavailable(detail=detail)
+        return StoreUnavailable(detail=detail + self.dialect.explain(exc))
 
     def _cursor(self) -> Pooled:
         """A connection borrowed from the pool: ``with`` it for its cursor, given back

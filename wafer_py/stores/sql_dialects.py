@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlencode, urlunsplit
+from urllib.parse import SplitResult, unquote
+
+from .sql_options import STORE_OPTIONS
+from .sql_postgres import pg_adopt, pg_async_connect, pg_connect, pg_explain, pg_params
 
 __all__ = ["DIALECTS", "PURGED", "QUERIES", "STORE_OPTIONS", "Dialect"]
 
-#: URL options the store itself reads (the others go to the driver).
-STORE_OPTIONS = ("table_prefix", "max_connections", "pool_timeout")
 _MYSQL_OPTIONS = ("unix_socket",)
 
 _USER = "openid, unionid, profile, created_at, updated_at, phone"
@@ -102,37 +103,11 @@ class Dialect:
     #: Indexes added after the first release, for servers without CREATE INDEX IF NOT
     #: EXISTS (MySQL): (table, index, CREATE INDEX statement), run if the index is missing.
     added_indexes: tuple[tuple[str, str, str], ...] = ()
-
-
-def _pg_params(
-    parts: SplitResult, options: dict[str, str], connect_timeout: float, io_timeout: float
-) -> dict[str, Any]:
-    from psycopg.conninfo import conninfo_to_dict
-
-    # libpq reads the URL itself (percent-escapes, several hosts, sslmode and the other
-    # query options); what the URL leaves unsaid gets the store's defaults.
-    url = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(options), ""))
-    params: dict[str, Any] = {
-        "connect_timeout": max(2, round(connect_timeout)),  # libpq's minimum is 2 s
-        # A query to a server that vanished without a word (a network cut) fails after
-        # about io_timeout seconds instead of the kernel's default of minutes.
-        "tcp_user_timeout": round(io_timeout * 1000),
-        "keepalives": 1,
-        "keepalives_idle": max(1, round(io_timeout / 2)),
-        "keepalives_interval": max(1, round(io_timeout / 6)),
-        "keepalives_count": 3,
-        "application_name": "wafer_py",
-    }
-    params.update(conninfo_to_dict(url))
-    return params
-
-
-def _pg_connect(driver: Any, params: dict[str, Any]) -> Any:
-    return driver.connect(autocommit=True, **params)
-
-
-async def _pg_async_connect(driver: Any, params: dict[str, Any]) -> Any:
-    return await driver.AsyncConnection.connect(autocommit=True, **params)
+    #: Readies a connection made by the operator's ``connect=`` for the store (checks
+    #: its type, switches on autocommit), raising TypeError or ValueError if it cannot.
+    adopt: Callable[[Any, Any], None] | None = None
+    #: A hint for an operator, appended to a driver error's message ("" for none).
+    explain: Callable[[BaseException], str] = lambda exc: ""
 
 
 def _mysql_params(
@@ -175,6 +150,23 @@ def _mysql_connect(driver: Any, params: dict[str, Any]) -> Any:
     conn = driver.connect(**{**params, "read_timeout": quick, "write_timeout": quick})
     conn._read_timeout, conn._write_timeout = params["read_timeout"], params["write_timeout"]
     return conn
+
+
+def _mysql_adopt(driver: Any, conn: Any) -> None:
+    from pymysql.constants import CLIENT
+
+    if not isinstance(conn, driver.connections.Connection):
+        raise TypeError(
+            f"connect= returned a {type(conn).__name__}, not a PyMySQL Connection "
+            "(a MySQL store URL)"
+        )
+    if not conn.client_flag & CLIENT.FOUND_ROWS:
+        raise ValueError(
+            "connect= returned a PyMySQL connection made without "
+            "client_flag=pymysql.constants.CLIENT.FOUND_ROWS: the store's lock needs an "
+            "UPDATE to count the rows it matched"
+        )
+    conn.autocommit(True)
 
 
 _PG_SCHEMA = (
@@ -259,10 +251,12 @@ _MYSQL_SCHEMA = (
 POSTGRES = Dialect(
     name="PostgreSQL",
     driver="psycopg",
-    params=_pg_params,
-    connect=_pg_connect,
+    params=pg_params,
+    connect=pg_connect,
     fileno=lambda conn: int(conn.fileno()),
-    async_connect=_pg_async_connect,
+    async_connect=pg_async_connect,
+    adopt=pg_adopt,
+    explain=pg_explain,
     # Binary results: floats arrive as 8 bytes, not text to parse.
     cursor=lambda conn: conn.cursor(binary=True),
     key="key",
@@ -299,6 +293,7 @@ MYSQL = Dialect(
     driver="pymysql",
     params=_mysql_params,
     connect=_mysql_connect,
+    adopt=_mysql_adopt,
     fileno=lambda conn: int(conn._sock.fileno()),
     cursor=lambda conn: conn.cursor(),
     key="`key`",
