@@ -24,7 +24,7 @@ import requests
 
 from tests.support.app_process import AppProcess, app_process
 from tests.support.redis_instance import free_port
-from tests.support.sentinel_cluster import SERVICE, SentinelCluster
+from tests.support.sentinel_cluster import SERVICE, SentinelCluster, tls_sentinel
 from wafer_py.config import DEMO_APPID
 from wafer_py.exceptions import StoreUnavailable
 from wafer_py.fakewechat import FakeWeChat
@@ -133,10 +133,33 @@ def test_tls_reaches_the_sentinels_and_the_servers() -> None:
     store = open_store(url)
     try:
         assert isinstance(store, RedisStore)
-        pool: Any = store._client.connection_pool
+        client: Any = store._client
+        pool = client.connection_pool
         assert pool.connection_class is redis.sentinel.SentinelManagedSSLConnection
     finally:
         store.close()
+
+
+def test_a_store_over_tls_to_the_sentinel_and_the_master(tmp_path: Path) -> None:
+    with tls_sentinel(tmp_path) as (port, ca):
+        url = f"rediss+sentinel://127.0.0.1:{port}/{SERVICE}/0?prefix=tls:"
+        store = open_store(f"{url}&ssl_ca_certs={ca}")
+        session, _ = make_session("o-tls")
+        try:
+            store.create_session(session)
+            assert store.get_session(session.id) == session
+            found = asyncio.run(store.afind_login(session_id=session.id))
+            assert found is not None and found[0] == session
+        finally:
+            store.close()
+        # Certificates are checked: without the CA that signed them, no connection.
+        untrusted = open_store(url)
+        try:
+            with pytest.raises(StoreUnavailable) as caught:
+                untrusted.get_session(session.id)
+            assert "certificate" in caught.value.detail.lower(), caught.value.detail
+        finally:
+            untrusted.close()
 
 
 def test_the_repr_names_the_sentinels_not_the_password(cluster: SentinelCluster) -> None:
@@ -168,24 +191,31 @@ def test_no_sentinel_answering_is_an_outage() -> None:
 # ------------------------------------------------------------------------ read-only
 def test_a_read_only_server_is_an_outage_not_an_error(cluster: SentinelCluster) -> None:
     """A server answering READONLY (a demoted master) gives StoreUnavailable, never a
-    Redis error the app would answer with a 500; reads still work."""
+    Redis error the app would answer with a 500: through Sentinel (redis-py drops the
+    connection and asks again), and on a plain client. Reads still work."""
     writer = open_store(cluster.url("prefix=ro:"))
     session, _ = make_session("o-ro")
     writer.create_session(session)
     cluster.wait_replicated()
-    replica = RedisStore.from_url(cluster.replica.url, prefix="ro:")
-    other, _ = make_session("o-ro")
-    try:
-        with pytest.raises(StoreUnavailable) as sync_error:
-            replica.create_session(other)
-        with pytest.raises(StoreUnavailable) as async_error:
-            asyncio.run(replica.atouch_session(session.id, last_seen=1.0, expires_at=2.0))
-        for caught in (sync_error, async_error):
-            assert "ReadOnlyError" in caught.value.detail, caught.value.detail
-        assert replica.get_session(session.id) == session
-    finally:
-        replica.close()
-        writer.close()
+    with cluster.misled_sentinel("ro") as port:
+        stores = [
+            (open_store(f"redis+sentinel://127.0.0.1:{port}/ro/0?prefix=ro:"), "now a slave"),
+            (RedisStore.from_url(cluster.replica.url, prefix="ro:"), "ReadOnlyError"),
+        ]
+        other, _ = make_session("o-ro")
+        try:
+            for store, detail in stores:
+                with pytest.raises(StoreUnavailable) as sync_error:
+                    store.create_session(other)
+                with pytest.raises(StoreUnavailable) as async_error:
+                    asyncio.run(store.atouch_session(session.id, last_seen=1.0, expires_at=2.0))
+                for caught in (sync_error, async_error):
+                    assert detail in caught.value.detail, caught.value.detail
+                assert store.get_session(session.id) == session
+        finally:
+            for store, _ in stores:
+                store.close()
+            writer.close()
 
 
 def _until(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:

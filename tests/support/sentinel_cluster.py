@@ -26,6 +26,8 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -35,7 +37,7 @@ from tests.support.ci import skip_or_fail
 from tests.support.probe import NotReady, wait_until
 from tests.support.redis_instance import RedisInstance, free_port, send
 
-__all__ = ["SERVICE", "SentinelCluster", "require_redis_sentinel"]
+__all__ = ["SERVICE", "SentinelCluster", "require_redis_sentinel", "tls_sentinel"]
 
 #: The name the sentinels know the master by.
 SERVICE = "wafer"
@@ -60,14 +62,20 @@ class _Node(RedisInstance):
     """A ``redis-server``, optionally the replica of another."""
 
     def __init__(
-        self, directory: Path, *, replica_of: int | None = None, pinned: bool = False
+        self,
+        directory: Path,
+        *,
+        replica_of: int | None = None,
+        pinned: bool = False,
+        extra: Sequence[str] = (),
     ) -> None:
         super().__init__(directory)
         self.replica_of = replica_of
         self.pinned = pinned
+        self.extra = list(extra)
 
     def _arguments(self) -> list[str]:
-        args = super()._arguments()
+        args = super()._arguments() + self.extra
         if self.replica_of is not None:
             args += ["--replicaof", "127.0.0.1", str(self.replica_of)]
         if self.pinned:  # no command to make it a replica: Sentinel cannot demote it
@@ -76,9 +84,19 @@ class _Node(RedisInstance):
 
 
 class _Sentinel:
-    """One ``redis-sentinel`` process with its own (rewritten by it) configuration."""
+    """One ``redis-sentinel`` process with its own (rewritten by it) configuration,
+    watching the server on ``master_port`` as ``service``."""
 
-    def __init__(self, directory: Path, master_port: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        master_port: int,
+        *,
+        service: str = SERVICE,
+        down_after_ms: int = DOWN_AFTER_MS,
+        quorum: int = 2,
+        extra: str = "",
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.log = directory / "sentinel.log"
@@ -89,10 +107,11 @@ class _Sentinel:
             "daemonize no\n"
             f"logfile {self.log}\n"
             f"dir {directory}\n"
-            f"sentinel monitor {SERVICE} 127.0.0.1 {master_port} 2\n"
-            f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n"
-            f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}\n"
-            f"sentinel parallel-syncs {SERVICE} 1\n"
+            f"{extra}"
+            f"sentinel monitor {service} 127.0.0.1 {master_port} {quorum}\n"
+            f"sentinel down-after-milliseconds {service} {down_after_ms}\n"
+            f"sentinel failover-timeout {service} {FAILOVER_TIMEOUT_MS}\n"
+            f"sentinel parallel-syncs {service} 1\n"
         )
         self.process = subprocess.Popen(
             [require_redis_sentinel(), str(self.config)],
@@ -213,6 +232,29 @@ class SentinelCluster:
 
         return wait_until(promoted, "a failover to the replica", timeout=SETTLE_TIMEOUT)
 
+    @contextmanager
+    def misled_sentinel(self, service: str) -> Iterator[int]:
+        """A lone sentinel that takes the replica for the master of ``service``, as the
+        sentinels do a demoted master until they catch up; yields its port. Writes
+        through it get READONLY. (One sentinel, a quorum of two and a minute before it
+        calls anything down: it never fails anything over.)"""
+        lone = _Sentinel(
+            self.directory / f"sentinel-{service}",
+            self.replica.port,
+            service=service,
+            down_after_ms=60_000,
+        )
+        try:
+
+            def names_the_replica() -> bool:
+                with lone.client() as client:
+                    return int(client.sentinel_master(service)["port"]) == self.replica.port
+
+            wait_until(names_the_replica, f"the lone sentinel :{lone.port}", exited=lone.exited)
+            yield lone.port
+        finally:
+            lone.stop()
+
     def stop(self) -> None:
         for sentinel in self.sentinels:
             sentinel.stop()
@@ -234,3 +276,72 @@ class SentinelCluster:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# ------------------------------------------------------------------------------ TLS
+def _certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate for 127.0.0.1 it signed: (ca, cert, key)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        skip_or_fail("openssl is not installed (needed to make test certificates)")
+    assert openssl is not None
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, cert, key = directory / "ca.crt", directory / "server.crt", directory / "server.key"
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    steps = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+         "-keyout", "ca.key", "-out", "ca.crt"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+         "-keyout", "server.key", "-out", "server.csr"],
+        ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+         "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt"],
+    ]  # fmt: skip
+    for step in steps:
+        subprocess.run([openssl, *step], cwd=directory, check=True, capture_output=True)
+    return ca, cert, key
+
+
+@contextmanager
+def tls_sentinel(directory: Path, service: str = SERVICE) -> Iterator[tuple[int, Path]]:
+    """A master and one sentinel (quorum 1) that speak TLS to their clients and to each
+    other; yields the sentinel's TLS port and the CA file that signed their certificate.
+    (Each also keeps a plaintext port, for this helper's own checks.)"""
+    require_redis_sentinel()
+    ca, cert, key = _certificates(directory / "tls")
+    options = {
+        "tls-cert-file": cert,
+        "tls-key-file": key,
+        "tls-ca-cert-file": ca,
+        "tls-auth-clients": "no",
+        "tls-replication": "yes",  # a sentinel talks TLS to the servers (and its peers)
+    }
+    master_tls = free_port()
+    node = _Node(
+        directory / "node",
+        extra=["--tls-port", str(master_tls)]
+        + [a for k, v in options.items() for a in (f"--{k}", str(v))],
+    )
+    node.start()
+    sentinel: _Sentinel | None = None
+    try:
+        sentinel_tls = free_port()
+        sentinel = _Sentinel(
+            directory / "sentinel",
+            master_tls,
+            service=service,
+            quorum=1,
+            extra=f"tls-port {sentinel_tls}\n" + "".join(f"{k} {v}\n" for k, v in options.items()),
+        )
+        watcher = sentinel
+
+        def connected() -> bool:
+            with watcher.client() as client:
+                state = client.sentinel_master(service)
+            return not state["is_disconnected"] and state["role-reported"] == "master"
+
+        wait_until(connected, "the TLS sentinel to reach the master", exited=sentinel.exited)
+        yield sentinel_tls, ca
+    finally:
+        if sentinel is not None:
+            sentinel.stop()
+        node.stop()
