@@ -49,13 +49,12 @@ SETTLE_TIMEOUT = 60.0
 
 def require_redis_sentinel() -> str:
     """The ``redis-sentinel`` path; skip (or under CI=true fail) when it is missing."""
-    path = os.environ.get("WAFER_TEST_REDIS_SENTINEL") or shutil.which("redis-sentinel")
-    if path is None and os.access("/usr/bin/redis-sentinel", os.X_OK):
-        path = "/usr/bin/redis-sentinel"
-    if path is None:
-        skip_or_fail("redis-sentinel is not installed; set WAFER_TEST_REDIS_SENTINEL")
-    assert path is not None
-    return path
+    configured = os.environ.get("WAFER_TEST_REDIS_SENTINEL")
+    found = configured or shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
+    if not os.access(found, os.X_OK):
+        where = f"WAFER_TEST_REDIS_SENTINEL={configured}" if configured else "on PATH"
+        skip_or_fail(f"redis-sentinel is not installed ({where}); set WAFER_TEST_REDIS_SENTINEL")
+    return found
 
 
 class _Node(RedisInstance):
