@@ -90,6 +90,7 @@ class TestSentinelMasterClient(StoreContract):
         ("redis+sentinel://:s3cret@h1:26379,,h2/wafer", "empty sentinel host"),
         ("redis+sentinel://:s3cret@h1:26379,h2:263x9/wafer", "bad sentinel port '263x9'"),
         ("redis+sentinel://:s3cret@h1:70000/wafer", "bad sentinel port '70000'"),
+        ("redis+sentinel://:s3cret@h1:/wafer", "bad sentinel port ''"),
         ("redis+sentinel://:s3cret@h1:26379", "names no service"),
         ("redis+sentinel://:s3cret@h1:26379/", "names no service"),
         ("redis+sentinel://:s3cret@h1/wafer/zero", "not '/wafer/zero'"),

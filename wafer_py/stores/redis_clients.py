@@ -176,7 +176,7 @@ def _address(text: str, bad: Callable[[str], ValueError]) -> tuple[str, int]:
         host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
     if not host:
         raise bad(f"empty sentinel host in {text!r}")
-    if not port:
+    if not port and not text.endswith(":"):
         return host, SENTINEL_PORT
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise bad(f"bad sentinel port {port!r}")
