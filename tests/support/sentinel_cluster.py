@@ -33,6 +33,7 @@ from types import TracebackType
 
 import redis
 
+from tests.support.certificates import make_certificates
 from tests.support.ci import skip_or_fail
 from tests.support.probe import NotReady, wait_until
 from tests.support.redis_instance import RedisInstance, free_port, send
@@ -278,35 +279,13 @@ class SentinelCluster:
 
 
 # ------------------------------------------------------------------------------ TLS
-def _certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a certificate for 127.0.0.1 it signed: (ca, cert, key)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        skip_or_fail("openssl is not installed (needed to make test certificates)")
-    assert openssl is not None
-    directory.mkdir(parents=True, exist_ok=True)
-    ca, cert, key = directory / "ca.crt", directory / "server.crt", directory / "server.key"
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    steps = [
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
-         "-keyout", "ca.key", "-out", "ca.crt"],
-        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-         "-keyout", "server.key", "-out", "server.csr"],
-        ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-         "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt"],
-    ]  # fmt: skip
-    for step in steps:
-        subprocess.run([openssl, *step], cwd=directory, check=True, capture_output=True)
-    return ca, cert, key
-
-
 @contextmanager
 def tls_sentinel(directory: Path, service: str = SERVICE) -> Iterator[tuple[int, Path]]:
     """A master and one sentinel (quorum 1) that speak TLS to their clients and to each
     other; yields the sentinel's TLS port and the CA file that signed their certificate.
     (Each also keeps a plaintext port, for this helper's own checks.)"""
     require_redis_sentinel()
-    ca, cert, key = _certificates(directory / "tls")
+    ca, cert, key = make_certificates(directory / "tls")
     options = {
         "tls-cert-file": cert,
         "tls-key-file": key,
