@@ -14,6 +14,18 @@ from wafer_py.logsafe import redact_url
         ("redis://alice:s3cret@cache:6390/2", "redis://alice:***@cache:6390/2"),
         ("rediss://alice:p%40ss@cache/0", "rediss://alice:***@cache/0"),
         ("unix:///run/redis.sock?password=s3cret&db=2", "unix:///run/redis.sock?password=***&db=2"),
+        (
+            "redis+sentinel://:s3cret@s1:26379,s2:26379,[::1]:26380/mymaster/0",
+            "redis+sentinel://:***@s1:26379,s2:26379,[::1]:26380/mymaster/0",
+        ),
+        (
+            "rediss+sentinel://app:s3cret@s1,s2/mymaster?sentinel_password=s3cret&db=1",
+            "rediss+sentinel://app:***@s1,s2/mymaster?sentinel_password=***&db=1",
+        ),
+        (
+            "redis+sentinel://s1:26379,s2/m?sentinel_password=s3cret",
+            "redis+sentinel://s1:26379,s2/m?sentinel_password=***",
+        ),
         ("postgresql://wafer:s3cret@db:5432/app", "postgresql://wafer:***@db:5432/app"),
         (
             "postgresql+psycopg://u:s3cret@[::1]:5432/app",
@@ -54,14 +66,14 @@ def test_the_stores_the_migration_and_the_cli_all_use_it() -> None:
     import wafer_py.cli.legacy
     import wafer_py.cli.migrate
     import wafer_py.cli.sessions
-    import wafer_py.stores.redis
+    import wafer_py.stores.redis_clients
     import wafer_py.stores.sql
 
     for module in (
         wafer_py.cli.migrate,
         wafer_py.cli.sessions,
         wafer_py.cli.legacy,
-        wafer_py.stores.redis,
+        wafer_py.stores.redis_clients,
         wafer_py.stores.sql,
     ):
         assert module.redact_url is redact_url  # type: ignore[attr-defined]

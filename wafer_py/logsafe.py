@@ -26,13 +26,16 @@ def redact(text: str) -> str:
     return _SECRET_PARAMS.sub(r"\1=***", text)
 
 
-#: Query options that carry a password (redis-py's and the SQL drivers' spellings).
-_PASSWORD_OPTIONS = frozenset({"password", "passwd", "pass", "pwd"})
+#: Query options that carry a password (redis-py's, Sentinel's and the SQL drivers'
+#: spellings).
+_PASSWORD_OPTIONS = frozenset({"password", "passwd", "pass", "pwd", "sentinel_password"})
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``: in ``user:pass@`` and in query
-    options (``?password=``). A URL without a password is returned unchanged.
+    """``url`` with any password replaced by ``***``: in ``user:pass@`` (also before a
+    list of hosts, ``redis+sentinel://:pass@h1,h2/name``) and in query options
+    (``?password=``, ``?sentinel_password=``). A URL without a password is returned
+    unchanged.
 
     Only the password goes: scheme, user, host, port, path and the other options stay,
     so the operator can still tell which server is meant.

@@ -60,23 +60,17 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import redis
-import redis.asyncio
-import redis.asyncio.cluster
-import redis.asyncio.retry
 import redis.cluster
-from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
-from redis.retry import Retry
 
 from ..exceptions import StoreUnavailable
-from ..logsafe import redact_url
 from ..models import Session, User
 from . import redis_proxy
 from . import redis_scripts as lua
 from .base import SessionStore, StoreStats
 from .entries import EntryStore
 from .loops import PerLoop
+from .redis_clients import SENTINEL_SCHEMES, AnyAsyncClient, AnyClient, clients_from_url, describe
 from .redis_scripts import Call as _Call
 from .redis_scripts import Plan as _Plan
 from .redis_scripts import cmd as _cmd
@@ -95,9 +89,6 @@ ENTRY_GC = 86_400.0
 _MAX_TTL_MS = 2**50
 #: Sessions and entries one purge script call looks at, when no limit is given.
 _PURGE_BATCH = 500
-
-AnyClient = redis.Redis | redis.cluster.RedisCluster
-AnyAsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 
 
 #: What redis-py raises when it cannot do a call (a cluster's own error is no RedisError).
@@ -180,33 +171,24 @@ def _with_query(url: str, query: list[tuple[str, str]]) -> str:
     return f"{url}?{urlencode(query, safe='*')}" if query else url
 
 
-def _where(client: Any) -> str:
-    """Where a client connects, without credentials."""
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
-    if "path" in kwargs:
-        return f"unix://{kwargs['path']}"
-    if "host" in kwargs:
-        return f"{kwargs['host']}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
-    return type(client).__name__
-
-
 # ------------------------------------------------------------------------------ store
 class RedisStore(SessionStore, EntryStore):
     """Users, sessions, entries and locks in Redis, under a key prefix.
 
-    ``client`` is a ``redis.Redis`` or ``redis.cluster.RedisCluster``; ``proxy=True`` says
-    a ``redis.Redis`` client talks to a proxy in front of shards (see
-    :mod:`~wafer_py.stores.redis_proxy` for what such a client needs). ``async_client`` is
-    a ``redis.asyncio`` client for one event loop, or a function making one (called once
-    per event loop); without either, the async methods run the sync client in a worker
-    thread. :meth:`from_url` makes both clients, with short timeouts, and :meth:`close`
-    closes what the store made (a client passed in stays open).
+    ``client`` is a ``redis.Redis`` (a Sentinel master, ``Sentinel(...).master_for(name)``,
+    too) or ``redis.cluster.RedisCluster``; ``proxy=True`` says a ``redis.Redis`` client
+    talks to a proxy in front of shards (see :mod:`~wafer_py.stores.redis_proxy` for what
+    such a client needs). ``async_client`` is a ``redis.asyncio`` client for one event
+    loop, or a function making one (called once per event loop); without either, the async
+    methods run the sync client in a worker thread. :meth:`from_url` makes both clients,
+    with short timeouts, and :meth:`close` closes what the store made (a client passed in
+    stays open).
 
     Errors from Redis (refused or timed-out connections, ...) become
     :class:`~wafer_py.exceptions.StoreUnavailable`; redis-py reconnects on the next call.
     """
 
-    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
+    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix", *SENTINEL_SCHEMES)
     #: A server many app processes use: they need one configured secret key.
     shared: ClassVar[bool] = True
     supports_async = True
@@ -237,7 +219,7 @@ class RedisStore(SessionStore, EntryStore):
             given = async_client
             self._async_clients = PerLoop(lambda: given)
         self._owns_client = False
-        self._where = _where(client)
+        self._where = describe(client)
         self._sessions = f"{prefix}{{x}}:sessions"
         self._entries = f"{prefix}{{x}}:entries"
         self._users = f"{prefix}{{x}}:users"
@@ -245,46 +227,34 @@ class RedisStore(SessionStore, EntryStore):
     @classmethod
     def from_url(cls, url: str, *, prefix: str | None = None, **options: Any) -> RedisStore:
         """A store on the server a URL names: ``redis://[[user]:password@]host:6379/0``,
-        ``rediss://...`` (TLS), ``unix:///path/redis.sock?db=0``.
+        ``rediss://...`` (TLS), ``unix:///path/redis.sock?db=0``, or the master of a
+        Sentinel service: ``redis+sentinel://[[user]:password@]host1:26379,host2:26379/
+        service_name[/db]`` (``rediss+sentinel://`` for TLS).
 
         ``?prefix=`` sets the key prefix (``wafer:`` by default), ``?cluster=true`` talks
         to a Redis Cluster, ``?cluster=proxy`` to a proxy in front of shards (twemproxy,
         managed "cluster" editions: :mod:`~wafer_py.stores.redis_proxy`); other query
         parameters and ``options`` go to redis-py (e.g. ``socket_timeout=5``). By default
         connecting and each reply time out after 2 s and a dropped connection is retried
-        once, so an outage answers 503 fast.
+        once, so an outage answers 503 fast (:mod:`~wafer_py.stores.redis_clients` makes
+        the clients).
         """
         parts = urlsplit(url)
         query = parse_qsl(parts.query)
         ours = {k: v for k, v in query if k in ("prefix", "cluster")}
         rest = _with_query(url.split("?", 1)[0], [(k, v) for k, v in query if k not in ours])
         mode = redis_proxy.cluster_mode(ours.get("cluster", ""))
-        cluster, proxy = mode == "cluster", mode == "proxy"
+        proxy = mode == "proxy"
         if proxy:
+            if urlsplit(rest).scheme.lower() in SENTINEL_SCHEMES:
+                raise ValueError("a Redis Sentinel URL cannot ask for ?cluster=proxy")
             options = {**redis_proxy.CLIENT_OPTIONS, **options}
-        options = {
-            "decode_responses": True,
-            "socket_connect_timeout": 2.0,
-            "socket_timeout": 2.0,
-            **options,
-        }
-
-        def retry_once(kind: type[Any]) -> Any:
-            return kind(NoBackoff(), 1, (redis.exceptions.ConnectionError,))
-
-        sync_class = redis.cluster.RedisCluster if cluster else redis.Redis
-        async_class = redis.asyncio.cluster.RedisCluster if cluster else redis.asyncio.Redis
-        client: AnyClient = sync_class.from_url(rest, retry=retry_once(Retry), **options)
-
-        def make_async() -> AnyAsyncClient:
-            retry = retry_once(redis.asyncio.retry.Retry)
-            return async_class.from_url(rest, retry=retry, **options)
-
+        clients = clients_from_url(rest, cluster=mode == "cluster", **options)
         if prefix is None:
             prefix = ours.get("prefix", "wafer:")
-        store = cls(client, prefix=prefix, async_client=make_async, proxy=proxy)
+        store = cls(clients.client, prefix=prefix, async_client=clients.make_async, proxy=proxy)
         store._owns_client = True
-        store._where = redact_url(rest)
+        store._where = clients.where
         return store
 
     def __repr__(self) -> str:

@@ -19,7 +19,10 @@ __all__ = ["open_store", "register_store", "registered_schemes"]
 #: Bundled stores whose module imports a driver: scheme -> (module, class). Their class
 #: declares the same schemes (a test holds the two together).
 _LAZY: dict[str, tuple[str, str]] = {
-    **{s: ("redis", "RedisStore") for s in ("redis", "rediss", "unix")},
+    **{
+        s: ("redis", "RedisStore")
+        for s in ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
+    },
     **{s: ("sql", "SQLStore") for s in ("postgresql", "postgres", "mysql", "mariadb")},
     "django": ("django", "DjangoStore"),
 }
@@ -89,10 +92,11 @@ def open_store(url: str) -> SessionStore:
     """Open the store a URL names, by its scheme.
 
     ``memory://``; ``sqlite:///path/to.db`` (relative), ``sqlite:////abs/path.db``,
-    ``sqlite:///:memory:``; ``redis://``, ``rediss://`` and ``unix://`` (the ``redis``
-    extra); ``postgresql://`` and ``mysql://`` (the ``sql`` extra); ``django://ALIAS``
-    (a Django project's database, the ``django`` extra); and the schemes of
-    any store given to :func:`register_store`. An unknown scheme raises ``ValueError``.
+    ``sqlite:///:memory:``; ``redis://``, ``rediss://``, ``unix://`` and
+    ``redis+sentinel://`` (the ``redis`` extra); ``postgresql://`` and ``mysql://`` (the
+    ``sql`` extra); ``django://ALIAS`` (a Django project's database, the ``django``
+    extra); and the schemes of any store given to :func:`register_store`. An unknown
+    scheme raises ``ValueError``.
     """
     scheme = urlsplit(url).scheme.lower()
     cls = _store_class(scheme)
