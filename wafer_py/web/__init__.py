@@ -1,6 +1,7 @@
 """Official-account web login (网页授权) for H5 pages opened in WeChat.
 
-* :mod:`.oauth`: the OAuth client (authorize URL, code -> token, refresh, userinfo);
+* :mod:`.oauth`: the OAuth client (authorize URL, code -> token, refresh, userinfo),
+  returning the values of :mod:`.grants`;
 * :mod:`.state`: signed, single-use, browser-bound OAuth states;
 * :mod:`.login`: the browser flow (:class:`~.login.WebLogin`: guard, callback, logout),
   answering with the values of :mod:`.access`;

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..exceptions import InvalidState, StateReplayed, WaferError
 from ..stores.base import call_store
 from .access import WebAnswer, local_path, redirect
+from .grants import OAuthToken
 from .pages import HTML_HEADERS, confirm_page_html, page_language, who_label
 from .records import PendingLogin, is_random, pending_key, usable_nonce
 from .state import browser_digest
@@ -28,7 +29,6 @@ from .texts import PageLang
 
 if TYPE_CHECKING:
     from .login import WebLogin
-    from .oauth import OAuthToken
 
 __all__ = ["CONFIRM_BODY_LIMIT", "ask_to_confirm", "answer_confirmation"]
 
@@ -156,8 +156,6 @@ def _load(login: WebLogin, key: str) -> PendingLogin | None:
 
 
 def _token(login: WebLogin, pending: PendingLogin, key: str, now: float) -> OAuthToken:
-    from .oauth import OAuthToken  # requests is imported only when needed
-
     return OAuthToken(
         access_token=login.sessions.unseal(pending.access, key),
         refresh_token=login.sessions.unseal(pending.refresh, key),

@@ -39,7 +39,8 @@ from .texts import PageLang, PageTexts
 if TYPE_CHECKING:
     from ..auth import WaferAuth
     from ..stores.base import SessionStore
-    from .oauth import Lang, OAuthToken, OAuthUserInfo, Scope, WeChatOAuth
+    from .grants import Lang, OAuthToken, OAuthUserInfo, Scope
+    from .oauth import WeChatOAuth
 
 __all__ = [
     "WebLogin",

@@ -34,7 +34,8 @@ from .records import REFRESH_TTL, SessionRecord, session_key
 
 if TYPE_CHECKING:
     from ..stores.base import SessionStore
-    from .oauth import Lang, OAuthToken, OAuthUserInfo, WeChatOAuth
+    from .grants import Lang, OAuthToken, OAuthUserInfo
+    from .oauth import WeChatOAuth
 
 __all__ = ["WebSessions"]
 
