@@ -642,7 +642,7 @@ def test_tokens_sealed_under_a_retired_key_end_the_web_session_locally(
         rotated.userinfo(user)
     assert not isinstance(caught.value, WeChatAPIError) and not hasattr(caught.value, "errcode")
     fake.advance(7201)  # the access token expired: the guard would refresh, and cannot
-    assert rotated.authenticate(cookie) == (None, [rotated._clear_cookie()])
+    assert rotated.authenticate(cookie) == (None, [rotated.cookies.clear()])
     assert fake.calls["/sns/oauth2/refresh_token"] == 0
     assert login.authenticate(cookie)[0] is None  # the session's tokens are deleted
     rotated.close()

@@ -1,4 +1,4 @@
-"""The web login's cookies: the signed web-session cookie's codec and ``Set-Cookie`` lines.
+"""The web login's cookies: the signed web-session cookie, the browser's nonce cookie.
 
 The browser holds who it is (openid, scope, nickname, avatar) and a random web-session id,
 signed and timed with itsdangerous under the server's :class:`~wafer_py.crypto.Keyring`
@@ -16,11 +16,12 @@ from typing import Any
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from ..crypto import Keyring
+from .access import WebUser
 from .state import ClockedSigner
 
-__all__ = ["SessionCookie", "set_cookie"]
+__all__ = ["SessionCookie", "WebCookies", "set_cookie"]
 
-#: The cookie's short field names, by the names of :class:`~wafer_py.web.login.WebUser`.
+#: The cookie's short field names, by the names of :class:`~wafer_py.web.access.WebUser`.
 _FIELDS = {
     "session_id": "s",
     "openid": "o",
@@ -91,3 +92,68 @@ def set_cookie(name: str, value: str, *, max_age: int, secure: bool) -> tuple[st
         f"{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax"
         + ("; Secure" if secure else ""),
     )
+
+
+class WebCookies:
+    """The ``Set-Cookie`` lines of a web login, and its session cookie read back as a user.
+
+    ``name`` holds the web session; ``name + "_nonce"`` (:attr:`nonce_name`) the random
+    nonce of the browser that started a login, kept ``nonce_max_age`` seconds (as long as
+    a state lives). ``secure`` None means "if ``public_url`` or the request is https".
+    """
+
+    def __init__(
+        self,
+        keys: Keyring,
+        *,
+        name: str,
+        max_age: int,
+        nonce_max_age: int,
+        secure: bool | None,
+        public_url: str | None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.nonce_name = name + "_nonce"
+        self.max_age = max_age
+        self.nonce_max_age = nonce_max_age
+        self.secure = secure
+        self.public_url = public_url
+        self.codec = SessionCookie(keys, max_age=max_age, clock=clock)
+
+    def __repr__(self) -> str:
+        return f"WebCookies(name={self.name!r})"
+
+    def read(self, value: str | None) -> WebUser | None:
+        """The user a session cookie names (not yet checked against the store)."""
+        fields = self.codec.loads(value)
+        return None if fields is None else WebUser(**fields)
+
+    def session(self, user: WebUser, secure: bool = False) -> tuple[str, str]:
+        """The ``Set-Cookie`` line of ``user``'s web session."""
+        value = self.codec.dumps(
+            {
+                "session_id": user.session_id,
+                "openid": user.openid,
+                "scope": user.scope,
+                "unionid": user.unionid,
+                "nickname": user.nickname,
+                "avatar": user.avatar,
+            }
+        )
+        return set_cookie(self.name, value, max_age=self.max_age, secure=self._secure(secure))
+
+    def clear(self, secure: bool = False) -> tuple[str, str]:
+        """The ``Set-Cookie`` line that removes the session cookie."""
+        return set_cookie(self.name, "", max_age=0, secure=self._secure(secure))
+
+    def nonce(self, nonce: str, secure: bool = False) -> tuple[str, str]:
+        """The ``Set-Cookie`` line of the browser's nonce (a callback after it lapses
+        fails as expired anyway)."""
+        max_age, secure = self.nonce_max_age, self._secure(secure)
+        return set_cookie(self.nonce_name, nonce, max_age=max_age, secure=secure)
+
+    def _secure(self, secure: bool) -> bool:
+        if self.secure is not None:
+            return self.secure
+        return secure or (self.public_url is not None and self.public_url.startswith("https://"))

@@ -12,7 +12,8 @@ WeChat's errcodes become the named exceptions of :mod:`wafer_py.exceptions`
 ``InvalidRefreshToken`` 40030, ``RefreshTokenExpired`` 42002, ``InvalidAccessToken``
 40001/40014, ``AccessTokenExpired`` 42001, ``InvalidOpenId`` 40003, ``ScopeUnauthorized``
 48001, ``InvalidAppId`` 40013, ``InvalidAppSecret`` 40125...). Tokens never appear in
-reprs, log lines or error messages.
+reprs, log lines or error messages. The values it returns are in :mod:`.grants`, free of
+HTTP; their names are importable from here too.
 
 Example::
 
@@ -28,12 +29,10 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 import secrets
 import string
-from dataclasses import dataclass, field
-from typing import Any, Literal
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
@@ -46,6 +45,21 @@ from ..exceptions import (
     WeChatError,
 )
 from ..wechat.client import http_session, send
+from .grants import (
+    ACCESS_TOKEN_TTL,
+    LANGS,
+    REFRESH_TOKEN_TTL,
+    SCOPES,
+    AuthorizeURL,
+    Lang,
+    OAuthCallback,
+    OAuthToken,
+    OAuthUserInfo,
+    Scope,
+    is_valid_state,
+    parse_callback,
+    read_token,
+)
 
 __all__ = [
     "ACCESS_TOKEN_TTL",
@@ -65,150 +79,7 @@ __all__ = [
 
 logger = logging.getLogger("wafer_py")
 
-Scope = Literal["snsapi_base", "snsapi_userinfo"]
-Lang = Literal["zh_CN", "zh_TW", "en"]
-#: The scopes of official-account web OAuth: silent openid only, or the consent page.
-SCOPES: tuple[Scope, ...] = ("snsapi_base", "snsapi_userinfo")
-#: The languages ``/sns/userinfo`` localises the region names into.
-LANGS: tuple[Lang, ...] = ("zh_CN", "zh_TW", "en")
-#: Lifetimes WeChat gives: access token 2 hours, refresh token 30 days.
-ACCESS_TOKEN_TTL = 7200
-REFRESH_TOKEN_TTL = 30 * 24 * 3600
-
-_STATE = re.compile(r"[A-Za-z0-9]{1,128}")
 _STATE_ALPHABET = string.ascii_letters + string.digits
-
-
-def is_valid_state(state: str) -> bool:
-    """Whether WeChat accepts ``state``: 1 to 128 ASCII letters and digits."""
-    return _STATE.fullmatch(state) is not None
-
-
-def _mask(value: str) -> str:
-    return "***" if value else "''"
-
-
-@dataclass(frozen=True)
-class AuthorizeURL:
-    """Where to send the browser, and the ``state`` WeChat will hand back."""
-
-    url: str
-    state: str
-
-
-@dataclass(frozen=True)
-class OAuthCallback:
-    """What WeChat appended to the ``redirect_uri``: ``code`` is None if the user declined."""
-
-    code: str | None = field(repr=False)
-    state: str | None
-
-
-def parse_callback(r_url: str) -> OAuthCallback:
-    """Read ``code`` and ``state`` from a callback URL, or take ``r_url`` as a bare code.
-
-    A URL is anything with a ``?`` (absolute, or a path with its query string).
-    """
-    text = r_url.strip()
-    if "?" not in text:
-        return OAuthCallback(text or None, None)
-    query = parse_qs(urlsplit(text).query, keep_blank_values=True)
-    code = query.get("code", [""])[0] or None
-    state = query.get("state", [""])[0] or None
-    return OAuthCallback(code, state)
-
-
-@dataclass(frozen=True)
-class OAuthToken:
-    """A user's OAuth tokens. ``scope`` is WeChat's (comma-separated if several)."""
-
-    access_token: str
-    refresh_token: str
-    openid: str
-    scope: str
-    expires_in: int = ACCESS_TOKEN_TTL
-    unionid: str | None = None
-    #: 1 in WeChat's "snapshot page" mode: a virtual account, not a real login.
-    is_snapshotuser: bool = False
-
-    def __repr__(self) -> str:
-        return (
-            f"OAuthToken(openid={self.openid!r}, scope={self.scope!r}, "
-            f"expires_in={self.expires_in!r}, unionid={self.unionid!r}, "
-            f"access_token={_mask(self.access_token)}, "
-            f"refresh_token={_mask(self.refresh_token)})"
-        )
-
-    @property
-    def scopes(self) -> frozenset[str]:
-        return frozenset(s.strip() for s in self.scope.split(",") if s.strip())
-
-    def has_scope(self, scope: str) -> bool:
-        """Whether the token grants ``scope`` (``snsapi_userinfo`` includes the base)."""
-        granted = self.scopes
-        return scope in granted or (scope == "snsapi_base" and "snsapi_userinfo" in granted)
-
-
-@dataclass(frozen=True)
-class OAuthUserInfo:
-    """A profile from ``/sns/userinfo``. ``sex`` and the region are 0 and "" since 2021."""
-
-    openid: str
-    nickname: str = ""
-    headimgurl: str = ""
-    sex: int = 0
-    province: str = ""
-    city: str = ""
-    country: str = ""
-    privilege: tuple[str, ...] = ()
-    unionid: str | None = None
-
-    @classmethod
-    def from_wechat(cls, data: dict[str, Any]) -> OAuthUserInfo:
-        def text(name: str) -> str:
-            value = data.get(name)
-            return value if isinstance(value, str) else ""
-
-        sex = data.get("sex")
-        privilege = data.get("privilege")
-        unionid = data.get("unionid")
-        return cls(
-            openid=text("openid"),
-            nickname=text("nickname"),
-            headimgurl=text("headimgurl"),
-            sex=sex if isinstance(sex, int) and not isinstance(sex, bool) else 0,
-            province=text("province"),
-            city=text("city"),
-            country=text("country"),
-            privilege=tuple(p for p in privilege if isinstance(p, str))
-            if isinstance(privilege, list)
-            else (),
-            unionid=unionid if isinstance(unionid, str) and unionid else None,
-        )
-
-
-def _token(data: dict[str, Any], where: str) -> OAuthToken:
-    access, refresh, openid = (
-        data.get("access_token"),
-        data.get("refresh_token"),
-        data.get("openid"),
-    )
-    if not all(isinstance(v, str) and v for v in (access, refresh, openid)):
-        raise WeChatError(f"WeChat's {where} answer lacks access_token, refresh_token or openid")
-    assert isinstance(access, str) and isinstance(refresh, str) and isinstance(openid, str)
-    expires_in = data.get("expires_in")
-    scope, unionid = data.get("scope"), data.get("unionid")
-    return OAuthToken(
-        access_token=access,
-        refresh_token=refresh,
-        openid=openid,
-        scope=scope if isinstance(scope, str) else "",
-        expires_in=int(expires_in)
-        if isinstance(expires_in, (int, str)) and str(expires_in).isdigit()
-        else ACCESS_TOKEN_TTL,
-        unionid=unionid if isinstance(unionid, str) and unionid else None,
-        is_snapshotuser=str(data.get("is_snapshotuser", "0")) == "1",
-    )
 
 
 class WeChatOAuth:
@@ -320,7 +191,7 @@ class WeChatOAuth:
                 "grant_type": "authorization_code",
             },
         )
-        return _token(data, "/sns/oauth2/access_token")
+        return read_token(data, "/sns/oauth2/access_token")
 
     def refresh_token(self, refresh_token: str) -> OAuthToken:
         """A new access token from ``/sns/oauth2/refresh_token`` (``refreshToken``).
@@ -332,7 +203,7 @@ class WeChatOAuth:
             "/sns/oauth2/refresh_token",
             {"appid": self.appid, "grant_type": "refresh_token", "refresh_token": refresh_token},
         )
-        return _token(data, "/sns/oauth2/refresh_token")
+        return read_token(data, "/sns/oauth2/refresh_token")
 
     def get_userinfo(self, access_token: str, openid: str, lang: Lang = "zh_CN") -> OAuthUserInfo:
         """The user's profile from ``/sns/userinfo`` (``getUserinfo``).

@@ -1,116 +1,21 @@
-"""Test helpers for wafer_py and for third-party stores.
-
-The store contract suite, in the two parts a store may implement:
-:class:`SessionStoreContract` (users and sessions, :class:`~wafer_py.stores.SessionStore`)
-and :class:`EntryStoreContract` (entries and locks, :class:`~wafer_py.stores.EntryStore`);
-:class:`StoreContract` is both, plus what ties them (a purge keeps live entries). Every
-bundled backend's tests subclass :class:`StoreContract` and provide ``make_store``; a
-third party does the same with the part its store implements::
-
-    from wafer_py.testing import StoreContract
-
-    class TestMyStore(StoreContract):
-        def make_store(self):
-            return MyStore(...)
-
-Needs pytest.
-"""
+"""The contract of :class:`~wafer_py.stores.SessionStore`: users and sessions."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from typing import Any
-
 import pytest
 
-from .auth import Credentials, WaferAuth
-from .config import WaferConfig
-from .crypto import SecretBox, new_session_id, new_skey
-from .exceptions import InvalidSession
-from .models import Session, User
-from .stores.base import SessionStore
-from .stores.entries import EntryStore, entry_store
-from .wechat.client import Code2Session
+from ..auth import Credentials
+from ..crypto import new_session_id
+from ..exceptions import InvalidSession
+from ..models import Session, User
+from ..stores.base import SessionStore
+from ..wechat.client import Code2Session
+from .common import BOX, SESSION_KEY, Contract, contract_auth, make_session, run_threads
 
-__all__ = [
-    "EntryStoreContract",
-    "SessionStoreContract",
-    "StoreContract",
-    "make_session",
-    "run_threads",
-]
-
-_BOX = SecretBox(["wafer_py contract suite"])
-_SHARED_KEY = "wafer_py contract suite: one key for two mini-programs"
-_SESSION_KEY = "c2Vzc2lvbmtleTEyMzQ1Ng=="
+__all__ = ["SessionStoreContract"]
 
 
-def make_session(
-    openid: str, *, now: float = 1000.0, ttl: float = 3600.0, skey: str | None = None
-) -> tuple[Session, str]:
-    """A fresh session for ``openid`` and its skey (for store tests)."""
-    skey = skey or new_skey()
-    session = Session(
-        id=new_session_id(),
-        openid=openid,
-        skey_hash=_BOX.hash_skey(skey),
-        sealed_session_key=_BOX.seal(_SESSION_KEY, context=openid),
-        created_at=now,
-        last_seen=now,
-        expires_at=now + ttl,
-    )
-    return session, skey
-
-
-def _auth(store: SessionStore, appid: str, **options: Any) -> WaferAuth:
-    """A WaferAuth on ``store`` with the suite's secret key and a clock that stands still
-    (every login has the same timestamp); logins go through ``complete_login``."""
-    secret = "contract"  # noqa: S105 - never sent: these logins skip WeChat
-    config = WaferConfig(appid=appid, app_secret=secret, secret_keys=(_SHARED_KEY,), **options)
-    return WaferAuth(config, store=store, clock=lambda: 1000.0)
-
-
-def run_threads(target: Callable[[int], object], count: int) -> None:
-    """Run ``target(0) ... target(count - 1)`` in threads started together; wait for all."""
-    barrier = threading.Barrier(count)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        target(i)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-
-class _Contract:
-    """The fixtures both parts share: a fresh store, and a fresh openid (also the suffix
-    of entry and lock names), so a store shared between tests (a real server) may keep
-    what other tests left."""
-
-    def make_store(self) -> Any:
-        """A store to test."""
-        raise NotImplementedError
-
-    @pytest.fixture
-    def store(self) -> Iterator[Any]:
-        store = self.make_store()
-        try:
-            yield store
-        finally:
-            close = getattr(store, "close", None)
-            if callable(close):
-                close()
-
-    @pytest.fixture
-    def openid(self) -> str:
-        return "o" + new_session_id()[:27]
-
-
-class SessionStoreContract(_Contract):
+class SessionStoreContract(Contract):
     """The behaviour every :class:`~wafer_py.stores.SessionStore` must have."""
 
     def make_store(self) -> SessionStore:
@@ -167,10 +72,10 @@ class SessionStoreContract(_Contract):
 
     def test_auth_finds_users_by_openid_and_unionid(self, store: SessionStore, openid: str) -> None:
         unionid = "u" + openid
-        first = _auth(store, "wxcontract0000000a")
-        second = _auth(store, "wxcontract0000000b")
-        mine = first.complete_login(Code2Session(openid, _SESSION_KEY, unionid)).user
-        theirs = second.complete_login(Code2Session(openid + "b", _SESSION_KEY, unionid)).user
+        first = contract_auth(store, "wxcontract0000000a")
+        second = contract_auth(store, "wxcontract0000000b")
+        mine = first.complete_login(Code2Session(openid, SESSION_KEY, unionid)).user
+        theirs = second.complete_login(Code2Session(openid + "b", SESSION_KEY, unionid)).user
         assert first.find_user(openid=openid) == mine
         assert first.find_user(openid=openid, unionid=unionid) == mine
         assert first.find_user(openid=openid, unionid="u-other") is None
@@ -253,10 +158,10 @@ class SessionStoreContract(_Contract):
     ) -> None:
         """Every login has the same timestamp: the cap still ends the oldest logins and
         never the one it just made."""
-        auth = _auth(store, "wxcontract0000000a", max_sessions_per_user=3)
+        auth = contract_auth(store, "wxcontract0000000a", max_sessions_per_user=3)
         logins = []
         for _ in range(10):
-            result = auth.complete_login(Code2Session(openid, _SESSION_KEY))
+            result = auth.complete_login(Code2Session(openid, SESSION_KEY))
             logins.append(result)
             assert auth.validate(Credentials(result.skey)).session.id == result.session_id
             kept = [s.id for s in store.list_sessions(openid)]
@@ -265,9 +170,9 @@ class SessionStoreContract(_Contract):
             with pytest.raises(InvalidSession):
                 auth.validate(Credentials(old.skey))
         with pytest.raises(ValueError):
-            _auth(store, "wxcontract0000000a", max_sessions_per_user=0)
-        single = _auth(store, "wxcontract0000000a", max_sessions_per_user=1)
-        last = single.complete_login(Code2Session(openid, _SESSION_KEY))
+            contract_auth(store, "wxcontract0000000a", max_sessions_per_user=0)
+        single = contract_auth(store, "wxcontract0000000a", max_sessions_per_user=1)
+        last = single.complete_login(Code2Session(openid, SESSION_KEY))
         assert [s.id for s in store.list_sessions(openid)] == [last.session_id]
 
     def test_sessions_belong_to_the_appid_that_made_them(
@@ -275,10 +180,10 @@ class SessionStoreContract(_Contract):
     ) -> None:
         """Two mini-programs on one store with one secret key: neither accepts the
         other's skey, whichever way the client sends it (v2: skey; v1: id and skey)."""
-        first = _auth(store, "wxcontract0000000a")
-        second = _auth(store, "wxcontract0000000b")
-        mine = first.complete_login(Code2Session(openid, _SESSION_KEY))
-        theirs = second.complete_login(Code2Session(openid + "b", _SESSION_KEY))
+        first = contract_auth(store, "wxcontract0000000a")
+        second = contract_auth(store, "wxcontract0000000b")
+        mine = first.complete_login(Code2Session(openid, SESSION_KEY))
+        theirs = second.complete_login(Code2Session(openid + "b", SESSION_KEY))
         for auth, own, other in ((first, mine, theirs), (second, theirs, mine)):
             for skey, session_id in ((own.skey, None), (own.skey, own.session_id)):
                 assert auth.validate(Credentials(skey, session_id)).session.id == own.session_id
@@ -292,7 +197,7 @@ class SessionStoreContract(_Contract):
         other, _ = make_session(openid, now=101.0)
         store.create_session(session)
         store.create_session(other)
-        sealed = _BOX.seal("bmV3c2Vzc2lvbmtleTEyMw==", context=openid)
+        sealed = BOX.seal("bmV3c2Vzc2lvbmtleTEyMw==", context=openid)
         assert store.reseal_session(session.id, sealed, openid=openid) is True
         found = store.get_session(session.id)
         assert found is not None and found.sealed_session_key == sealed
@@ -410,79 +315,3 @@ class SessionStoreContract(_Contract):
         assert found is not None
         assert skey not in (found.skey_hash, found.sealed_session_key)
         assert found.sealed_session_key == session.sealed_session_key
-
-
-class EntryStoreContract(_Contract):
-    """The behaviour every :class:`~wafer_py.stores.EntryStore` must have."""
-
-    def make_store(self) -> EntryStore:
-        """A store to test."""
-        raise NotImplementedError
-
-    def test_is_an_entry_store(self, store: EntryStore) -> None:
-        assert isinstance(store, EntryStore)
-
-    # -- entries ----------------------------------------------------------------
-    def test_entries(self, store: EntryStore, openid: str) -> None:
-        key = "entry:" + openid
-        assert store.get_entry(key, now=0.0) is None
-        store.set_entry(key, "v1 ☃", expires_at=100.0)
-        assert store.get_entry(key, now=99.0) == "v1 ☃"
-        assert store.get_entry(key, now=100.0) is None  # expired
-        store.set_entry(key, "v2", expires_at=200.0)
-        assert store.get_entry(key, now=150.0) == "v2"
-        assert store.delete_entry(key) is True
-        assert store.delete_entry(key) is False
-        assert store.get_entry(key, now=150.0) is None
-
-    # -- locks ------------------------------------------------------------------
-    def test_lock_has_one_holder(self, store: EntryStore, openid: str) -> None:
-        name = "lock:" + openid
-        assert store.acquire_lock(name, "a", ttl=10.0, now=100.0) is True
-        assert store.acquire_lock(name, "b", ttl=10.0, now=105.0) is False
-        assert store.acquire_lock(name, "a", ttl=10.0, now=105.0) is True  # re-entrant
-        assert store.release_lock(name, "b") is False
-        assert store.release_lock(name, "a") is True
-        assert store.acquire_lock(name, "b", ttl=10.0, now=106.0) is True
-
-    def test_lock_lapses(self, store: EntryStore, openid: str) -> None:
-        name = "lock:" + openid
-        assert store.acquire_lock(name, "dead", ttl=10.0, now=100.0) is True
-        assert store.acquire_lock(name, "b", ttl=10.0, now=110.0) is True
-        assert store.release_lock(name, "dead") is False
-
-    def test_lock_under_contention(self, store: EntryStore, openid: str) -> None:
-        name = "lock:" + openid
-        winners: list[int] = []
-
-        def take(i: int) -> None:
-            if store.acquire_lock(name, f"owner-{i}", ttl=60.0, now=1000.0):
-                winners.append(i)
-
-        run_threads(take, 16)
-        assert len(winners) == 1
-
-
-class StoreContract(SessionStoreContract, EntryStoreContract):
-    """Both parts, for a store that keeps users, sessions, entries and locks (as every
-    bundled store does), and what ties them together."""
-
-    def make_store(self) -> Any:
-        """A store to test: a :class:`~wafer_py.stores.SessionStore` that is an
-        :class:`~wafer_py.stores.EntryStore` too."""
-        raise NotImplementedError
-
-    def test_purge_keeps_live_entries_and_locks(self, store: SessionStore, openid: str) -> None:
-        entries = entry_store(store)
-        entries.set_entry("old:" + openid, "x", expires_at=10.0)
-        entries.set_entry("new:" + openid, "y", expires_at=10_000_000_000.0)
-        assert entries.acquire_lock("held:" + openid, "a", ttl=10_000_000_000.0, now=0.0)
-        store.purge_expired(now=100.0)
-        assert entries.get_entry("old:" + openid, now=0.0) is None
-        assert entries.get_entry("new:" + openid, now=100.0) == "y"
-        assert entries.acquire_lock("held:" + openid, "b", ttl=1.0, now=100.0) is False
-
-    def test_stats_counts_entries(self, store: SessionStore, openid: str) -> None:
-        before = store.stats(now=100.0)
-        entry_store(store).set_entry("stats:" + openid, "x", expires_at=10_000_000_000.0)
-        assert store.stats(now=100.0).entries - before.entries == 1
