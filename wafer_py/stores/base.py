@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Self, TypeVar
 
 from ..exceptions import StoreUnavailable, WaferError
 from ..models import Session, User
+from .invalidation import InvalidationChannel
 
 __all__ = ["SessionStore", "StoreStats", "call_store"]
 
@@ -280,6 +281,11 @@ class SessionStore(ABC):
     @abstractmethod
     def stats(self, now: float) -> StoreStats:
         """How many users, live and expired sessions (and entries, if it keeps any)."""
+
+    def invalidation_channel(self) -> InvalidationChannel | None:
+        """A feed of changes to sessions and users made by any process, for a
+        per-process session cache (:mod:`.invalidation`); ``None``: not cacheable."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store is not used afterwards."""
