@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlencode, urlunsplit
+from urllib.parse import SplitResult, urlencode, urlunsplit
+
+from .sql_mysql import mysql_connect, mysql_params
 
 __all__ = ["DIALECTS", "PURGED", "QUERIES", "STORE_OPTIONS", "Dialect"]
 
 #: URL options the store itself reads (the others go to the driver).
 STORE_OPTIONS = ("table_prefix", "max_connections", "pool_timeout")
-_MYSQL_OPTIONS = ("unix_socket",)
 
 _USER = "openid, unionid, profile, created_at, updated_at, phone"
 _SESSION = "id, openid, skey_hash, sealed_session_key, created_at, last_seen, expires_at"
@@ -133,48 +134,6 @@ def _pg_connect(driver: Any, params: dict[str, Any]) -> Any:
 
 async def _pg_async_connect(driver: Any, params: dict[str, Any]) -> Any:
     return await driver.AsyncConnection.connect(autocommit=True, **params)
-
-
-def _mysql_params(
-    parts: SplitResult, options: dict[str, str], connect_timeout: float, io_timeout: float
-) -> dict[str, Any]:
-    from pymysql.constants import CLIENT
-
-    unknown = sorted(set(options) - set(_MYSQL_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"unknown MySQL store URL option(s) {', '.join(unknown)}; "
-            f"known: {', '.join(STORE_OPTIONS + _MYSQL_OPTIONS)}"
-        )
-    params: dict[str, Any] = {
-        "host": parts.hostname or "127.0.0.1",
-        "port": parts.port or 3306,
-        "user": unquote(parts.username) if parts.username else None,
-        "password": unquote(parts.password) if parts.password else "",
-        "database": unquote(parts.path.lstrip("/")) or None,
-        "charset": "utf8mb4",
-        "autocommit": True,
-        "connect_timeout": connect_timeout,
-        "read_timeout": io_timeout,
-        "write_timeout": io_timeout,
-        # An UPDATE counts the rows it matched, not only those it changed: the lock's
-        # take relies on it (a holder renewing to the same expiry changes nothing).
-        "client_flag": CLIENT.FOUND_ROWS,
-        # Too long a value is an error, not silently cut; no fallback to MyISAM.
-        "sql_mode": "STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION",
-    }
-    params.update(options)
-    return params
-
-
-def _mysql_connect(driver: Any, params: dict[str, Any]) -> Any:
-    # PyMySQL's connect_timeout covers the TCP connect only; the handshake reads with the
-    # read timeout. Connect with both at connect_timeout, so a server that accepts and
-    # says nothing fails as fast as one that refuses; queries then get io_timeout.
-    quick = params["connect_timeout"]
-    conn = driver.connect(**{**params, "read_timeout": quick, "write_timeout": quick})
-    conn._read_timeout, conn._write_timeout = params["read_timeout"], params["write_timeout"]
-    return conn
 
 
 _PG_SCHEMA = (
@@ -297,8 +256,8 @@ POSTGRES = Dialect(
 MYSQL = Dialect(
     name="MySQL",
     driver="pymysql",
-    params=_mysql_params,
-    connect=_mysql_connect,
+    params=mysql_params,
+    connect=mysql_connect,
     fileno=lambda conn: int(conn._sock.fileno()),
     cursor=lambda conn: conn.cursor(),
     key="`key`",
