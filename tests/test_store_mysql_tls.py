@@ -7,6 +7,7 @@ signed by a CA made for the test, and refuses unencrypted connections
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -17,11 +18,13 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.support.ci import skip_or_fail
 from tests.support.mariadb_instance import PASSWORD, MariaDBInstance, require_mariadb_instance
 from tests.support.tls_certs import CertificateAuthority, Issued
 from wafer_py.exceptions import StoreUnavailable
+from wafer_py.stores import sql_async_mysql
 from wafer_py.stores.sql import SQLStore
-from wafer_py.testing import StoreContract
+from wafer_py.testing import StoreContract, make_session
 
 
 @dataclass(frozen=True)
@@ -161,3 +164,39 @@ def test_the_cli_says_in_one_line_why_it_cannot_connect(tls_server: TLSServer) -
     assert "certificate verify failed" in line
     assert "wafer:***@127.0.0.1" in line
     assert PASSWORD not in line and quote(PASSWORD, safe="") not in line
+
+
+# -- the asyncio path (validation on the event loop) -------------------------------------
+def test_validation_on_the_loop_is_over_tls_too(tls_server: TLSServer) -> None:
+    url = tls_server.url(ssl_ca=tls_server.server.ca)
+    with SQLStore(url, table_prefix="tls_") as store:
+        if not store.supports_async:
+            skip_or_fail(f"{sql_async_mysql.DRIVER} is not installed")
+        session, _ = make_session("o-tls-async")
+        store.create_session(session)
+
+        async def main() -> str:
+            found = await store.afind_login(session_id=session.id)
+            assert found is not None and found[0] == session
+            assert store._async_pools is not None
+            pool = await store._async_pools.get()
+            ((conn, _),) = pool._idle
+            result = await conn.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'", {})
+            return str((await result.fetchall())[0][1])
+
+        assert asyncio.run(main())
+
+
+def test_validation_on_the_loop_refuses_a_certificate_of_another_ca(
+    tls_server: TLSServer,
+) -> None:
+    url = tls_server.url(ssl_ca=tls_server.other_ca)
+    with SQLStore(url, create_tables=False) as store:
+        if not store.supports_async:
+            skip_or_fail(f"{sql_async_mysql.DRIVER} is not installed")
+        with pytest.raises(StoreUnavailable) as caught:
+            asyncio.run(store.afind_login(session_id="x"))
+    detail = caught.value.detail or ""
+    assert "certificate verify failed" in detail
+    assert "not signed by the CA in ssl_ca" in detail
+    assert PASSWORD not in detail

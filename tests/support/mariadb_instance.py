@@ -72,15 +72,22 @@ def _free_port() -> int:
         return port
 
 
-def _stop(process: subprocess.Popen[bytes], root: Path) -> None:
-    """Stop the server if it runs, and delete its files (also at interpreter exit)."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # a clean shutdown
-        try:
-            process.wait(timeout=STARTUP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop the server if it runs: a clean shutdown, killed if it takes too long."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STARTUP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _remove(running: list[subprocess.Popen[bytes]], root: Path) -> None:
+    """Stop the server and delete its files (also at interpreter exit)."""
+    for process in running:
+        _stop(process)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -103,8 +110,8 @@ class MariaDBInstance:
         self.socket = self.root / "mariadb.sock"
         self.log = self.root / "server.log"
         self.tls, self.require_tls = tls, require_tls
-        self._process: subprocess.Popen[bytes] | None = None
-        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._running: list[subprocess.Popen[bytes]] = []  # the server, while it runs
+        self._finalizer = weakref.finalize(self, _remove, self._running, self.root)
         root_user = ["--user=root"] if os.geteuid() == 0 else []
         install = subprocess.run(  # checked below, to report its output
             [
@@ -122,7 +129,7 @@ class MariaDBInstance:
             timeout=STARTUP_TIMEOUT,
         )
         if install.returncode != 0:
-            shutil.rmtree(self.root, ignore_errors=True)
+            self.close()
             raise RuntimeError(f"mariadb-install-db failed:\n{install.stdout}{install.stderr}")
 
     @property
@@ -130,8 +137,13 @@ class MariaDBInstance:
         """``mysql://wafer:<password>@127.0.0.1:<port>/test`` (the password escaped)."""
         return f"mysql://wafer:s3cret%40pw%2Fx@127.0.0.1:{self.port}/test"
 
+    @property
+    def running(self) -> bool:
+        return bool(self._running) and self._running[0].poll() is None
+
     def start(self) -> None:
-        """Start the server and wait until it answers; make the database and account."""
+        """Start the server (on the same port each time, the data kept) and wait until
+        it answers; make the database and the account if missing."""
         args = [
             str(_binary("mariadbd")),
             "--no-defaults",
@@ -157,10 +169,11 @@ class MariaDBInstance:
             ]
         if self.require_tls:
             args.append("--require-secure-transport=ON")
-        self._process = subprocess.Popen(  # stopped by _stop
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        self._finalizer = weakref.finalize(self, _stop, self._process, self.root)
+        self._running[:] = [
+            subprocess.Popen(  # stopped by stop() or close()
+                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        ]
         wait_until(
             self._answers,
             f"MariaDB on port {self.port} (log: {self.log})",
@@ -199,17 +212,20 @@ class MariaDBInstance:
             return False
 
     def _exited(self) -> str | None:
-        if self._process is None or self._process.poll() is None:
+        if self.running:
             return None
         tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-        return f"status {self._process.returncode}:\n{tail}"
+        return f"status {self._running[0].returncode if self._running else None}:\n{tail}"
+
+    def stop(self) -> None:
+        """Stop the server (a clean shutdown: its clients are disconnected)."""
+        for process in self._running:
+            _stop(process)
+        self._running.clear()
 
     def close(self) -> None:
         """Stop the server and delete its files."""
-        if self._finalizer is not None:
-            self._finalizer()
-        else:
-            shutil.rmtree(self.root, ignore_errors=True)
+        self._finalizer()
 
     def __enter__(self) -> MariaDBInstance:
         try:

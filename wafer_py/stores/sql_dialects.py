@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urlencode, urlunsplit
 
-from .sql_mysql import mysql_connect, mysql_params
+from .sql_async_mysql import async_connect as mysql_async_connect
+from .sql_async_mysql import installed as mysql_async_installed
+from .sql_mysql import mysql_connect, mysql_fileno, mysql_params
 
 __all__ = ["DIALECTS", "PURGED", "QUERIES", "STORE_OPTIONS", "Dialect"]
 
@@ -77,8 +79,8 @@ class Dialect:
     driver: str
     params: Callable[[SplitResult, dict[str, str], float, float], dict[str, Any]]
     connect: Callable[[Any, dict[str, Any]], Any]
-    #: The connection's socket descriptor.
-    fileno: Callable[[Any], int]
+    #: The connection's socket descriptor, watched while it is idle (None: not watched).
+    fileno: Callable[[Any], int | None]
     #: A new cursor on a connection.
     cursor: Callable[[Any], Any]
     key: str
@@ -258,7 +260,9 @@ MYSQL = Dialect(
     driver="pymysql",
     params=mysql_params,
     connect=mysql_connect,
-    fileno=lambda conn: int(conn._sock.fileno()),
+    fileno=mysql_fileno,
+    # Validation on the event loop when the asyncio driver is installed.
+    async_connect=mysql_async_connect if mysql_async_installed() else None,
     cursor=lambda conn: conn.cursor(),
     key="`key`",
     schema=_MYSQL_SCHEMA,

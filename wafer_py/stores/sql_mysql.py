@@ -22,7 +22,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, unquote
 
-__all__ = ["DRIVER_OPTIONS", "mysql_connect", "mysql_params", "tls_context", "tls_hint"]
+from .sql_async_mysql import AsyncMySQL
+
+__all__ = [
+    "DRIVER_OPTIONS",
+    "mysql_connect",
+    "mysql_fileno",
+    "mysql_params",
+    "tls_context",
+    "tls_hint",
+]
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -133,12 +142,17 @@ def tls_context(options: dict[str, Any]) -> ssl.SSLContext | None:
 
 
 def tls_hint(exc: BaseException | None) -> str | None:
-    """What to check when a connection failed on the server's certificate, else None."""
-    if not isinstance(exc, ssl.SSLCertVerificationError):
-        return None
-    if "mismatch" in str(exc.verify_message):
-        return "the server's certificate does not name the URL's host (ssl_verify_identity)"
-    return "the server's certificate is not signed by the CA in ssl_ca"
+    """What to check when a connection failed on the server's certificate (``exc`` or
+    an error it was raised from), else None."""
+    for _ in range(5):  # the drivers wrap it once or twice
+        if exc is None:
+            return None
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            if "mismatch" in str(exc.verify_message):
+                return "the server's certificate does not name the URL's host (ssl_verify_identity)"
+            return "the server's certificate is not signed by the CA in ssl_ca"
+        exc = getattr(exc, "original_exception", None) or exc.__cause__ or exc.__context__
+    return None
 
 
 def mysql_params(
@@ -183,9 +197,17 @@ def mysql_connect(driver: Any, params: dict[str, Any]) -> Any:
     try:
         conn = driver.connect(**{**params, "read_timeout": quick, "write_timeout": quick})
     except driver.OperationalError as exc:
-        hint = tls_hint(getattr(exc, "original_exception", None))
+        hint = tls_hint(exc)
         if hint is None:
             raise
         raise driver.OperationalError(exc.args[0], f"{exc.args[-1]}; {hint}") from None
     conn._read_timeout, conn._write_timeout = params["read_timeout"], params["write_timeout"]
     return conn
+
+
+def mysql_fileno(conn: Any) -> int | None:
+    """A PyMySQL connection's socket, which the threaded pool watches while the connection
+    is idle; None for an asyncio one (it notices a closed connection itself)."""
+    if isinstance(conn, AsyncMySQL):
+        return None
+    return int(conn._sock.fileno())
