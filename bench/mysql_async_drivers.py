@@ -5,11 +5,11 @@ touch (``afind_login`` + ``atouch_session``) on the event loop through each asyn
 driver, against the same two calls of the blocking store in one worker-thread hop
 (``wafer_py.plans.offload``, what the middleware does without an asyncio driver).
 Elapsed time is mostly the server's (and a loaded machine's); the client's CPU time per
-call is the driver's own cost, and what an app server's event loop spends. Each
+call is what the app server spends, and its user-mode part the driver's own work. Each
 variant has a store of its own on the same tables; rounds are interleaved. Two loads:
-the lookup alone, one at a time (the driver's cost shows best there: a touch is a
-commit, and the server's log flush dominates it); validation (lookup and touch) one at a
-time; and validation by 20 tasks at once (time per validation, ``max_connections`` 10).
+the lookup alone (the drivers' costs show best there: a touch is a commit, and the
+server's log flush dominates it) and validation (lookup and touch), each one at a time
+and by 20 tasks at once (time per call; ``max_connections`` 10).
 
     python -m bench.mysql_async_drivers [--smoke] [--mysql-url mysql://root@127.0.0.1/test]
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import secrets
 import time
 from collections.abc import Callable
@@ -38,12 +39,19 @@ CONCURRENCY = 20
 
 def open_store(url: str, prefix: str, driver: str | None) -> SQLStore:
     """A store whose validation runs through ``driver`` (None: the blocking store)."""
-    if driver is not None:
-        sql_async_mysql.DRIVER = driver  # read when a connection is opened
     store = SQLStore(url, table_prefix=prefix)
     if driver is None:
         store.supports_async = False
         store._async_pools = None
+        return store
+
+    async def aopen() -> sql_async_mysql.AsyncMySQL:
+        # The store's own opener with another driver (its pools call it on first use).
+        conn = await sql_async_mysql.AsyncMySQL(driver, store._params).open()
+        assert type(conn._conn).__module__.startswith(driver)
+        return conn
+
+    store._aopen = aopen  # type: ignore[method-assign]
     return store
 
 
@@ -81,20 +89,29 @@ def validations(
 
 async def per_validation(
     validate: Callable[[int], Any], count: int, tasks: int
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """Seconds per validation, ``count`` of them spread over ``tasks`` concurrent tasks:
-    elapsed, and this process's CPU time (every thread's)."""
+    elapsed, this process's CPU time (every thread's), and the part of it in user mode
+    (the kernel's share, sending and receiving on the socket, is every driver's alike)."""
 
     async def worker(start: int) -> None:
         for i in range(start, count, tasks):
             await validate(i)
 
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu, user = time.perf_counter(), time.process_time(), _user_time()
     await asyncio.gather(*(worker(t) for t in range(tasks)))
-    return (time.perf_counter() - started) / count, (time.process_time() - cpu) / count
+    return (
+        (time.perf_counter() - started) / count,
+        (time.process_time() - cpu) / count,
+        (_user_time() - user) / count,
+    )
 
 
-async def measure(args: argparse.Namespace) -> dict[str, dict[str, tuple[float, float]]]:
+def _user_time() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_utime
+
+
+async def measure(args: argparse.Namespace) -> dict[str, dict[str, tuple[float, float, float]]]:
     prefix = f"bench_{os.getpid()}_{secrets.token_hex(2)}_"
     count, repetitions = (60, 2) if args.smoke else (600, 7)
     names = [d for d in DRIVERS if sql_async_mysql.installed(d)]
@@ -112,9 +129,10 @@ async def measure(args: argparse.Namespace) -> dict[str, dict[str, tuple[float, 
             some.create_session(session)
             ids.append(session.id)
             hashes.append(session.skey_hash)
-        found: dict[str, dict[str, tuple[float, float]]] = {}
+        found: dict[str, dict[str, tuple[float, float, float]]] = {}
         loads = (
             ("lookup, 1 task", 1, False),
+            (f"lookup, {CONCURRENCY} tasks", CONCURRENCY, False),
             ("validation, 1", 1, True),
             (f"validation, {CONCURRENCY}", CONCURRENCY, True),
         )
@@ -123,7 +141,7 @@ async def measure(args: argparse.Namespace) -> dict[str, dict[str, tuple[float, 
             for name, store in stores.items():
                 validate = validations(store, ids, hashes, touch=touch)
                 runs[name] = lambda v=validate, t=tasks: per_validation(v, count, t)
-            times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+            times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runs}
             order = list(runs)
             for rep in range(repetitions + 1):  # the first round warms up
                 shift = rep % len(order)
@@ -132,7 +150,11 @@ async def measure(args: argparse.Namespace) -> dict[str, dict[str, tuple[float, 
                     if rep:
                         times[name].append(measured)
             found[load] = {
-                name: (common.median([w for w, _ in got]), common.median([c for _, c in got]))
+                name: (
+                    common.median([m[0] for m in got]),
+                    common.median([m[1] for m in got]),
+                    common.median([m[2] for m in got]),
+                )
                 for name, got in times.items()
             }
         return found
@@ -155,17 +177,21 @@ def main() -> None:
         raise SystemExit(f"no MySQL server: {problem}")
     found = asyncio.run(measure(args))
     print("MySQL validation under asyncio (median us per call; ratios to asyncmy)")
-    line = "-" * 82
+    line = "-" * 90
     print(line)
-    print(f"{'load':<20}{'variant':<18}{'elapsed':>10}{'ratio':>8}{'client CPU':>14}{'ratio':>8}")
+    print(
+        f"{'load':<19}{'variant':<17}{'elapsed':>9}{'ratio':>7}"
+        f"{'CPU':>9}{'ratio':>7}{'user CPU':>11}{'ratio':>7}"
+    )
     print(line)
     for load, by_name in found.items():
-        wall0, cpu0 = by_name.get("asyncmy") or next(iter(by_name.values()))
-        for name, (wall, cpu) in by_name.items():
-            print(
-                f"{load:<20}{name:<18}{common.us(wall):>10}{wall / wall0:>8.2f}"
-                f"{common.us(cpu):>14}{cpu / cpu0:>8.2f}"
+        base = by_name.get("asyncmy") or next(iter(by_name.values()))
+        for name, measured in by_name.items():
+            cells = "".join(
+                f"{common.us(value):>{width}}{value / of:>7.2f}"
+                for value, of, width in zip(measured, base, (9, 9, 11), strict=True)
             )
+            print(f"{load:<19}{name:<17}{cells}")
     print(line)
 
 

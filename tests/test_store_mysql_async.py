@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
@@ -25,8 +26,7 @@ from starlette.routing import Route
 
 from tests.support.ci import skip_or_fail
 from tests.support.mariadb_instance import PASSWORD, MariaDBInstance, require_mariadb_instance
-from tests.support.services import require
-from tests.test_store_sql import drop_tables, query
+from tests.support.services import drop_namespace, require
 from wafer_py import WaferAuth
 from wafer_py.asgi import WaferMiddleware
 from wafer_py.exceptions import StoreUnavailable
@@ -52,7 +52,25 @@ def mysql_url() -> Iterator[str]:
             f"{sql_async_mysql.DRIVER} is not installed (pip install 'wafer-session[sql]')"
         )
     yield url
-    drop_tables(url, _made)
+    for prefix in _made:
+        drop_namespace(f"{url}?table_prefix={prefix}")
+
+
+def kill(url: str, thread_id: int) -> None:
+    """End a connection of the server's, as an operator's KILL does."""
+    import pymysql
+
+    parts = urlsplit(url)
+    conn = pymysql.connect(
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+    )
+    try:
+        conn.cursor().execute(f"KILL {int(thread_id)}")
+    finally:
+        conn.close()
 
 
 def sessions_in(store: SQLStore, count: int) -> list[Session]:
@@ -119,7 +137,7 @@ def test_a_connection_the_server_closed_is_replaced(mysql_url: str) -> None:
             pool = await store._async_pools.get()
             ((conn, _),) = pool._idle
             driver_conn = conn._conn
-            query(mysql_url, f"KILL {int(driver_conn.thread_id())}")
+            kill(mysql_url, driver_conn.thread_id())
             for _ in range(500):  # until the server's goodbye reached the driver
                 if sql_async_mysql._gone(driver_conn):
                     break

@@ -11,7 +11,8 @@ PyMySQL and the threaded pool.
 ``execute`` answering a cursor), connects with the same parameters as PyMySQL (TLS
 context included, :mod:`.sql_mysql`), and bounds every statement by the read timeout.
 An idle connection the server closed is noticed by the driver, not by polling its
-socket (the event loop reads that socket itself), and replaced before use.
+socket (the event loop reads that socket itself), and replaced before use. It also
+drives aiomysql (the same API), which ``bench/mysql_async_drivers.py`` compares.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ PyMySQL's (``ssl_ca``, ``connect_timeout``, ...); the asyncio driver
 TLS: any ``ssl_*`` option but ``ssl_disabled`` makes TLS required, with one
 :class:`ssl.SSLContext` built here for both drivers. Unlike PyMySQL, whose ``ssl_ca``
 alone encrypts without checking anything, the server's certificate is verified (against
-``ssl_ca``, or the system's CAs without it) unless ``ssl_verify_cert=false``: this is
-what the ``mysql`` client's ``--ssl-ca`` does (its ``VERIFY_CA`` mode).
+``ssl_ca``, or the system's CAs without it) unless ``ssl_verify_cert=false``, as
+MySQL's own ``mysql`` client does with ``--ssl-ca`` (its ``VERIFY_CA`` mode).
 ``ssl_verify_identity=true`` also checks that the certificate names the URL's host.
 """
 
