@@ -104,3 +104,12 @@ def test_compare_with_a_commit(tmp_path: Path) -> None:
     assert "against the working tree" in printed
     variants = json.loads(out.read_text())["variants"]
     assert {"memory v2, HEAD", "memory v2, working tree", "sqlite v2, HEAD"} <= set(variants)
+
+
+def test_smoke_mysql_async_drivers() -> None:
+    """The asyncio MySQL drivers side by side (aiomysql is left out with a note where
+    bench/requirements.txt is not installed)."""
+    mysql_url = services.require("mysql")
+    printed = run("bench.mysql_async_drivers", "--smoke", "--mysql-url", mysql_url)
+    assert "MySQL validation under asyncio" in printed
+    assert "asyncmy" in printed and "PyMySQL, thread" in printed

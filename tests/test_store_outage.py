@@ -1,6 +1,6 @@
 """The store goes away in the middle of traffic and comes back.
 
-On a Redis and a PostgreSQL server that the test starts itself on a free port (never the
+On a Redis, a PostgreSQL and a MariaDB server that the test starts itself on a free port (never the
 shared ones), an app process serves a stream of validated requests and logins; the
 server is stopped in the middle and started again. Checked:
 
@@ -43,9 +43,17 @@ def _postgres(tmp: Path) -> AbstractContextManager[Any]:
     return PostgresInstance(tmp)
 
 
+def _mysql(tmp: Path) -> AbstractContextManager[Any]:
+    from tests.support.mariadb_instance import MariaDBInstance, require_mariadb_instance
+
+    require_mariadb_instance()
+    return MariaDBInstance(tmp)
+
+
 SERVERS: dict[str, Callable[[Path], AbstractContextManager[Any]]] = {
     "redis": _redis,
     "postgres": _postgres,
+    "mysql": _mysql,
 }
 
 

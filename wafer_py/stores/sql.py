@@ -13,10 +13,11 @@ short transaction.
 
 Each store borrows its connections from a bounded pool, :mod:`.sql_pool`
 (``max_connections``, default 10; ``pool_timeout``, default 5 s, then 503). Under asyncio,
-PostgreSQL's validation (the lookup and the touch) runs on the event loop through a
-second pool per loop of psycopg async connections (:mod:`.sql_async`); MySQL has no
-asyncio driver here: a worker thread. A forked child opens a pool of its own (it never
-uses its parent's connections, which share their sockets).
+validation (the lookup and the touch) runs on the event loop through a second pool per
+loop of async connections (:mod:`.sql_async`): psycopg's, and asyncmy's for MySQL when
+it is installed (:mod:`.sql_async_mysql`; without it, a worker thread). A forked child
+opens a pool of its own (it never uses its parent's connections, which share their
+sockets).
 """
 
 from __future__ import annotations
@@ -459,8 +460,8 @@ class SQLStore(SessionStore, EntryStore):
     async def afind_login(
         self, *, session_id: str | None = None, skey_hashes: Sequence[str] = ()
     ) -> tuple[Session, User | None] | None:
-        """:meth:`find_login` on the event loop (PostgreSQL); MySQL's blocks (the ASGI
-        middleware calls it from a worker thread there)."""
+        """:meth:`find_login` on the event loop; it blocks for MySQL without its asyncio
+        driver (the ASGI middleware calls it from a worker thread then)."""
         if self._async_pools is None:
             return self.find_login(session_id=session_id, skey_hashes=skey_hashes)
         hashes = list(skey_hashes)

@@ -30,13 +30,14 @@ class AsyncPool:
     """At most ``size`` async connections of one event loop.
 
     ``connect`` opens one (raising :class:`StoreUnavailable` when it cannot);
-    ``fileno`` gives a connection's socket, watched while the connection is idle.
+    ``fileno`` gives a connection's socket, watched while the connection is idle (None
+    for a connection that notices the server's goodbye itself).
     """
 
     def __init__(
         self,
         connect: Callable[[], Awaitable[Any]],
-        fileno: Callable[[Any], int],
+        fileno: Callable[[Any], int | None],
         size: int,
         timeout: float,
         name: str,
@@ -110,11 +111,11 @@ class AsyncPool:
             await _close_quietly(conn)
 
 
-def socket_poller(fd: int) -> Any:
+def socket_poller(fd: int | None) -> Any:
     """A poll object telling whether the socket ``fd`` has something to read (``None``
-    where there is no poll(2), as on Windows: the check is then skipped). Both pools
-    watch their idle connections with it."""
-    if not hasattr(select, "poll"):
+    where there is no poll(2), as on Windows, or no socket to watch: the check is then
+    skipped). Both pools watch their idle connections with it."""
+    if fd is None or not hasattr(select, "poll"):
         return None
     poller = select.poll()
     poller.register(fd, select.POLLIN)

@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import SplitResult, unquote
+from urllib.parse import SplitResult
 
+from .sql_async_mysql import async_connect as mysql_async_connect
+from .sql_async_mysql import installed as mysql_async_installed
+from .sql_mysql import mysql_adopt, mysql_connect, mysql_fileno, mysql_params
 from .sql_options import STORE_OPTIONS
 from .sql_postgres import pg_adopt, pg_async_connect, pg_connect, pg_explain, pg_params
 
 __all__ = ["DIALECTS", "PURGED", "QUERIES", "STORE_OPTIONS", "Dialect"]
-
-_MYSQL_OPTIONS = ("unix_socket",)
 
 _USER = "openid, unionid, profile, created_at, updated_at, phone"
 _SESSION = "id, openid, skey_hash, sealed_session_key, created_at, last_seen, expires_at"
@@ -77,8 +78,8 @@ class Dialect:
     driver: str
     params: Callable[[SplitResult, dict[str, str], float, float], dict[str, Any]]
     connect: Callable[[Any, dict[str, Any]], Any]
-    #: The connection's socket descriptor.
-    fileno: Callable[[Any], int]
+    #: The connection's socket descriptor, watched while it is idle (None: not watched).
+    fileno: Callable[[Any], int | None]
     #: A new cursor on a connection.
     cursor: Callable[[Any], Any]
     key: str
@@ -108,65 +109,6 @@ class Dialect:
     adopt: Callable[[Any, Any], None] | None = None
     #: A hint for an operator, appended to a driver error's message ("" for none).
     explain: Callable[[BaseException], str] = lambda exc: ""
-
-
-def _mysql_params(
-    parts: SplitResult, options: dict[str, str], connect_timeout: float, io_timeout: float
-) -> dict[str, Any]:
-    from pymysql.constants import CLIENT
-
-    unknown = sorted(set(options) - set(_MYSQL_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"unknown MySQL store URL option(s) {', '.join(unknown)}; "
-            f"known: {', '.join(STORE_OPTIONS + _MYSQL_OPTIONS)}"
-        )
-    params: dict[str, Any] = {
-        "host": parts.hostname or "127.0.0.1",
-        "port": parts.port or 3306,
-        "user": unquote(parts.username) if parts.username else None,
-        "password": unquote(parts.password) if parts.password else "",
-        "database": unquote(parts.path.lstrip("/")) or None,
-        "charset": "utf8mb4",
-        "autocommit": True,
-        "connect_timeout": connect_timeout,
-        "read_timeout": io_timeout,
-        "write_timeout": io_timeout,
-        # An UPDATE counts the rows it matched, not only those it changed: the lock's
-        # take relies on it (a holder renewing to the same expiry changes nothing).
-        "client_flag": CLIENT.FOUND_ROWS,
-        # Too long a value is an error, not silently cut; no fallback to MyISAM.
-        "sql_mode": "STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION",
-    }
-    params.update(options)
-    return params
-
-
-def _mysql_connect(driver: Any, params: dict[str, Any]) -> Any:
-    # PyMySQL's connect_timeout covers the TCP connect only; the handshake reads with the
-    # read timeout. Connect with both at connect_timeout, so a server that accepts and
-    # says nothing fails as fast as one that refuses; queries then get io_timeout.
-    quick = params["connect_timeout"]
-    conn = driver.connect(**{**params, "read_timeout": quick, "write_timeout": quick})
-    conn._read_timeout, conn._write_timeout = params["read_timeout"], params["write_timeout"]
-    return conn
-
-
-def _mysql_adopt(driver: Any, conn: Any) -> None:
-    from pymysql.constants import CLIENT
-
-    if not isinstance(conn, driver.connections.Connection):
-        raise TypeError(
-            f"connect= returned a {type(conn).__name__}, not a PyMySQL Connection "
-            "(a MySQL store URL)"
-        )
-    if not conn.client_flag & CLIENT.FOUND_ROWS:
-        raise ValueError(
-            "connect= returned a PyMySQL connection made without "
-            "client_flag=pymysql.constants.CLIENT.FOUND_ROWS: the store's lock needs an "
-            "UPDATE to count the rows it matched"
-        )
-    conn.autocommit(True)
 
 
 _PG_SCHEMA = (
@@ -291,10 +233,12 @@ POSTGRES = Dialect(
 MYSQL = Dialect(
     name="MySQL",
     driver="pymysql",
-    params=_mysql_params,
-    connect=_mysql_connect,
-    adopt=_mysql_adopt,
-    fileno=lambda conn: int(conn._sock.fileno()),
+    params=mysql_params,
+    connect=mysql_connect,
+    adopt=mysql_adopt,
+    fileno=mysql_fileno,
+    # Validation on the event loop when the asyncio driver is installed.
+    async_connect=mysql_async_connect if mysql_async_installed() else None,
     cursor=lambda conn: conn.cursor(),
     key="`key`",
     schema=_MYSQL_SCHEMA,
