@@ -402,3 +402,34 @@ def app(environ, start_response):
         return metrics(environ, start_response)
     return wafer(environ, start_response)
 """
+
+
+def _doc_snippets() -> list[str]:
+    text = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    return [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+
+
+@pytest.mark.parametrize("index", range(len(_doc_snippets())))
+def test_the_docs_snippets_run_and_serve_metrics(
+    index: int, monkeypatch: pytest.MonkeyPatch, fake_server: FakeWeChatServer
+) -> None:
+    """Each snippet of docs/metrics.md runs as written (with the environment it names);
+    one that makes an ``app`` answers ``/metrics`` with wafer_py's metrics."""
+    for name, value in {
+        **DEMO_ENV,
+        "WAFER_WECHAT_API_BASE": fake_server.url,
+        "WAFER_STORE_URL": "memory://",
+        "WAFER_SECRET_KEY": TEST_SECRET,
+        "WAFER_METRICS": "prometheus",
+    }.items():
+        monkeypatch.setenv(name, value)
+    snippet = _doc_snippets()[index]
+    namespace: dict[str, Any] = {"__name__": f"metrics_doc_{index}"}
+    exec(compile(snippet, f"docs/metrics.md#{index}", "exec"), namespace)
+    app = namespace.get("app")
+    if app is None:
+        return
+    serving = serve_wsgi if "wsgi_app" in snippet else serve_asgi
+    with serving(app) as base:
+        text, _ = scrape(f"{base}/metrics")
+    assert "wafer_logins_total" in text and "wafer_login_queue_length" in text
