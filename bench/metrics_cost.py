@@ -1,20 +1,24 @@
-"""What Prometheus metrics cost a validated request: the Starlette middleware validating a
-v2 session with and without ``metrics="prometheus"``, side by side in one run.
+"""What Prometheus metrics cost a validated request: the same session check with and
+without ``metrics="prometheus"``, side by side in one run.
 
     python -m bench.metrics_cost [--smoke] [--stores memory,sqlite,redis,postgres]
 
 Each store is measured twice, on two store objects over the same sessions (an observer
 is handed to the store, so the two auths cannot share one): one auth without an
 observer, one with a :class:`~wafer_py.metrics.PrometheusObserver` in a registry of its
-own (a validation counter and a store-call histogram move on every request). Batches are
-interleaved as in :mod:`bench.compare`; the table gives each variant's time per request,
-its overhead over the bare app, and the ratio of the metered overhead to the plain one.
+own (a validation counter and a store-call histogram move on every request). Two ways:
+the Starlette middleware in process (a bare app for reference), and
+:meth:`WaferProtocol.check <wafer_py.protocol.WaferProtocol.check>` alone, the hot path
+with nothing around it. Batches are interleaved as in :mod:`bench.compare`; each table
+gives the time per request, what metrics add, and the ratio of the two.
 """
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +28,12 @@ from bench.compare import wafer_stack
 from bench.overhead import _asgi_run, asgi_answer, asgi_scope, sizes
 from wafer_py import WaferAuth
 from wafer_py.asgi import WaferMiddleware
+from wafer_py.protocol import WaferProtocol
 from wafer_py.stores import SessionStore, open_store
 
 TITLE = "Metrics on the validation path, starlette in process"
+CORE_TITLE = "Metrics on the validation path, WaferProtocol.check alone"
+PLAIN, METERED = "without metrics", "with prometheus"
 
 
 def _two_stores(
@@ -46,81 +53,121 @@ def _two_stores(
     return [(first, probes), (second, probes)]
 
 
+def _check_run(auth: WaferAuth, probes: list[common.Probe], count: int) -> Callable[[], float]:
+    """Seconds per :meth:`WaferProtocol.check` of a valid v2 session (blocking)."""
+    protocol = WaferProtocol(auth)
+    headers = [{"x-wx-skey": p.skey} for p in probes]
+    k = len(headers)
+
+    def run() -> float:
+        started = time.perf_counter()
+        for i in range(count):
+            protocol.check("/w/hello", headers[i % k])
+        return (time.perf_counter() - started) / count
+
+    return run
+
+
+def _rows(medians: dict[str, float], base: float | None) -> tuple[list[list[str]], dict[str, Any]]:
+    """Table rows and figures: each variant's time, its overhead over ``base`` (if any),
+    and for a metered one what metrics add and the ratio to the unmetered one."""
+    rows, figures = [], {}
+    for label, seconds in medians.items():
+        row: dict[str, Any] = {"s_per_request": seconds}
+        cost = ratio = ""
+        own = seconds if base is None else seconds - base
+        if base is not None:
+            row["overhead_s"] = own
+        if label.endswith(METERED):
+            plain = medians[label.replace(METERED, PLAIN)]
+            plain_own = plain if base is None else plain - base
+            row["metrics_s"] = seconds - plain
+            cost = common.us(row["metrics_s"])
+            if plain_own > 0:
+                row["vs_no_metrics"] = own / plain_own
+                ratio = common.ratio(row["vs_no_metrics"])
+        figures[label] = row
+        cells = [label, common.us(seconds)]
+        if base is not None:
+            cells.append(common.us(own))
+        rows.append([*cells, cost, ratio])
+    return rows, figures
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
 
     from wafer_py.metrics import PrometheusObserver
 
-    parser = common.parser(__doc__)
-    args = parser.parse_args(argv)
+    args = common.parser(__doc__).parse_args(argv)
     stores = common.chosen_stores(args)
     size = sizes(args.smoke)
     count, reps = size["requests"], size["repetitions"]
     tag = common.run_tag()
-    apps: dict[str, tuple[Any, list[dict[str, Any]], str]] = {}
-    apps["bare app"] = (
-        starlette_stack("bare", None),
-        [asgi_scope("/bare/hello", BASE_HEADERS)],
-        "",
-    )
-    closing: list[SessionStore] = []
+    bare = [asgi_scope("/bare/hello", BASE_HEADERS)]
+    apps: dict[str, tuple[Any, list[dict[str, Any]], str]] = {
+        "bare app": (starlette_stack("bare", None), bare, "")
+    }
+    checks: dict[str, Callable[[], float]] = {}
+    opened: list[tuple[SessionStore, SessionStore]] = []
     with tempfile.TemporaryDirectory(prefix="wafer-metrics-") as tmp:
-        for name in stores:
-            (plain_store, probes), (metered_store, metered_probes) = _two_stores(
-                name, Path(tmp), tag, common.store_urls(args), size
-            )
-            closing += [metered_store, plain_store]
-            plain = make_auth(plain_store)
-            observer = PrometheusObserver(CollectorRegistry())
-            metered = WaferAuth(plain.config, store=metered_store, observer=observer)
-            for label, auth, found in (
-                (f"{name} without metrics", plain, probes),
-                (f"{name} with prometheus", metered, metered_probes),
-            ):
-                scopes = [
-                    asgi_scope("/w/hello", {**BASE_HEADERS, "X-WX-Skey": p.skey}) for p in found
-                ]
-                apps[label] = (wafer_stack(WaferMiddleware, auth), scopes, found[-1].openid)
-        loop = asyncio.new_event_loop()
         try:
-            for label, (app, scopes, expected) in apps.items():
-                status, body = loop.run_until_complete(asgi_answer(app, scopes[-1]))
-                if status != 200 or (expected and expected.encode() not in body):
-                    raise RuntimeError(f"{label}: HTTP {status}: {body[:80]!r}")
-            runs = {
-                label: _asgi_run(loop, app, scopes, count)
-                for label, (app, scopes, _) in apps.items()
-            }
-            measured = common.interleaved(runs, reps)
+            for name in stores:
+                (plain_store, probes), (metered_store, metered_probes) = _two_stores(
+                    name, Path(tmp), tag, common.store_urls(args), size
+                )
+                opened.append((plain_store, metered_store))
+                plain = make_auth(plain_store)
+                observer = PrometheusObserver(CollectorRegistry())
+                metered = WaferAuth(plain.config, store=metered_store, observer=observer)
+                for variant, auth, found in (
+                    (PLAIN, plain, probes),
+                    (METERED, metered, metered_probes),
+                ):
+                    scopes = [
+                        asgi_scope("/w/hello", {**BASE_HEADERS, "X-WX-Skey": p.skey}) for p in found
+                    ]
+                    app = wafer_stack(WaferMiddleware, auth)
+                    apps[f"{name} {variant}"] = (app, scopes, found[-1].openid)
+                    checks[f"{name} {variant}"] = _check_run(auth, found, count)
+            loop = asyncio.new_event_loop()
+            try:
+                for label, (app, scopes, expected) in apps.items():
+                    status, body = loop.run_until_complete(asgi_answer(app, scopes[-1]))
+                    if status != 200 or (expected and expected.encode() not in body):
+                        raise RuntimeError(f"{label}: HTTP {status}: {body[:80]!r}")
+                runs = {
+                    label: _asgi_run(loop, app, scopes, count)
+                    for label, (app, scopes, _) in apps.items()
+                }
+                measured = common.interleaved(runs, reps)
+                measured_checks = common.interleaved(checks, reps) if checks else {}
+            finally:
+                loop.close()
         finally:
-            loop.close()
-            for store in closing[0::2]:
-                store.close()
-            for store in closing[1::2]:  # each first store drops the keys or tables
-                common.drop_bench_store(store)
+            for plain_store, metered_store in opened:
+                metered_store.close()
+                common.drop_bench_store(plain_store)  # the keys or tables of both
     medians = {label: common.median(values) for label, values in measured.items()}
-    bare = medians["bare app"]
-    rows, figures = [], {}
-    for label, seconds in medians.items():
-        overhead = seconds - bare
-        row: dict[str, Any] = {"s_per_request": seconds, "overhead_s": overhead}
-        ratio = ""
-        if label.endswith("with prometheus"):
-            plain_s = medians[label.replace("with prometheus", "without metrics")]
-            plain_overhead = plain_s - bare
-            row["metrics_s"] = seconds - plain_s
-            if plain_overhead > 0:
-                row["vs_no_metrics"] = overhead / plain_overhead
-                ratio = common.ratio(row["vs_no_metrics"])
-        figures[label] = row
-        extra = common.us(row["metrics_s"]) if "metrics_s" in row else ""
-        rows.append([label, common.us(seconds), common.us(overhead), extra, ratio])
+    rows, figures = _rows(medians, medians["bare app"])
     common.show(
         f"{TITLE} (median of {reps} interleaved batches of {count})",
         ["variant", "us/request", "overhead us", "metrics us", "overhead ratio"],
         rows,
     )
-    results = {"sizes": size, "machine": common.machine(), "variants": figures}
+    results: dict[str, Any] = {
+        "sizes": size,
+        "machine": common.machine(),
+        "variants": figures,
+    }
+    if measured_checks:
+        core = {label: common.median(values) for label, values in measured_checks.items()}
+        core_rows, results["check_alone"] = _rows(core, None)
+        common.show(
+            f"{CORE_TITLE} (median of {reps} interleaved batches of {count})",
+            ["variant", "us/check", "metrics us", "ratio"],
+            core_rows,
+        )
     common.write_json(args.json, results)
     return results
 
