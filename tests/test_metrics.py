@@ -1,8 +1,8 @@
 """Metrics (issue #16, item 4): ``/metrics`` scraped from a real app of each framework
 after a login, a failed login, a validation and an invalid session; the login queue's
-gauge; token refreshes; no secret in the exposition or the log lines; several gunicorn
-workers adding up through ``PROMETHEUS_MULTIPROC_DIR``; a missing prometheus_client
-stopping the app at start.
+gauge; token refreshes; no secret in the exposition or the log lines; a missing
+prometheus_client stopping the app at start. Deployment (the docs' snippets, gunicorn
+workers): test_metrics_deploy.py.
 
 The apps use ``metrics="prometheus"`` (prometheus_client's global registry, shared by
 the run's tests), so each test looks at what moved between two scrapes.
@@ -11,7 +11,6 @@ the run's tests), so each test looks at what moved between two scrapes.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -23,10 +22,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.ci import skip_or_fail
 from tests.support.constants import DEMO_ENV, TEST_SECRET, TIMEOUT
 from tests.support.metrics import Get, check_moved, exercise, key, scrape, wait_for_sample
-from tests.support.probe import exit_status, wait_for_http
 from tests.support.servers import serve_asgi, serve_wsgi
 from wafer_py import WaferAuth, WaferConfig
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
@@ -334,102 +331,3 @@ def test_the_core_never_imports_prometheus_client() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
     )
     assert done.returncode == 0, done.stderr
-
-
-def test_gunicorn_workers_add_up_through_the_multiprocess_directory(
-    tmp_path: Path, fake: FakeWeChat, fake_server: FakeWeChatServer
-) -> None:
-    """Two workers, each counting its own logins in ``PROMETHEUS_MULTIPROC_DIR``: any
-    worker's ``/metrics`` shows them all."""
-    try:
-        import gunicorn  # noqa: F401
-    except ImportError:
-        skip_or_fail("gunicorn is not installed (pip install -e '.[dev]')")
-    from tests.support.app_process import free_port
-
-    (tmp_path / "prom").mkdir()
-    (tmp_path / "metrics_app.py").write_text(MULTIPROCESS_APP, encoding="utf-8")
-    port = free_port()
-    env = {
-        **os.environ,
-        **DEMO_ENV,
-        "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
-        "WAFER_WECHAT_API_BASE": fake_server.url,
-        "WAFER_STORE_URL": f"sqlite:///{tmp_path}/workers.db",
-        "WAFER_SECRET_KEY": TEST_SECRET,
-        "WAFER_METRICS": "prometheus",
-    }
-    command = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}"]
-    with open(tmp_path / "gunicorn.log", "wb") as log:
-        proc = subprocess.Popen([*command, "metrics_app:app"], cwd=tmp_path, env=env, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/metrics", exited=lambda: exit_status(proc))
-        logins = 8
-        for i in range(logins):
-            code = fake.login(DEMO_APPID, f"worker-{i}")["code"]
-            with requests.Session() as fresh:  # a new connection: any worker may take it
-                answer = fresh.get(f"{base}/weapp/login", headers={"X-WX-Code": code}, timeout=10)
-            assert answer.status_code == 200, answer.text
-        ok = key("wafer_logins_total", outcome="ok", reason="none")
-        for _ in range(4):  # whichever worker answers the scrape
-            _, samples = scrape(f"{base}/metrics")
-            assert samples[ok] == logins
-    finally:
-        proc.terminate()
-        proc.wait(15)
-    assert len(list((tmp_path / "prom").glob("counter_*.db"))) >= 1
-
-
-MULTIPROCESS_APP = """
-from wafer_py import WaferAuth, WaferConfig
-from wafer_py.metrics import wsgi_app
-from wafer_py.wsgi import WaferWSGIMiddleware
-
-
-def hello(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"hello"]
-
-
-wafer = WaferWSGIMiddleware(hello, WaferAuth(WaferConfig.from_env()))
-metrics = wsgi_app()
-
-
-def app(environ, start_response):
-    if environ["PATH_INFO"] == "/metrics":
-        return metrics(environ, start_response)
-    return wafer(environ, start_response)
-"""
-
-
-def _doc_snippets() -> list[str]:
-    text = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
-    return [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
-
-
-@pytest.mark.parametrize("index", range(len(_doc_snippets())))
-def test_the_docs_snippets_run_and_serve_metrics(
-    index: int, monkeypatch: pytest.MonkeyPatch, fake_server: FakeWeChatServer
-) -> None:
-    """Each snippet of docs/metrics.md runs as written (with the environment it names);
-    one that makes an ``app`` answers ``/metrics`` with wafer_py's metrics."""
-    for name, value in {
-        **DEMO_ENV,
-        "WAFER_WECHAT_API_BASE": fake_server.url,
-        "WAFER_STORE_URL": "memory://",
-        "WAFER_SECRET_KEY": TEST_SECRET,
-        "WAFER_METRICS": "prometheus",
-    }.items():
-        monkeypatch.setenv(name, value)
-    snippet = _doc_snippets()[index]
-    namespace: dict[str, Any] = {"__name__": f"metrics_doc_{index}"}
-    exec(compile(snippet, f"docs/metrics.md#{index}", "exec"), namespace)
-    app = namespace.get("app")
-    if app is None:
-        return
-    serving = serve_wsgi if "wsgi_app" in snippet else serve_asgi
-    with serving(app) as base:
-        text, _ = scrape(f"{base}/metrics")
-    assert "wafer_logins_total" in text and "wafer_login_queue_length" in text
