@@ -25,8 +25,9 @@ class Observer(Protocol):
     runs inside the request it reports on."""
 
     def login(self, outcome: str, reason: str, seconds: float) -> None:
-        """A login ended: ``outcome`` is ``ok``, ``refused`` (4xx: a bad code, busy) or
-        ``failed`` (5xx: WeChat or the store down); ``reason`` the error's (``none``)."""
+        """A login ended: ``outcome`` is ``ok``, ``refused`` (answered 4xx: a bad code, a
+        rate limit) or ``failed`` (5xx: logins busy, WeChat or the store down); ``reason``
+        is the error's (``none`` for ``ok``)."""
 
     def validation(self, outcome: str, reason: str) -> None:
         """A request's session headers were checked: ``valid``, ``invalid`` (unknown,
