@@ -28,6 +28,7 @@ from tests.support.servers import serve_asgi, serve_wsgi
 from wafer_py import WaferAuth, WaferConfig
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
+from wafer_py.protocol import WaferResponse
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE = key("wafer_login_queue_length")
@@ -331,3 +332,44 @@ def test_the_core_never_imports_prometheus_client() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_failed_logins_and_store_errors_are_counted(
+    make_auth: Callable[..., WaferAuth], fake: FakeWeChat
+) -> None:
+    """A login WeChat answers busy (503) is ``failed``; a session check the store cannot
+    answer (a Redis server that is not there) is an ``error``."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    from tests.support.app_process import free_port
+    from tests.support.metrics import moved, parse
+    from wafer_py.protocol import WaferProtocol
+    from wafer_py.stores.base import call_store
+
+    before = parse(generate_latest(REGISTRY).decode())
+    protocol = WaferProtocol(make_auth(metrics="prometheus"))
+    fake.inject("/sns/jscode2session", -1)
+    assert protocol.login({"x-wx-code": fake.login(DEMO_APPID, "busy")["code"]}).status == 503
+    down = WaferAuth(
+        WaferConfig(
+            api_base="http://127.0.0.1:9",
+            fake_wechat=True,
+            store_url=f"redis://127.0.0.1:{free_port()}/0",
+            secret_keys=(TEST_SECRET,),
+            metrics="prometheus",
+        )
+    )
+    try:
+        answer = WaferProtocol(down).check("/api/x", {"x-wx-skey": "an-skey-of-nobody"})
+        assert isinstance(answer, WaferResponse) and answer.status == 503
+    finally:
+        down.close()
+        call_store(lambda: None)  # the outage is over (one line says so), for later tests
+    changed = moved(before, parse(generate_latest(REGISTRY).decode()))
+    assert changed[key("wafer_logins_total", outcome="failed", reason="wechat_busy")] == 1
+    assert changed[key("wafer_login_seconds_count", outcome="failed")] == 1
+    busy = key("wafer_wechat_call_seconds_count", api="/sns/jscode2session", outcome="error")
+    assert changed[busy] == 1
+    error = key("wafer_validations_total", outcome="error", reason="store_unavailable")
+    assert changed[error] == 1
+    assert changed[key("wafer_store_call_seconds_count", op="find_login")] >= 1
