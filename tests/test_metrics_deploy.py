@@ -1,6 +1,6 @@
-"""Metrics where they are deployed (issue #16, item 4): every snippet of docs/metrics.md
-runs as written and serves ``/metrics``; gunicorn workers add up through
-``PROMETHEUS_MULTIPROC_DIR``, serving the docs' plain WSGI app."""
+"""Metrics where they are deployed (issue #16, item 4): gunicorn workers add up through
+``PROMETHEUS_MULTIPROC_DIR`` (docs/metrics.md's snippets run in tests/test_doc_snippets.py,
+each asserting that ``/metrics`` answers)."""
 
 from __future__ import annotations
 
@@ -8,51 +8,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import pytest
 import requests
 
 from tests.support.ci import skip_or_fail
 from tests.support.constants import DEMO_ENV, TEST_SECRET
 from tests.support.metrics import key, scrape
 from tests.support.probe import exit_status, wait_for_http
-from tests.support.servers import serve_asgi, serve_wsgi
 from wafer_py.config import DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat, FakeWeChatServer
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _doc_snippets() -> list[str]:
-    text = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
-    return [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
-
-
-@pytest.mark.parametrize("index", range(len(_doc_snippets())))
-def test_the_docs_snippets_run_and_serve_metrics(
-    index: int, monkeypatch: pytest.MonkeyPatch, fake_server: FakeWeChatServer
-) -> None:
-    """Each snippet of docs/metrics.md runs as written (with the environment it names);
-    one that makes an ``app`` answers ``/metrics`` with wafer_py's metrics."""
-    for name, value in {
-        **DEMO_ENV,
-        "WAFER_WECHAT_API_BASE": fake_server.url,
-        "WAFER_STORE_URL": "memory://",
-        "WAFER_SECRET_KEY": TEST_SECRET,
-        "WAFER_METRICS": "prometheus",
-    }.items():
-        monkeypatch.setenv(name, value)
-    snippet = _doc_snippets()[index]
-    namespace: dict[str, Any] = {"__name__": f"metrics_doc_{index}"}
-    exec(compile(snippet, f"docs/metrics.md#{index}", "exec"), namespace)
-    app = namespace.get("app")
-    if app is None:
-        return
-    serving = serve_wsgi if "wsgi_app" in snippet else serve_asgi
-    with serving(app) as base:
-        text, _ = scrape(f"{base}/metrics")
-    assert "wafer_logins_total" in text and "wafer_login_queue_length" in text
 
 
 def test_gunicorn_workers_add_up_through_the_multiprocess_directory(
@@ -67,8 +33,7 @@ def test_gunicorn_workers_add_up_through_the_multiprocess_directory(
     from tests.support.app_process import free_port
 
     (tmp_path / "prom").mkdir()
-    wsgi = next(s for s in _doc_snippets() if "WaferWSGIMiddleware" in s)  # the docs' own
-    (tmp_path / "metrics_app.py").write_text(wsgi, encoding="utf-8")
+    (tmp_path / "metrics_app.py").write_text(MULTIPROCESS_APP, encoding="utf-8")
     port = free_port()
     env = {
         **os.environ,
@@ -100,3 +65,26 @@ def test_gunicorn_workers_add_up_through_the_multiprocess_directory(
         proc.terminate()
         proc.wait(15)
     assert len(list((tmp_path / "prom").glob("counter_*.db"))) >= 1
+
+
+#: The docs' plain WSGI app, configured by the environment.
+MULTIPROCESS_APP = """
+from wafer_py import WaferAuth, WaferConfig
+from wafer_py.metrics import wsgi_app
+from wafer_py.wsgi import WaferWSGIMiddleware
+
+
+def hello(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+wafer = WaferWSGIMiddleware(hello, WaferAuth(WaferConfig.from_env()))
+metrics = wsgi_app()
+
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/metrics":
+        return metrics(environ, start_response)
+    return wafer(environ, start_response)
+"""
