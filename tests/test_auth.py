@@ -126,13 +126,22 @@ def test_unsealable_key_is_a_stale_session_key(
 def test_no_secret_in_reprs_or_logs(
     make_auth: Callable[..., WaferAuth], fake: FakeWeChat, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from prometheus_client import REGISTRY, generate_latest
+
+    from wafer_py.protocol import WaferProtocol
+
     caplog.set_level(logging.DEBUG)
-    auth = make_auth(secret_keys=("top-secret-key-that-must-never-be-logged",))
+    auth = make_auth(
+        secret_keys=("top-secret-key-that-must-never-be-logged",), metrics="prometheus"
+    )
     code = fake.login(DEMO_APPID, "quiet")
     result = auth.login(code["code"])
     session_key = fake.session_key_of(DEMO_APPID, code["openid"])
     credentials = Credentials(skey=result.skey, session_id=result.session_id)
     who = auth.validate(credentials)
+    protocol = WaferProtocol(auth)  # the metrics' labels and the log lines of refusals
+    protocol.check("/x", {"x-wx-skey": result.skey[::-1], "x-wx-id": result.session_id})
+    protocol.login({"x-wx-code": code["code"]})  # spent: refused
     texts = [
         repr(credentials),
         str(credentials),
@@ -146,6 +155,7 @@ def test_no_secret_in_reprs_or_logs(
         repr(auth.wechat),
         str(result),
         caplog.text,
+        generate_latest(REGISTRY).decode(),
     ]
     for text in texts:
         for secret in (
@@ -157,6 +167,10 @@ def test_no_secret_in_reprs_or_logs(
             result.session.sealed_session_key,
         ):
             assert secret not in text
+    exposition = texts[-1]  # nor what names a user or a session, in labels
+    for named in (result.session_id, code["code"], code["openid"], result.skey[::-1]):
+        assert named not in exposition
+    assert code["code"] not in caplog.text and result.skey[::-1] not in caplog.text
 
 
 def test_config_from_env() -> None:

@@ -27,9 +27,11 @@ TITLES = {
     "http_load": "Over HTTP: starlette on uvicorn",
     "logins": "Logins under load",
     "stores": "Validation latency",
+    "metrics_cost": "Metrics on the validation path",
 }
 LOCAL = {"overhead": "memory,sqlite", "http_load": "memory,sqlite", "logins": "memory,sqlite"}
 LOCAL["stores"] = "sqlite"
+LOCAL["metrics_cost"] = "memory,sqlite"
 
 
 def run(*args: str, timeout: float = 120) -> str:

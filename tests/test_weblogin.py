@@ -302,9 +302,12 @@ def test_an_expired_state(base: str, fake: FakeWeChat) -> None:
     assert_error_page(browser.get(callback), "expired")
 
 
-def test_the_callback_without_anything(base: str) -> None:
+def test_the_callback_without_anything(base: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="wafer_py")
     response = Browser().get(f"{base}/wechat/oauth/callback")
     assert_error_page(response, "no state")
+    # the refusal is logged with its path and reason
+    assert "web login refused on /wechat/oauth/callback: invalid_state" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,7 @@ from .models import (
     clean_profile,
     real_profile,
 )
+from .observe import NO_OBSERVER, Observer, observer_for
 from .plans import Plan, StoreCall, WeChatLogin, arun, run
 from .serverkeys import server_secret_keys
 from .stores import SessionStore, open_store
@@ -103,6 +104,9 @@ class WaferAuth:
     for ``config.api_base``. ``clock`` returns the time in seconds (inject one in tests).
     ``tokens`` is the :class:`~wafer_py.wechat.tokens.AccessTokenCache` for WeChat's server APIs
     (default: one in ``store``, refreshed 5 minutes early through ``stable_token``).
+    ``observer`` is told of logins, validations, store and WeChat calls
+    (:mod:`wafer_py.observe`; default: the one ``config.metrics`` names, else nothing);
+    it is handed to ``store``, ``wechat`` and ``tokens`` unless they have their own.
 
     Example::
 
@@ -120,12 +124,17 @@ class WaferAuth:
         wechat: WeChatClient | None = None,
         clock: Callable[[], float] = time.time,
         tokens: AccessTokenCache | None = None,
+        observer: Observer | None = None,
         **options: Any,
     ) -> None:
         config = config or WaferConfig()
         if options:
             config = config.replace(**options)
         self.config = config
+        #: What logins, validations and I/O are reported to (:mod:`wafer_py.observe`):
+        #: ``observer``, else the one ``config.metrics`` names (checked first: a missing
+        #: prometheus_client stops here, before anything is opened).
+        self.observer: Observer = observer if observer is not None else observer_for(config.metrics)
         self.store = (
             open_store(config.store_url)
             if store is None
@@ -149,6 +158,10 @@ class WaferAuth:
                 timeout=config.wechat_timeout,
             )
         self.wechat = wechat
+        if self.observer is not NO_OBSERVER:  # handed on unless they have their own
+            for part in (self.store, wechat, tokens):
+                if getattr(part, "observer", None) is NO_OBSERVER:
+                    part.observer = self.observer  # type: ignore[union-attr]
         # Scoped by AppID: a store and key shared by two mini-programs keep their
         # sessions apart.
         self.secrets = SecretBox(self._keys, scope=config.appid)
@@ -157,7 +170,9 @@ class WaferAuth:
         self._wechat_api: WeChatAPI | None = None
         self._lazy = threading.Lock()
         self._login_gate: tuple[asyncio.AbstractEventLoop, AsyncLoginGate] | None = None
-        self._thread_gate = ThreadLoginGate(config.max_concurrent_logins, config.max_queued_logins)
+        self._thread_gate = ThreadLoginGate(
+            config.max_concurrent_logins, config.max_queued_logins, self.observer
+        )
         # WeChat's placeholders and this app's own defaults never overwrite a profile.
         self._nicknames = PLACEHOLDER_NICKNAMES | {config.default_nickname}
         self._avatars = PLACEHOLDER_AVATARS | {avatar_key(config.default_avatar)}
@@ -243,7 +258,9 @@ class WaferAuth:
         loop = asyncio.get_running_loop()
         gate = self._login_gate
         if gate is None or gate[0] is not loop:
-            slots = AsyncLoginGate(self.config.max_concurrent_logins, self.config.max_queued_logins)
+            slots = AsyncLoginGate(
+                self.config.max_concurrent_logins, self.config.max_queued_logins, self.observer
+            )
             gate = self._login_gate = (loop, slots)
         return gate[1]
 
@@ -526,7 +543,9 @@ class WaferAuth:
                 from .wechat.tokens import AccessTokenCache
 
                 store = entry_store(self.store)  # a store without entries stops here
-                self._tokens = AccessTokenCache(store, self.wechat, clock=self.clock)
+                self._tokens = AccessTokenCache(
+                    store, self.wechat, clock=self.clock, observer=self.observer
+                )
             return self._tokens
 
     @property

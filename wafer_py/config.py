@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from .observe import METRICS_CHOICES
+
 __all__ = [
     "WaferConfig",
     "DEMO_APPID",
@@ -49,6 +51,7 @@ KNOWN_VARIABLES = frozenset(
         "WAFER_PROTECT",
         "WAFER_AUTH",
         "WAFER_WEB",
+        "WAFER_METRICS",
     }
 )
 #: Prefixes of the variables of wafer_py's own tests, end-to-end runs and benchmarks.
@@ -124,6 +127,9 @@ class WaferConfig:
     #: and ``app_secret`` be left out, and they default to the fake's demo app. Set in
     #: code only (no variable sets it), and refused unless ``api_base`` is on loopback.
     fake_wechat: bool = False
+    #: Metrics to record: ``None`` (or ``"none"``) or ``"prometheus"`` (needs the
+    #: ``metrics`` extra; see :mod:`wafer_py.metrics`).
+    metrics: str | None = None
 
     def __post_init__(self) -> None:
         if self.fake_wechat:
@@ -160,6 +166,11 @@ class WaferConfig:
             )
         if not self.login_path.startswith("/"):
             raise ValueError("login_path must start with '/'")
+        if self.metrics not in (None, "", *METRICS_CHOICES):
+            raise ValueError(
+                f"metrics (WAFER_METRICS) must be one of {', '.join(METRICS_CHOICES)}, "
+                f"not {self.metrics!r}"
+            )
 
     def oauth_app(self) -> tuple[str, str]:
         """The AppID and AppSecret for web OAuth: ``oauth_*``, else the mini-program's."""
@@ -178,8 +189,8 @@ class WaferConfig:
         ``WAFER_SESSION_MAX_AGE``, ``WAFER_SECRET_KEY`` (several keys separated by
         commas, newest first), ``WAFER_LOGIN_PATH``, ``WAFER_MAX_CONCURRENT_LOGINS``,
         ``WAFER_MAX_QUEUED_LOGINS``, ``WAFER_LOGIN_TIMEOUT`` (seconds, a decimal),
-        ``WAFER_OAUTH_APPID``, ``WAFER_OAUTH_APP_SECRET`` and ``WAFER_CHECK_NICKNAMES``
-        (``true``/``false``).
+        ``WAFER_OAUTH_APPID``, ``WAFER_OAUTH_APP_SECRET``, ``WAFER_CHECK_NICKNAMES``
+        (``true``/``false``) and ``WAFER_METRICS`` (``prometheus``).
 
         Raises ``ValueError`` naming the variable when one is missing or wrong:
         ``WAFER_APPID`` and ``WAFER_APP_SECRET`` are required unless ``overrides`` set
@@ -199,6 +210,7 @@ class WaferConfig:
             "WAFER_LOGIN_PATH": "login_path",
             "WAFER_OAUTH_APPID": "oauth_appid",
             "WAFER_OAUTH_APP_SECRET": "oauth_app_secret",
+            "WAFER_METRICS": "metrics",
         }
         for name, attr in text.items():
             if env.get(name):

@@ -7,7 +7,8 @@ cannot make every later login wait behind it, and a WeChat that never answers co
 queued login its own deadline, not its place in the queue times the timeout.
 
 :class:`AsyncLoginGate` serves one event loop (ASGI) and drops a login whose client hung up
-while it waited; :class:`ThreadLoginGate` serves the threads of a process (WSGI).
+while it waited; :class:`ThreadLoginGate` serves the threads of a process (WSGI). Each
+tells its ``observer`` how its queue's length changes (``login_queue``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections import deque
 
 from .exceptions import LoginAbandoned, LoginQueueTimeout, LoginsBusy
+from .observe import NO_OBSERVER, Observer
 
 __all__ = ["AsyncLoginGate", "ThreadLoginGate", "MIN_CALL_TIME"]
 
@@ -30,11 +32,19 @@ MIN_CALL_TIME = 0.1
 class AsyncLoginGate:
     """Login slots of one event loop, handed to waiting logins in arrival order."""
 
-    def __init__(self, slots: int, queue: int) -> None:
+    def __init__(self, slots: int, queue: int, observer: Observer = NO_OBSERVER) -> None:
         self.slots = slots
         self.queue = queue
         self.running = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self.observer = observer
+        self._reported = 0  # the queue's length the observer was last told of
+
+    def _report(self) -> None:
+        change = len(self._waiters) - self._reported
+        if change:
+            self._reported += change
+            self.observer.login_queue(change)
 
     @property
     def waiting(self) -> int:
@@ -58,6 +68,7 @@ class AsyncLoginGate:
         deadline -= MIN_CALL_TIME
         turn: asyncio.Future[None] = loop.create_future()
         self._waiters.append(turn)
+        self._report()
         waits: set[asyncio.Future[None]] = {turn} if gone is None else {turn, gone}
         try:
             await asyncio.wait(
@@ -80,6 +91,7 @@ class AsyncLoginGate:
         else:
             turn.cancel()
             self._waiters.remove(turn)
+            self._report()
 
     def release(self) -> None:
         """Hand the slot to the longest waiting login, or free it."""
@@ -87,8 +99,10 @@ class AsyncLoginGate:
             turn = self._waiters.popleft()
             if not turn.done():
                 turn.set_result(None)
+                self._report()
                 return
         self.running -= 1
+        self._report()
 
 
 class ThreadLoginGate:
@@ -98,11 +112,12 @@ class ThreadLoginGate:
     not strictly, in arrival order.
     """
 
-    def __init__(self, slots: int, queue: int) -> None:
+    def __init__(self, slots: int, queue: int, observer: Observer = NO_OBSERVER) -> None:
         self.slots = slots
         self.queue = queue
         self.running = 0
         self.waiting = 0
+        self.observer = observer
         self._changed = threading.Condition(threading.Lock())
 
     def acquire(self, deadline: float) -> None:
@@ -116,6 +131,7 @@ class ThreadLoginGate:
             if self.waiting >= self.queue:
                 raise LoginsBusy()
             self.waiting += 1
+            self.observer.login_queue(1)
             deadline -= MIN_CALL_TIME
             try:
                 while True:
@@ -129,6 +145,7 @@ class ThreadLoginGate:
                 self.running += 1
             finally:
                 self.waiting -= 1
+                self.observer.login_queue(-1)
                 if self.running < self.slots and self.waiting:
                     self._changed.notify()  # a slot this thread did not take
 

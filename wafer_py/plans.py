@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .exceptions import WeChatUnavailable
+from .observe import NO_OBSERVER, Observer
 from .stores.base import acall_store, call_store
 
 if TYPE_CHECKING:
@@ -94,11 +96,30 @@ class StoreCall(Step):
         return self.name in _ASYNC_FORMS and self.store.supports_async
 
     def run(self) -> Any:
-        return call_store(getattr(self.store, self.name), *self.args, **self.kwargs)
+        observer = self.store.observer
+        if observer is NO_OBSERVER:
+            return call_store(getattr(self.store, self.name), *self.args, **self.kwargs)
+        started = time.perf_counter()
+        try:
+            return call_store(getattr(self.store, self.name), *self.args, **self.kwargs)
+        finally:
+            observer.store_call(self.name, time.perf_counter() - started)
 
     def arun(self) -> Awaitable[Any]:
         call = getattr(self.store, _ASYNC_FORMS[self.name])
-        return acall_store(call, *self.args, **self.kwargs)
+        observer = self.store.observer
+        if observer is NO_OBSERVER:
+            return acall_store(call, *self.args, **self.kwargs)
+        return _timed(observer, self.name, acall_store(call, *self.args, **self.kwargs))
+
+
+async def _timed(observer: Observer, name: str, call: Awaitable[Any]) -> Any:
+    """Await a store call, telling ``observer`` how long it took."""
+    started = time.perf_counter()
+    try:
+        return await call
+    finally:
+        observer.store_call(name, time.perf_counter() - started)
 
 
 #: The store methods with an async form (used where ``supports_async`` is set).

@@ -20,6 +20,8 @@ are importable from here too.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -67,9 +69,18 @@ __all__ = [
     "path_matcher",
 ]
 
+logger = logging.getLogger("wafer_py")
 
 #: How the ASGI side runs a request (:meth:`WaferProtocol.route`).
 Route = Literal["inline", "loop", "thread"]
+
+
+def _loggable(path: str) -> str:
+    """A request path for a log line: a path never holds a secret of wafer_py (those
+    travel in headers), but it is the client's text: cut short, control characters
+    escaped."""
+    path = path[:200]
+    return path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
 
 
 @dataclass
@@ -135,15 +146,23 @@ class WaferProtocol:
 
     def request(self, path: str, headers: Mapping[str, str]) -> Plan[WaferResponse | RequestState]:
         """A request other than a login, as a plan (:mod:`wafer_py.plans`): check the
-        session, run the seed flow, refuse a ``protect``-ed path without login."""
+        session, run the seed flow, refuse a ``protect``-ed path without login. The
+        check's outcome goes to the auth's observer (``validation``)."""
+        observer = self.auth.observer
         try:
             try:
                 credentials = read_credentials(headers)
                 identity = None
                 if credentials is not None:
                     identity = yield from self.auth.validation(credentials)
+                    observer.validation("valid", "none")
             except InvalidSession as exc:
+                observer.validation("invalid", exc.reason)
+                logger.debug("wafer_py: session refused on %s: %s", _loggable(path), exc.reason)
                 state = RequestState(error=exc, generation=client_generation(headers))
+            except WaferError as exc:
+                observer.validation("error", exc.reason)
+                raise
             else:
                 if identity is not None and has_encrypted_data(headers):  # the seed flow
                     data, iv, legacy = read_encrypted(headers)
@@ -164,11 +183,13 @@ class WaferProtocol:
         self, headers: Mapping[str, str], connected: Callable[[], bool] | None = None
     ) -> WaferResponse:
         """The login path's answer (blocking; :meth:`alogin` under asyncio)."""
+        started = time.perf_counter()
         try:
             code, data, iv, legacy = read_login(headers)
             result = self.auth.login(code, data, iv, legacy=legacy, connected=connected)
         except WaferError as exc:
-            return error_response(exc, login=True)
+            return self._login_failed(exc, started)
+        self.auth.observer.login("ok", "none", time.perf_counter() - started)
         return WaferResponse(200, login_body(result, self.auth.clock()))
 
     async def alogin(
@@ -177,9 +198,23 @@ class WaferProtocol:
         """The login path's answer, under asyncio: WeChat is awaited on the event loop
         (:meth:`WaferAuth.alogin <wafer_py.auth.WaferAuth.alogin>`). ``gone`` is done
         when the client hangs up."""
+        started = time.perf_counter()
         try:
             code, data, iv, legacy = read_login(headers)
             result = await self.auth.alogin(code, data, iv, legacy=legacy, gone=gone)
         except WaferError as exc:
-            return error_response(exc, login=True)
+            return self._login_failed(exc, started)
+        self.auth.observer.login("ok", "none", time.perf_counter() - started)
         return WaferResponse(200, login_body(result, self.auth.clock()))
+
+    def _login_failed(self, exc: WaferError, started: float) -> WaferResponse:
+        """The answer to a login that failed, logged (its reason and path, nothing the
+        client sent) and reported to the observer: ``refused`` (4xx) or ``failed`` (5xx)."""
+        answer = error_response(exc, login=True)
+        if answer.status >= 500:
+            outcome, level = "failed", logging.WARNING
+        else:
+            outcome, level = "refused", logging.INFO
+        logger.log(level, "wafer_py: login %s on %s: %s", outcome, self.login_path, exc.reason)
+        self.auth.observer.login(outcome, exc.reason, time.perf_counter() - started)
+        return answer

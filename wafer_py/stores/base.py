@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Self, TypeVar
 
 from ..exceptions import StoreUnavailable, WaferError
 from ..models import Session, User
+from ..observe import NO_OBSERVER, Observer
 from .invalidation import InvalidationChannel
 
 __all__ = ["SessionStore", "StoreStats", "call_store"]
@@ -159,6 +160,9 @@ class SessionStore(ABC):
     #: ASGI middleware then validates sessions on the event loop, without a thread). Set
     #: per instance where it depends on the server (the SQL store: PostgreSQL only).
     supports_async: bool = False
+    #: Told how long each call of a login or a validation took (the plans' store calls);
+    #: :class:`~wafer_py.auth.WaferAuth` hands its own over.
+    observer: Observer = NO_OBSERVER
 
     @classmethod
     def from_url(cls, url: str) -> Self:

@@ -258,7 +258,7 @@ class WebLogin:
             user = self.sessions.open(token, nickname, avatar)
             self.sessions.end(self.cookies.read(cookie))
         except WaferError as exc:
-            logger.info("wafer_py: web login refused: %s", exc.reason)
+            logger.info("wafer_py: web login refused on %s: %s", self.callback_path, exc.reason)
             return self.on_error(exc, next_path, lang)
         return redirect(next_path, self.cookies.session(user, secure))
 

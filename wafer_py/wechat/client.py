@@ -19,8 +19,9 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ..config import DEFAULT_API_BASE
-from ..exceptions import WeChatBusy, WeChatError, WeChatUnavailable, wechat_error
+from ..exceptions import WeChatAPIError, WeChatBusy, WeChatError, WeChatUnavailable, wechat_error
 from ..logsafe import install_redaction
+from ..observe import NO_OBSERVER, Observer
 from ..plans import offload
 from .asynchttp import AsyncHTTP, HTTPError, proxy_configured
 from .tokens import AccessToken
@@ -122,6 +123,8 @@ class WeChatClient:
         self.http = session if session is not None else http_session(pool_size)
         self._aio: AsyncHTTP | None = None
         self._async_ok: bool | None = None
+        #: Told of each call's API path, outcome and time (:mod:`wafer_py.observe`).
+        self.observer: Observer = NO_OBSERVER
 
     def __repr__(self) -> str:
         return f"WeChatClient(appid={self.appid!r}, api_base={self.api_base!r})"
@@ -175,7 +178,20 @@ class WeChatClient:
         timeout: float | None = None,
     ) -> dict[str, Any]:
         url = self.api_base + path
-        return send(self.http, method, url, path, params, body, timeout or self.timeout)
+        observer = self.observer
+        if observer is NO_OBSERVER:
+            return send(self.http, method, url, path, params, body, timeout or self.timeout)
+        started = time.perf_counter()
+        outcome = "unavailable"
+        try:
+            answer = send(self.http, method, url, path, params, body, timeout or self.timeout)
+            outcome = "ok"
+            return answer
+        except WeChatAPIError:
+            outcome = "error"
+            raise
+        finally:
+            observer.wechat_call(path, outcome, time.perf_counter() - started)
 
     def code2session(self, code: str, *, timeout: float | None = None) -> Code2Session:
         """Exchange a ``wx.login`` code at ``/sns/jscode2session`` (``timeout``: seconds
@@ -199,8 +215,25 @@ class WeChatClient:
         that a login waiting on WeChat holds no thread. Same answers and errors.
         ``timeout`` bounds the call (``None``: the client's ``timeout``). Through a proxy
         (not :attr:`async_capable`) it runs :meth:`code2session` in a worker thread."""
-        if not self.async_capable:
+        if not self.async_capable:  # timed by _send
             return await offload(functools.partial(self.code2session, code, timeout=timeout))
+        observer = self.observer
+        if observer is NO_OBSERVER:
+            return await self._acode2session(code, timeout)
+        started = time.perf_counter()
+        outcome = "unavailable"  # a timeout (cancelled) included
+        try:
+            answer = await self._acode2session(code, timeout)
+            outcome = "ok"
+            return answer
+        except WeChatError as exc:
+            if not isinstance(exc, WeChatUnavailable):
+                outcome = "error"  # WeChat answered, with an errcode or without an openid
+            raise
+        finally:
+            observer.wechat_call("/sns/jscode2session", outcome, time.perf_counter() - started)
+
+    async def _acode2session(self, code: str, timeout: float | None) -> Code2Session:
         where = "/sns/jscode2session"
         if self._aio is None:
             self._aio = AsyncHTTP(timeout=self.timeout)

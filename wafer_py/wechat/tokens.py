@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..exceptions import AccessTokenUnavailable, StoreUnavailable, WeChatError
+from ..observe import NO_OBSERVER, Observer
 from ..stores.entries import EntryStore
 
 __all__ = ["AccessToken", "AccessTokenCache", "CachedToken", "TokenSource", "DEFAULT_GAP"]
@@ -158,6 +159,7 @@ class AccessTokenCache:
         lock_ttl: float = 30.0,
         wait: float = 40.0,
         clock: Callable[[], float] = time.time,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         if gap < 0 or lock_ttl <= 0 or wait <= 0:
             raise ValueError("gap must be >= 0, lock_ttl and wait > 0")
@@ -173,6 +175,8 @@ class AccessTokenCache:
         self.lock_ttl = lock_ttl
         self.wait = wait
         self.clock = clock
+        #: Told of each fetch from WeChat and its outcome (:mod:`wafer_py.observe`).
+        self.observer = observer
         self._local = threading.Lock()
 
     def __repr__(self) -> str:
@@ -288,6 +292,17 @@ class AccessTokenCache:
             self._local.release()
 
     def _fetch_and_store(self, rejected: str | None, force: bool) -> CachedToken:
+        outcome = "failed"
+        try:
+            cached, outcome = self._fetch_new(rejected, force)
+            return cached
+        finally:
+            self.observer.token_refresh(outcome)
+
+    def _fetch_new(self, rejected: str | None, force: bool) -> tuple[CachedToken, str]:
+        """A token from WeChat, stored; and the outcome: ``refreshed``, ``forced`` or
+        ``unchanged`` (WeChat handed back the token it refused)."""
+        outcome = "forced" if force and self.stable else "refreshed"
         started = self.clock()
         if rejected is not None:
             logger.warning(
@@ -307,8 +322,10 @@ class AccessTokenCache:
                     self.source.appid,
                 )
                 token = self._fetch(True)
+                outcome = "forced"
             else:
                 retry_at = due
+                outcome = "unchanged"
                 logger.warning(
                     "wafer_py: WeChat still hands back the access_token it rejected for %s; "
                     "the next forced refresh is due in %.0f s (WeChat allows 20 a day)",
@@ -325,7 +342,7 @@ class AccessTokenCache:
             refresh_at = started + token.expires_in / 2
         cached = CachedToken(token.access_token, expires_at, refresh_at, self.clock(), retry_at)
         self.store.set_entry(self.key, cached.to_json(), expires_at=expires_at)
-        return cached
+        return cached, outcome
 
     def _fetch(self, force: bool) -> AccessToken:
         """Ask WeChat; a forced refresh is recorded (made or not) before it is asked."""
