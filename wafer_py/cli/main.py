@@ -11,15 +11,23 @@ Configuration comes from ``WAFER_*`` environment variables (see the README).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import importlib.util
 import logging
 import os
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import __version__
 from ..config import DEMO_APP_SECRET, DEMO_APPID, WaferConfig
+from ..extras import install_hint
+from ..logsafe import redact_url
 from . import migrate, sessions, token
+from .ports import listen, port_failed
+from .sessions import CommandFailed
 
 __all__ = ["main"]
 
@@ -29,23 +37,28 @@ _EXAMPLE_MODULES = {"django": "asgi"}
 
 
 def _examples_module(framework: str) -> Any:
-    """Import an example app: the checkout's ``examples/`` package."""
-    import importlib
+    """Import an example app: ``wafer_py.examples`` (shipped in the wheel), else the
+    ``examples/`` package of the checkout this module runs from."""
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
     module = _EXAMPLE_MODULES.get(framework, "app")  # Django's: its project's ASGI module
-    if (root / "examples" / f"{framework}_app" / f"{module}.py").exists() and (
-        str(root) not in sys.path
-    ):
+    name = f"{framework}_app.{module}"
+    try:
+        return importlib.import_module(f"wafer_py.examples.{name}")
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("wafer_py.examples"):
+            raise _missing(framework, exc) from None
+    root = Path(__file__).resolve().parents[2]  # a checkout run without installing
+    if (root / "examples" / f"{framework}_app").is_dir() and str(root) not in sys.path:
         sys.path.insert(0, str(root))
     try:
-        return importlib.import_module(f"examples.{framework}_app.{module}")
+        return importlib.import_module(f"examples.{name}")
     except ImportError as exc:
-        raise SystemExit(
-            f"wafer-py demo: cannot load the {framework} example ({exc}). Run it from a "
-            "checkout of wafer_py installed with: pip install -e '.[demo]'"
-        ) from None
+        raise _missing(framework, exc) from None
+
+
+def _missing(framework: str, exc: ImportError) -> CommandFailed:
+    return CommandFailed(f"cannot load the {framework} example ({exc}): {install_hint('demo')}")
 
 
 def _try_it(base: str, fake_url: str | None, appid: str) -> str:
@@ -84,13 +97,8 @@ def _production_variables(env: Mapping[str, str]) -> list[str]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..auth import WaferAuth
-
     env = os.environ
-    fake_server = None
-    if env.get("WAFER_WECHAT_API_BASE"):
-        config = WaferConfig.from_env()  # a WeChat of your own: its AppID and secret
-    else:
+    if not env.get("WAFER_WECHAT_API_BASE"):
         found = _production_variables(env)
         if found:
             print(
@@ -103,57 +111,71 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        from ..fakewechat import FakeWeChat
-
-        apps = {DEMO_APPID: DEMO_APP_SECRET}
-        if env.get("WAFER_OAUTH_APPID"):  # the official account, if another
-            apps[env["WAFER_OAUTH_APPID"]] = env.get("WAFER_OAUTH_APP_SECRET") or DEMO_APP_SECRET
-        fake_server = FakeWeChat(apps=apps).serve(port=args.fake_port)  # on 127.0.0.1
-        config = WaferConfig.from_env(
-            api_base=fake_server.url, open_base=fake_server.url, fake_wechat=True
-        )
-    try:
-        auth = WaferAuth(config)
-    except BaseException:
-        if fake_server is not None:
-            fake_server.close()
-        raise
-    module = _examples_module(args.framework)
-    app = module.create_app(auth)
-    base = f"http://{args.host}:{args.port}"
-    fake_url = fake_server.url if fake_server is not None else None
-    lines = [
-        f"wafer_py demo ({args.framework}) on {base}",
-        f"  login:          {base}{config.login_path}   (X-WX-Code header)",
-        f"  protected:      {base}/weapp/user   (X-WX-Skey, or X-WX-Id + X-WX-Skey)",
-        f"  web page:       {base}/web/profile   (open in a browser: WeChat web OAuth)",
-        f"  session store:  {config.store_url}",
-        f"  WeChat API:     {config.api_base}" + ("   (the fake WeChat)" if fake_url else ""),
-        f"  AppID:          {config.appid}",
-        _try_it(base, fake_url, config.appid),
-        "  Ctrl-C stops it.",
-    ]
-    print("\n".join(lines), flush=True)
-    try:
-        if args.framework == "flask":
-            from werkzeug.serving import run_simple
-
-            run_simple(args.host, args.port, app, threaded=True)
+    if args.framework != "flask" and importlib.util.find_spec("uvicorn") is None:
+        raise CommandFailed(f"the {args.framework} demo needs uvicorn: {install_hint('demo')}")
+    # Bound first: the banner shows the port bound, and a port in use stops here.
+    sock = listen(args.host, args.port, "--port")
+    with contextlib.ExitStack() as stack:
+        stack.callback(sock.close)
+        fake_url = None
+        if env.get("WAFER_WECHAT_API_BASE"):
+            config = WaferConfig.from_env()  # a WeChat of your own: its AppID and secret
         else:
-            try:
-                import uvicorn
-            except ImportError:
-                raise SystemExit(
-                    "wafer-py demo: uvicorn is needed: pip install 'wafer-session[demo]'"
-                ) from None
-            uvicorn.run(app, host=args.host, port=args.port, log_level="info")
-    except KeyboardInterrupt:
-        pass
-    finally:
-        auth.close()
-        if fake_server is not None:
-            fake_server.close()
+            fake_url = stack.enter_context(_fake_for_demo(env, args.fake_port)).url
+            config = WaferConfig.from_env(api_base=fake_url, open_base=fake_url, fake_wechat=True)
+        from ..auth import WaferAuth
+
+        auth = WaferAuth(config)
+        stack.callback(auth.close)
+        app = _examples_module(args.framework).create_app(auth)
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        base = f"http://{host}:{sock.getsockname()[1]}"
+        print(_banner(args.framework, base, config, fake_url), flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            _serve(args.framework, app, sock)
     return 0
+
+
+def _fake_for_demo(env: Mapping[str, str], port: int) -> Any:
+    from ..fakewechat import FakeWeChat
+
+    apps = {DEMO_APPID: DEMO_APP_SECRET}
+    if env.get("WAFER_OAUTH_APPID"):  # the official account, if another
+        apps[env["WAFER_OAUTH_APPID"]] = env.get("WAFER_OAUTH_APP_SECRET") or DEMO_APP_SECRET
+    try:
+        return FakeWeChat(apps=apps).serve(port=port)  # on 127.0.0.1
+    except OSError as exc:
+        raise port_failed(exc, "127.0.0.1", port, "--fake-port") from None
+
+
+def _banner(framework: str, base: str, config: WaferConfig, fake_url: str | None) -> str:
+    return "\n".join(
+        [
+            f"wafer_py demo ({framework}) on {base}",
+            f"  login:          {base}{config.login_path}   (X-WX-Code header)",
+            f"  protected:      {base}/weapp/user   (X-WX-Skey, or X-WX-Id + X-WX-Skey)",
+            f"  web page:       {base}/web/profile   (open in a browser: WeChat web OAuth)",
+            f"  session store:  {redact_url(config.store_url)}",
+            f"  WeChat API:     {config.api_base}" + ("   (the fake WeChat)" if fake_url else ""),
+            f"  AppID:          {config.appid}",
+            _try_it(base, fake_url, config.appid),
+            "  Ctrl-C stops it.",
+        ]
+    )
+
+
+def _serve(framework: str, app: Any, sock: socket.socket) -> None:
+    """Serve ``app`` on the listening ``sock`` until Ctrl-C."""
+    if framework == "flask":
+        from werkzeug.serving import make_server
+
+        host, port = sock.getsockname()[:2]
+        server = make_server(host, port, app, threaded=True, fd=sock.fileno())
+        server.serve_forever()
+    else:
+        import uvicorn
+
+        uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -164,7 +186,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     appid = args.appid or os.environ.get("WAFER_APPID") or DEMO_APPID
     secret = args.secret or os.environ.get("WAFER_APP_SECRET") or DEMO_APP_SECRET
     fake = FakeWeChat(apps={appid: secret})
-    server = fake.serve(host=args.host, port=args.port)
+    try:
+        server = fake.serve(host=args.host, port=args.port)
+    except OSError as exc:
+        raise port_failed(exc, args.host, args.port, "--port") from None
     shown = secret if secret == DEMO_APP_SECRET else "<the secret you gave>"
     print(
         "\n".join(
@@ -232,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except CommandFailed as exc:
+        print(f"wafer-py {args.command}: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:  # configuration errors: say what is wrong, no traceback
         print(f"wafer-py: {exc}", file=sys.stderr)
         return 2

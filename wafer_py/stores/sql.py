@@ -4,7 +4,7 @@ Why no SQLAlchemy: the store runs a dozen small queries, all fixed, so an ORM or
 builder would add a dependency and a layer for nothing. What differs between the two
 servers is a little SQL (the upsert, the lock, the batched delete, the schema's types),
 kept in one table, :class:`~.sql_dialects.Dialect`. The drivers are psycopg 3
-(PostgreSQL) and PyMySQL (MySQL, MariaDB): ``pip install 'wafer-session[sql]'``; each is
+(PostgreSQL) and PyMySQL (MySQL, MariaDB), the ``sql`` extra; each is
 imported only when a store for its server is opened.
 
 Connections are in autocommit mode: a single statement is its own transaction, and the
@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from ..exceptions import StoreUnavailable
+from ..extras import install_hint
 from ..logsafe import redact_url
 from ..models import Session, User
 from .base import SessionStore, StoreStats
@@ -48,7 +49,7 @@ __all__ = ["SQLStore"]
 
 logger = logging.getLogger("wafer_py")
 
-_INSTALL = "pip install 'wafer-session[sql]'"
+_INSTALL = install_hint("sql")
 #: Lower case, so that PostgreSQL's folding of unquoted names changes nothing; short, so
 #: that prefixed index names stay within PostgreSQL's 63 characters.
 _PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,39}")
