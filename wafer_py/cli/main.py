@@ -26,8 +26,8 @@ from ..config import DEMO_APP_SECRET, DEMO_APPID, WaferConfig
 from ..extras import install_hint
 from ..logsafe import redact_url
 from . import migrate, sessions, token
+from .opening import CommandFailed
 from .ports import listen, port_failed
-from .sessions import CommandFailed
 
 __all__ = ["main"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import errno
 import socket
 
-from .sessions import CommandFailed
+from .opening import CommandFailed
 
 __all__ = ["listen", "port_failed"]
 

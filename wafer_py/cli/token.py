@@ -22,7 +22,7 @@ from typing import Any
 from ..config import WaferConfig
 from ..exceptions import WaferError
 from ..wechat.tokens import DEFAULT_GAP, AccessTokenCache
-from .sessions import wafer_log_level
+from .opening import wafer_log_level
 
 __all__ = ["add_actions", "add_parser", "cmd_token", "mask_token"]
 

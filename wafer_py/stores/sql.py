@@ -53,6 +53,8 @@ _INSTALL = install_hint("sql")
 #: Lower case, so that PostgreSQL's folding of unquoted names changes nothing; short, so
 #: that prefixed index names stay within PostgreSQL's 63 characters.
 _PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,39}")
+#: The store's tables, named with its ``table_prefix``.
+TABLES = ("users", "sessions", "entries", "locks")
 DEFAULT_MAX_CONNECTIONS = 10
 DEFAULT_POOL_TIMEOUT = 5.0
 
@@ -216,6 +218,24 @@ class SQLStore(SessionStore, EntryStore):
             f"SQLStore({self._url!r}, table_prefix={self.table_prefix!r}, "
             f"max_connections={self._pool.size})"
         )
+
+    def missing_tables(self) -> list[str]:
+        """The names of this store's tables that do not exist. A read-only probe (nothing
+        is created) for a store opened with ``create_tables=False``: the ``wafer-py``
+        commands that only read tell a mistyped ``table_prefix`` from an empty store."""
+        names = [f"{self.table_prefix}{table}" for table in TABLES]
+        schema = (
+            "ANY (current_schemas(false))" if self.dialect.name == "PostgreSQL" else "DATABASE()"
+        )
+        wanted = ", ".join(f"%(t{i})s" for i in range(len(names)))
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables "
+                f"WHERE table_schema = {schema} AND table_name IN ({wanted})",
+                {f"t{i}": name for i, name in enumerate(names)},
+            )
+            found = {str(row[0]) for row in cur.fetchall()}
+        return [name for name in names if name not in found]
 
     # -- connections ------------------------------------------------------------
     def _create_tables(self) -> None:
