@@ -25,7 +25,7 @@ from .. import __version__
 from ..config import DEMO_APP_SECRET, DEMO_APPID, WaferConfig
 from ..extras import install_hint
 from ..logsafe import redact_url
-from . import migrate, sessions, token
+from . import check, migrate, sessions, token
 from .opening import CommandFailed
 from .ports import listen, port_failed
 
@@ -249,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_parser(sub)  # wafer-py token get | refresh
     sessions.add_parser(sub)  # wafer-py sessions list | revoke | purge | stats
     migrate.add_parser(sub)  # wafer-py migrate-wafer
+    check.add_parser(sub)  # wafer-py check
     return parser
 
 

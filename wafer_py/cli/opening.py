@@ -142,8 +142,9 @@ def _check_sqlite(url: str) -> None:
         return  # :memory:
     if not file.exists():
         raise CommandFailed(
-            f"no SQLite store at {file} (give the store with --store URL or WAFER_STORE_URL; "
-            "a relative path is read from the current directory)"
+            f"no SQLite store at {file}: give the store your servers use with --store URL "
+            "or WAFER_STORE_URL (a relative path is read from the current directory; a "
+            "wafer_py server creates the file when it first starts)"
         )
     try:
         conn = sqlite3.connect(f"{file.absolute().as_uri()}?mode=ro", uri=True)
