@@ -150,13 +150,14 @@ def test_list_json(filled: Filled) -> None:
     assert_no_secret(filled, result)
 
 
-def test_list_of_an_unknown_user(filled: Filled) -> None:
+def test_list_of_an_unknown_user_matched_nothing(filled: Filled) -> None:
     result = wafer(filled.url, "sessions", "list", "--openid", "o-nobody")
     assert (result.returncode, result.stdout) == (
-        0,
+        1,  # nothing matched, as revoke
         "openid o-nobody: no sessions (no such user)\n",
     )
     result = wafer(filled.url, "sessions", "list", "--openid", "o-nobody", "--json")
+    assert result.returncode == 1
     assert json.loads(result.stdout) == {"openid": "o-nobody", "user": False, "sessions": []}
 
 

@@ -116,7 +116,7 @@ def _value(
 
 def _shown(name: str, value: Any) -> Any:
     """``value`` as printed: secrets masked, a store URL's password masked."""
-    if value in ("", None):
+    if value in ("", None, ()):
         return None
     if name in _SECRETS:
         if name == "secret_keys" and isinstance(value, str):  # as given, when it was refused

@@ -10,7 +10,8 @@ On the store ``--store URL`` names, else ``WAFER_STORE_URL``::
 
 Nothing printed is a secret: no skey hash, no sealed session_key. The store must exist
 (:mod:`.opening`: no file or table is created). A store that cannot be opened or fails is
-one line on stderr and exit status 2; ``revoke`` that matched nothing exits 1.
+one line on stderr and exit status 2; ``list`` of an unknown user and ``revoke`` that
+matched nothing exit 1.
 """
 
 from __future__ import annotations
@@ -146,10 +147,10 @@ def _list(store: SessionStore, args: argparse.Namespace) -> int:
     known = bool(sessions) or call_store(store.get_user, args.openid) is not None
     if args.json:
         print(json.dumps({"openid": args.openid, "user": known, "sessions": sessions}))
-        return 0
+        return 0 if known else 1
     if not sessions:
         print(f"openid {args.openid}: no sessions" + ("" if known else " (no such user)"))
-        return 0
+        return 0 if known else 1  # an unknown user matched nothing
     active = sum(1 for s in sessions if s["state"] == "active")
     print(
         f"openid {args.openid}: {len(sessions)} session{'s' * (len(sessions) != 1)} "
