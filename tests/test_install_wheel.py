@@ -4,7 +4,8 @@ Catches what an editable install hides: a module or package file the wheel leave
 (the demo once imported a top-level ``examples`` package no wheel shipped), an extra that
 misses a dependency, a console script that does not start. Takes about a minute: the sdist
 and wheel are built (the wheel from the sdist, as ``python -m build`` does) and installed
-twice, once with the extras that matter and once plain.
+twice, once with the extras that matter and once plain. The installed ``wafer-py check``
+then opens a Redis, a PostgreSQL and a MariaDB store with the extras' drivers.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import services
 from tests.support.ci import skip_or_fail
+from tests.support.constants import DEMO_ENV, TEST_SECRET
+from wafer_py.fakewechat import FakeWeChatServer
+from wafer_py.stores import open_store
 
 pytestmark = pytest.mark.install
 
@@ -169,3 +174,24 @@ def test_without_the_demo_extra_the_demo_names_the_extra(plain: Path, tmp_path: 
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "pip install -e '.[demo]'" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("kind", ["redis", "postgres", "mysql"])
+def test_the_installed_extras_reach_each_store(
+    full: Path, kind: str, fake_server: FakeWeChatServer
+) -> None:
+    """``wafer-py check`` from the installed command: the redis and sql extras' drivers
+    open a real store, and WeChat (the fake) hands out a token."""
+    with services.fresh_store_url(kind) as url:
+        open_store(url).close()  # as a server makes it
+        env = {
+            **_clean_env(),
+            **DEMO_ENV,
+            "WAFER_STORE_URL": url,
+            "WAFER_SECRET_KEY": TEST_SECRET,
+            "WAFER_WECHAT_API_BASE": fake_server.url,
+        }
+        done = _run([str(full / "wafer-py"), "check", "--json"], timeout=120, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        report = json.loads(done.stdout)
+        assert report["store"]["ok"] and report["wechat"]["ok"]
