@@ -168,11 +168,15 @@ def _check_wechat(
 
 
 def _print(report: dict[str, Any]) -> None:
-    print("configuration (source: env = a WAFER_* variable, flag = this command's option)")
-    width = max(len(row["variable"]) for row in report["config"].values())
-    for row in report["config"].values():
-        value = "(not set)" if row["value"] is None else str(row["value"])
-        print(f"  {row['variable']:<{width}}  {value}  [{row['source']}]")
+    print("configuration (source: env = a WAFER_* variable, flag = this command's option,")
+    print("default = not set anywhere)")
+    rows = [
+        (row["variable"], "(not set)" if row["value"] is None else str(row["value"]), row["source"])
+        for row in report["config"].values()
+    ]
+    names, values = (max(len(row[i]) for row in rows) for i in (0, 1))
+    for variable, value, source in rows:
+        print(f"  {variable:<{names}}  {value:<{values}}  {source}")
     store = report["store"]
     kind = f" ({store['kind']})" if store.get("kind") else ""
     print(f"store:   {'ok' if store['ok'] else 'PROBLEM'}  {store['url']}{kind}")

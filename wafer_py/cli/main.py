@@ -225,11 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="serve an example app with the fake WeChat")
-    demo.add_argument("--framework", choices=("starlette", "flask", "django"), default="starlette")
+    demo.add_argument(
+        "--framework",
+        choices=("starlette", "flask", "django"),
+        default="starlette",
+        help="the example served (default: starlette)",
+    )
     demo.add_argument(
         "--host", default="127.0.0.1", help="the app's address (its fake WeChat: 127.0.0.1)"
     )
-    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument(
+        "--port", type=int, default=8000, help="the app's port (default 8000; 0: any free port)"
+    )
     demo.add_argument(
         "--fake-port", type=int, default=0, help="port of the fake WeChat (default: any free port)"
     )
@@ -241,9 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="a loopback address (127.0.0.1, ::1): the fake is never served to the network",
     )
-    sandbox.add_argument("--port", type=int, default=8900)
-    sandbox.add_argument("--appid", default=None)
-    sandbox.add_argument("--secret", default=None)
+    sandbox.add_argument("--port", type=int, default=8900, help="default 8900; 0: any free port")
+    sandbox.add_argument(
+        "--appid",
+        default=None,
+        help="the app the fake knows (default: WAFER_APPID, else the demo's)",
+    )
+    sandbox.add_argument(
+        "--secret",
+        default=None,
+        help="its AppSecret (default: WAFER_APP_SECRET, else the demo's)",
+    )
     sandbox.set_defaults(func=cmd_sandbox)
 
     token.add_parser(sub)  # wafer-py token get | refresh
