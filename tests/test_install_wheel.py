@@ -119,7 +119,8 @@ def _demo(bin_dir: Path, framework: str, cwd: Path) -> Iterator[list[str]]:
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env={**_clean_env(), "PYTHONUNBUFFERED": "1"},
+        # A project's settings in the shell are not the example's (the demo once took them).
+        env={**_clean_env(), "PYTHONUNBUFFERED": "1", "DJANGO_SETTINGS_MODULE": "yours.settings"},
     )
     lines: list[str] = []
     ready = threading.Event()

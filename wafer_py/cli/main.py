@@ -43,6 +43,8 @@ def _examples_module(framework: str) -> Any:
 
     module = _EXAMPLE_MODULES.get(framework, "app")  # Django's: its project's ASGI module
     name = f"{framework}_app.{module}"
+    if framework == "django":  # the example's settings, not those of a project in the shell
+        os.environ.pop("DJANGO_SETTINGS_MODULE", None)
     try:
         return importlib.import_module(f"wafer_py.examples.{name}")
     except ModuleNotFoundError as exc:
