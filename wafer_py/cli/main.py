@@ -2,10 +2,13 @@
 
 * ``wafer-py demo`` serves an example app over HTTP on the embedded defaults (SQLite store,
   a fake WeChat on 127.0.0.1 started in the same process unless ``WAFER_WECHAT_API_BASE``
-  is set). It refuses to start its fake where production variables are set.
+  is set). It refuses to start its fake where production variables are set. Its ports
+  are bound before the banner is printed (:mod:`.ports`): ``--port 0`` shows the port
+  bound, a port in use is one line and exit 2.
 * ``wafer-py sandbox`` runs the fake WeChat alone, for testing your own server.
+* ``check``, ``sessions``, ``token`` and ``migrate-wafer`` live in their own modules.
 
-Configuration comes from ``WAFER_*`` environment variables (see the README).
+Configuration comes from ``WAFER_*`` environment variables; docs/cli.md is the reference.
 """
 
 from __future__ import annotations
