@@ -8,14 +8,12 @@ import re
 import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.support.cli import running
 from tests.support.probe import wait_for_http
 
 
@@ -23,40 +21,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextmanager
-def running(
-    args: list[str], cwd: Path, until: str, env: dict[str, str] | None = None
-) -> Iterator[list[str]]:
-    """Run ``python -m wafer_py ARGS``; yield its output lines once ``until`` was printed."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wafer_py", *args],
-        cwd=cwd,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
-    )
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            if until in line:
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        assert ready.wait(30), "no output in time"
-        assert proc.poll() is None, "\n".join(lines)
-        yield lines
-    finally:
-        proc.terminate()
-        proc.wait(15)
 
 
 @pytest.mark.parametrize("framework", ["starlette", "flask", "django"])

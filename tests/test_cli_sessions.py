@@ -150,13 +150,14 @@ def test_list_json(filled: Filled) -> None:
     assert_no_secret(filled, result)
 
 
-def test_list_of_an_unknown_user(filled: Filled) -> None:
+def test_list_of_an_unknown_user_matched_nothing(filled: Filled) -> None:
     result = wafer(filled.url, "sessions", "list", "--openid", "o-nobody")
     assert (result.returncode, result.stdout) == (
-        0,
+        1,  # nothing matched, as revoke
         "openid o-nobody: no sessions (no such user)\n",
     )
     result = wafer(filled.url, "sessions", "list", "--openid", "o-nobody", "--json")
+    assert result.returncode == 1
     assert json.loads(result.stdout) == {"openid": "o-nobody", "user": False, "sessions": []}
 
 
@@ -302,6 +303,40 @@ def test_a_missing_sqlite_file_is_not_created(tmp_path: Path) -> None:
     line = one_line_failure(wafer(url, "sessions", "list", "--openid", ALICE))
     assert f"no SQLite store at {tmp_path}/typo.db" in line
     assert not (tmp_path / "typo.db").exists()
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+@pytest.mark.parametrize("action", [["stats"], ["list", "--openid", ALICE], ["purge"]])
+def test_a_mistyped_table_prefix_is_named_and_creates_nothing(kind: str, action: list[str]) -> None:
+    """``sessions stats`` with a mistyped ``table_prefix`` once created four empty tables
+    and reported zeros."""
+    from wafer_py.stores.sql import SQLStore
+
+    with services.fresh_store_url(kind) as url:
+        line = one_line_failure(wafer(url, "sessions", *action))
+        prefix = url.rsplit("table_prefix=", 1)[1]
+        assert f"the tables {prefix}users, {prefix}sessions" in line
+        assert "do not exist" in line and "check table_prefix in the URL" in line
+        probe = SQLStore(url, create_tables=False)
+        try:
+            assert len(probe.missing_tables()) == 4  # still none
+        finally:
+            probe.close()
+
+
+def test_a_sqlite_file_of_something_else_is_named_and_left_alone(tmp_path: Path) -> None:
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.close()
+    line = one_line_failure(wafer(f"sqlite:///{other}", "sessions", "stats"))
+    assert f"{other} is not a wafer_py store: no table wafer_users" in line
+    with sqlite3.connect(other) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    assert tables == {"notes"}
 
 
 def test_an_unreadable_store_is_one_line(tmp_path: Path) -> None:

@@ -468,8 +468,9 @@ def test_without_pymysql_the_message_says_what_to_install(tmp_path: Path) -> Non
     )
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "wafer-py migrate-wafer: reading a Wafer table needs PyMySQL: "
-        "pip install 'wafer-session[sql]'"
+        "wafer-py migrate-wafer: reading a Wafer table needs PyMySQL: install the sql "
+        "extra: pip install -e '.[sql]' in a checkout of wafer_py (pip install "
+        "'wafer-session[sql]' once it is published)"
     )
 
 

@@ -45,8 +45,10 @@ LATENCY, COMMAND_LATENCY = 0.2, 1.0
 
 @pytest.fixture(params=services.STORE_KINDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty store of each kind in turn, in a namespace of its own."""
+    """An empty store of each kind in turn, in a namespace of its own, made as a server
+    makes it (``wafer-py token`` uses the servers' store and creates none)."""
     with services.fresh_store_url(str(request.param), tmp_path) as url:
+        open_store(url).close()
         yield url
 
 
@@ -201,14 +203,16 @@ def test_token_command_errors_are_one_line(
         "WAFER_APP_SECRET": "not-the-secret",
     }
     run = _token_command(env, "get")
-    assert run.returncode == 1 and run.stdout == ""
+    assert run.returncode == 2 and run.stdout == ""
     assert run.stderr == (
-        "wafer-py token: the server's AppSecret is not accepted by WeChat (errcode 40125)\n"
+        f"wafer-py token: WeChat at {fake_server.url} refused WAFER_APP_SECRET for AppID "
+        f"{DEMO_APPID} (errcode 40125): copy the AppSecret again from the mini-program's "
+        "admin console (it changes when reset)\n"
     )
     fake.inject(STABLE, 45009)
     env["WAFER_APP_SECRET"] = DEMO_APP_SECRET
     run = _token_command(env, "refresh")
-    assert run.returncode == 1 and len(run.stderr.splitlines()) == 1
+    assert run.returncode == 2 and len(run.stderr.splitlines()) == 1
     assert "daily quota" in run.stderr and "Traceback" not in run.stderr
     # Masked unless --reveal.
     run = _token_command(env, "get")

@@ -77,9 +77,10 @@ class WaferMiddleware:
     """Wrap an ASGI app: ``app.add_middleware(WaferMiddleware, auth=auth)``.
 
     ``auth`` is a :class:`~wafer_py.auth.WaferAuth` (or give a ``config`` to build one
-    from). ``protect`` lists path prefixes (or a predicate) that need a valid
-    session; the app can also refuse with 401/403 itself (``challenge_statuses``), and an
-    unauthenticated request then gets the protocol's invalid-session answer.
+    from; with neither, the ``WAFER_*`` environment variables configure it).
+    ``protect`` lists path prefixes (or a predicate) that need a valid session; the app
+    can also refuse with 401/403 itself (``challenge_statuses``), and an unauthenticated
+    request then gets the protocol's invalid-session answer.
     """
 
     def __init__(
@@ -93,7 +94,7 @@ class WaferMiddleware:
         max_threads: int | None = None,
     ) -> None:
         self.app = app
-        self.auth = auth or WaferAuth(config)
+        self.auth = auth or WaferAuth(config or WaferConfig.from_env())
         self.protocol = WaferProtocol(self.auth, path_matcher(protect))
         self.challenge_statuses = frozenset(challenge_statuses)
         if max_threads is not None:  # wafer_py's one thread limit (plans.MAX_THREADS)

@@ -10,7 +10,7 @@ Storage is pluggable (:class:`AvatarStore`): :class:`FolderAvatarStore` for one 
 :class:`EntryAvatarStore` in the session store itself for several servers (every server
 can serve every avatar), or an object store of your own (COS, S3: see docs/fill-in.md).
 
-Pillow is an extra (``pip install wafer-session[images]``): without it :func:`clean_image`
+Pillow is an extra (``images``): without it :func:`clean_image`
 raises :class:`~wafer_py.exceptions.ImagesUnavailable` (501), naming the extra.
 """
 

@@ -1,7 +1,9 @@
 """Configuration: one frozen dataclass, and the one place that reads ``WAFER_*`` variables.
 
-Library code takes a :class:`WaferConfig` (or keyword arguments); only the command line
-and the examples call :meth:`WaferConfig.from_env`.
+Library code takes a :class:`WaferConfig` (or keyword arguments). The adapters given no
+config, the command line and the examples read ``WAFER_*`` values in one order
+(:func:`config_sources`: the framework's configuration, then the environment) and build
+the config with :meth:`WaferConfig.from_env`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ __all__ = [
     "MIN_SECRET_KEY_LENGTH",
     "check_secret_keys",
     "KNOWN_VARIABLES",
+    "CONFIG_VARIABLES",
+    "config_sources",
     "unknown_variables",
 ]
 
@@ -54,6 +58,25 @@ KNOWN_VARIABLES = frozenset(
         "WAFER_METRICS",
     }
 )
+#: The :class:`WaferConfig` field each configuration variable sets (the others in
+#: :data:`KNOWN_VARIABLES` are the adapters' own: ``WAFER_PROTECT``, ``WAFER_AUTH``...).
+CONFIG_VARIABLES = {
+    "WAFER_APPID": "appid",
+    "WAFER_APP_SECRET": "app_secret",
+    "WAFER_WECHAT_API_BASE": "api_base",
+    "WAFER_WECHAT_OPEN_BASE": "open_base",
+    "WAFER_STORE_URL": "store_url",
+    "WAFER_SECRET_KEY": "secret_keys",
+    "WAFER_SESSION_TTL": "session_ttl",
+    "WAFER_SESSION_MAX_AGE": "session_max_age",
+    "WAFER_LOGIN_PATH": "login_path",
+    "WAFER_MAX_CONCURRENT_LOGINS": "max_concurrent_logins",
+    "WAFER_MAX_QUEUED_LOGINS": "max_queued_logins",
+    "WAFER_LOGIN_TIMEOUT": "login_timeout",
+    "WAFER_OAUTH_APPID": "oauth_appid",
+    "WAFER_OAUTH_APP_SECRET": "oauth_app_secret",
+    "WAFER_CHECK_NICKNAMES": "check_nicknames",
+}
 #: Prefixes of the variables of wafer_py's own tests, end-to-end runs and benchmarks.
 _TOOL_PREFIXES = ("WAFER_TEST_", "WAFER_E2E_", "WAFER_BENCH_")
 
@@ -238,6 +261,32 @@ class WaferConfig:
             values["secret_keys"] = keys
         values.update(overrides)
         return cls(**values)
+
+
+def config_sources(
+    framework: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    framework_name: str = "config",
+) -> dict[str, tuple[str, str]]:
+    """The ``WAFER_*`` values in force, as text, each with where it came from.
+
+    The one order every adapter reads: the framework's own configuration first
+    (``framework``: Flask's ``app.config``, Django's settings, labelled
+    ``framework_name``), then the environment (``"env"``) for the names it leaves out.
+    A framework value of ``None`` or ``""`` counts as left out; a list or tuple (several
+    secret keys, newest first) is joined by commas. Give the first items of the pairs
+    to :meth:`WaferConfig.from_env`.
+    """
+    env = os.environ if environ is None else environ
+    found = {k: (v, "env") for k, v in env.items() if k.startswith("WAFER_") and v != ""}
+    for name, value in (framework or {}).items():
+        if not name.startswith("WAFER_") or value is None or value == "":
+            continue
+        if isinstance(value, list | tuple):
+            value = ",".join(str(v) for v in value)
+        found[name] = (str(value), framework_name)
+    return found
 
 
 def unknown_variables(env: Mapping[str, str]) -> list[tuple[str, str | None]]:

@@ -2,7 +2,8 @@
 
 Configuration comes from ``app.config`` keys named like the environment variables
 (``WAFER_APPID``, ``WAFER_APP_SECRET``, ``WAFER_WECHAT_API_BASE``, ``WAFER_STORE_URL``,
-``WAFER_SESSION_TTL``, ``WAFER_SECRET_KEY``...), or from a ready ``WaferAuth``::
+``WAFER_SESSION_TTL``, ``WAFER_SECRET_KEY``...), then from those variables for the keys
+``app.config`` leaves out (as Django reads its settings), or from a ready ``WaferAuth``::
 
     app = Flask(__name__)
     wafer = Wafer(app)
@@ -40,7 +41,7 @@ from werkzeug.local import LocalProxy
 from .auth import Authenticated, WaferAuth
 from .avatars import AVATAR_PATH, AvatarStore, serve_headers
 from .body import MAX_AVATAR_BODY, MAX_JSON_BODY, CappedReader, check_length, read_limited
-from .config import WaferConfig
+from .config import WaferConfig, config_sources
 from .exceptions import BadBody, BodyTooLarge, MissingCredentials, WaferError
 from .fillin import default_avatar_store, profile_from_body, save_avatar
 from .models import User
@@ -81,9 +82,10 @@ class _ViewDecorator(Protocol):
 
 
 def _auth_from_config(app: Flask) -> WaferAuth:
-    """A :class:`WaferAuth` configured by the ``WAFER_*`` keys of ``app.config``."""
-    env = {k: str(v) for k, v in app.config.items() if k.startswith("WAFER_") and v is not None}
-    return WaferAuth(WaferConfig.from_env(env))
+    """A :class:`WaferAuth` configured by the ``WAFER_*`` keys of ``app.config``, then
+    the ``WAFER_*`` environment variables for the keys it leaves out."""
+    found = config_sources(app.config, framework_name="app.config")
+    return WaferAuth(WaferConfig.from_env({k: v for k, (v, _) in found.items()}))
 
 
 def _flask_response(answer: WaferResponse) -> Response:

@@ -37,6 +37,7 @@ from .auth import WaferAuth
 from .avatars import AVATAR_PATH, AvatarStore, serve_headers
 from .body import MAX_AVATAR_BODY, MAX_JSON_BODY, acapped, aread_limited, check_length
 from .exceptions import BadBody, ImagesUnavailable, MissingCredentials, WaferError
+from .extras import install_hint
 from .fillin import default_avatar_store, profile_from_body, save_avatar
 from .models import User
 from .plans import offload
@@ -243,7 +244,7 @@ async def _uploaded_file(request: Request, field: str) -> bytes:
         import python_multipart  # noqa: F401  (Starlette's multipart parser needs it)
     except ImportError:
         raise ImagesUnavailable(
-            "avatar uploads on Starlette need python-multipart: install wafer-session[images]"
+            "avatar uploads on Starlette need python-multipart: " + install_hint("images")
         ) from None
     from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartException, MultiPartParser

@@ -105,8 +105,9 @@ class WaferWSGIMiddleware:
     """Wrap a WSGI app: ``app.wsgi_app = WaferWSGIMiddleware(app.wsgi_app, auth)``.
 
     ``auth`` is a :class:`~wafer_py.auth.WaferAuth` (or give a ``config`` to build one
-    from). ``protect`` lists path prefixes (or a predicate) that need a valid
-    session; the app can also refuse with 401/403 itself (``challenge_statuses``).
+    from; with neither, the ``WAFER_*`` environment variables configure it).
+    ``protect`` lists path prefixes (or a predicate) that need a valid session; the app
+    can also refuse with 401/403 itself (``challenge_statuses``).
     """
 
     def __init__(
@@ -119,7 +120,7 @@ class WaferWSGIMiddleware:
         challenge_statuses: Iterable[int] = (401, 403),
     ) -> None:
         self.app = app
-        self.auth = auth or WaferAuth(config)
+        self.auth = auth or WaferAuth(config or WaferConfig.from_env())
         self.protocol = WaferProtocol(self.auth, path_matcher(protect))
         self.challenge_statuses = frozenset(challenge_statuses)
 

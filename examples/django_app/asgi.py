@@ -13,7 +13,7 @@ from django.core.handlers.asgi import ASGIHandler
 
 from wafer_py import WaferAuth
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_app.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", f"{__package__}.settings")
 
 #: Made on first use (below): importing ``create_app`` builds nothing.
 application: ASGIHandler

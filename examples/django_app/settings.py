@@ -38,8 +38,8 @@ MIDDLEWARE = [
 # wafer_py: every /api/ view needs a session, decorated or not
 WAFER_PROTECT = ["/api/"]
 
-ROOT_URLCONF = "examples.django_app.urls"
-WSGI_APPLICATION = "examples.django_app.wsgi.application"
+ROOT_URLCONF = f"{__package__}.urls"
+WSGI_APPLICATION = f"{__package__}.wsgi.application"
 
 DATABASES = {
     "default": {

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask
 
-from wafer_py import WaferAuth, WaferConfig, WaferError
+from wafer_py import WaferAuth, WaferError
 from wafer_py.flask import (
     Wafer,
     WaferWeb,
@@ -45,8 +45,9 @@ def create_app(auth: WaferAuth | None = None) -> Flask:
         return {"ok": True}
 
     # --- wafer_py: the login path, and a route that needs a session ---------------
-    # answers /weapp/login; protect: every /api/ route needs a session, decorated or not
-    Wafer(app, auth or WaferAuth(WaferConfig.from_env()), protect=["/api/"])
+    # answers /weapp/login; protect: every /api/ route needs a session, decorated or not.
+    # Without an auth it is configured by app.config's WAFER_* keys, then the environment.
+    Wafer(app, auth, protect=["/api/"])
 
     @app.get("/api/me")
     def api_me() -> dict[str, object]:

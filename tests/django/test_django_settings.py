@@ -126,3 +126,20 @@ def test_the_middleware_before_authentication_stops_the_project(
         WSGIHandler()
     settings.MIDDLEWARE = [*rest, auth, ours]
     WSGIHandler()
+
+
+def test_drf_and_manage_py_read_the_settings_as_the_middleware_does(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One reading for all (``wafer_environ`` once turned a list of keys into the text
+    "['k1', 'k2']", one key, and left out WAFER_CHECK_NICKNAMES)."""
+    from wafer_py.django.backends import wafer_environ
+
+    older = "an-older-key-still-accepted-0000000"
+    settings.WAFER_SECRET_KEY = [TEST_SECRET, older]
+    settings.WAFER_CHECK_NICKNAMES = True
+    monkeypatch.setenv("WAFER_APPID", DEMO_APPID)
+    environ = wafer_environ()
+    assert environ["WAFER_SECRET_KEY"] == f"{TEST_SECRET},{older}"
+    assert environ["WAFER_CHECK_NICKNAMES"] == "True"
+    assert environ["WAFER_APPID"] == DEMO_APPID

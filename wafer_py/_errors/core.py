@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ..extras import install_hint
+
 __all__ = [
     "WaferError",
     "BadRequest",
@@ -113,10 +115,10 @@ class UnsupportedImage(BadBody):
 
 class ImagesUnavailable(WaferError):
     """Avatar uploads need Pillow (and on Starlette python-multipart), which is not
-    installed: ``pip install wafer-session[images]``."""
+    installed: the ``images`` extra."""
 
     reason = "images_unavailable"
-    default_message = "avatar uploads need Pillow: install wafer-session[images]"
+    default_message = "avatar uploads need Pillow: " + install_hint("images")
 
 
 class AvatarNotFound(WaferError):

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..extras import install_hint
 from ..logsafe import redact_url
 from ..models import clean_profile
 from ..stores.base import SessionStore, call_store
@@ -50,7 +51,7 @@ __all__ = [
 #: of the URL-safe base64 alphabet; the check is looser so that no real one is refused).
 _OPENID = re.compile(r"[\x21-\x7e]{1,128}")
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_$]{1,64}")
-SQL_EXTRA = "pip install 'wafer-session[sql]'"
+SQL_EXTRA = install_hint("sql")
 
 
 class MigrationError(Exception):

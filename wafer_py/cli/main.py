@@ -2,24 +2,35 @@
 
 * ``wafer-py demo`` serves an example app over HTTP on the embedded defaults (SQLite store,
   a fake WeChat on 127.0.0.1 started in the same process unless ``WAFER_WECHAT_API_BASE``
-  is set). It refuses to start its fake where production variables are set.
+  is set). It refuses to start its fake where production variables are set. Its ports
+  are bound before the banner is printed (:mod:`.ports`): ``--port 0`` shows the port
+  bound, a port in use is one line and exit 2.
 * ``wafer-py sandbox`` runs the fake WeChat alone, for testing your own server.
+* ``check``, ``sessions``, ``token`` and ``migrate-wafer`` live in their own modules.
 
-Configuration comes from ``WAFER_*`` environment variables (see the README).
+Configuration comes from ``WAFER_*`` environment variables; docs/cli.md is the reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import importlib.util
 import logging
 import os
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import __version__
 from ..config import DEMO_APP_SECRET, DEMO_APPID, WaferConfig
-from . import migrate, sessions, token
+from ..extras import install_hint
+from ..logsafe import redact_url
+from . import check, migrate, sessions, token
+from .opening import CommandFailed
+from .ports import listen, port_failed
 
 __all__ = ["main"]
 
@@ -29,23 +40,30 @@ _EXAMPLE_MODULES = {"django": "asgi"}
 
 
 def _examples_module(framework: str) -> Any:
-    """Import an example app: the checkout's ``examples/`` package."""
-    import importlib
+    """Import an example app: ``wafer_py.examples`` (shipped in the wheel), else the
+    ``examples/`` package of the checkout this module runs from."""
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
     module = _EXAMPLE_MODULES.get(framework, "app")  # Django's: its project's ASGI module
-    if (root / "examples" / f"{framework}_app" / f"{module}.py").exists() and (
-        str(root) not in sys.path
-    ):
+    name = f"{framework}_app.{module}"
+    if framework == "django":  # the example's settings, not those of a project in the shell
+        os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+    try:
+        return importlib.import_module(f"wafer_py.examples.{name}")
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("wafer_py.examples"):
+            raise _missing(framework, exc) from None
+    root = Path(__file__).resolve().parents[2]  # a checkout run without installing
+    if (root / "examples" / f"{framework}_app").is_dir() and str(root) not in sys.path:
         sys.path.insert(0, str(root))
     try:
-        return importlib.import_module(f"examples.{framework}_app.{module}")
+        return importlib.import_module(f"examples.{name}")
     except ImportError as exc:
-        raise SystemExit(
-            f"wafer-py demo: cannot load the {framework} example ({exc}). Run it from a "
-            "checkout of wafer_py installed with: pip install -e '.[demo]'"
-        ) from None
+        raise _missing(framework, exc) from None
+
+
+def _missing(framework: str, exc: ImportError) -> CommandFailed:
+    return CommandFailed(f"cannot load the {framework} example ({exc}): {install_hint('demo')}")
 
 
 def _try_it(base: str, fake_url: str | None, appid: str) -> str:
@@ -84,13 +102,8 @@ def _production_variables(env: Mapping[str, str]) -> list[str]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..auth import WaferAuth
-
     env = os.environ
-    fake_server = None
-    if env.get("WAFER_WECHAT_API_BASE"):
-        config = WaferConfig.from_env()  # a WeChat of your own: its AppID and secret
-    else:
+    if not env.get("WAFER_WECHAT_API_BASE"):
         found = _production_variables(env)
         if found:
             print(
@@ -103,57 +116,71 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        from ..fakewechat import FakeWeChat
-
-        apps = {DEMO_APPID: DEMO_APP_SECRET}
-        if env.get("WAFER_OAUTH_APPID"):  # the official account, if another
-            apps[env["WAFER_OAUTH_APPID"]] = env.get("WAFER_OAUTH_APP_SECRET") or DEMO_APP_SECRET
-        fake_server = FakeWeChat(apps=apps).serve(port=args.fake_port)  # on 127.0.0.1
-        config = WaferConfig.from_env(
-            api_base=fake_server.url, open_base=fake_server.url, fake_wechat=True
-        )
-    try:
-        auth = WaferAuth(config)
-    except BaseException:
-        if fake_server is not None:
-            fake_server.close()
-        raise
-    module = _examples_module(args.framework)
-    app = module.create_app(auth)
-    base = f"http://{args.host}:{args.port}"
-    fake_url = fake_server.url if fake_server is not None else None
-    lines = [
-        f"wafer_py demo ({args.framework}) on {base}",
-        f"  login:          {base}{config.login_path}   (X-WX-Code header)",
-        f"  protected:      {base}/weapp/user   (X-WX-Skey, or X-WX-Id + X-WX-Skey)",
-        f"  web page:       {base}/web/profile   (open in a browser: WeChat web OAuth)",
-        f"  session store:  {config.store_url}",
-        f"  WeChat API:     {config.api_base}" + ("   (the fake WeChat)" if fake_url else ""),
-        f"  AppID:          {config.appid}",
-        _try_it(base, fake_url, config.appid),
-        "  Ctrl-C stops it.",
-    ]
-    print("\n".join(lines), flush=True)
-    try:
-        if args.framework == "flask":
-            from werkzeug.serving import run_simple
-
-            run_simple(args.host, args.port, app, threaded=True)
+    if args.framework != "flask" and importlib.util.find_spec("uvicorn") is None:
+        raise CommandFailed(f"the {args.framework} demo needs uvicorn: {install_hint('demo')}")
+    # Bound first: the banner shows the port bound, and a port in use stops here.
+    sock = listen(args.host, args.port, "--port")
+    with contextlib.ExitStack() as stack:
+        stack.callback(sock.close)
+        fake_url = None
+        if env.get("WAFER_WECHAT_API_BASE"):
+            config = WaferConfig.from_env()  # a WeChat of your own: its AppID and secret
         else:
-            try:
-                import uvicorn
-            except ImportError:
-                raise SystemExit(
-                    "wafer-py demo: uvicorn is needed: pip install 'wafer-session[demo]'"
-                ) from None
-            uvicorn.run(app, host=args.host, port=args.port, log_level="info")
-    except KeyboardInterrupt:
-        pass
-    finally:
-        auth.close()
-        if fake_server is not None:
-            fake_server.close()
+            fake_url = stack.enter_context(_fake_for_demo(env, args.fake_port)).url
+            config = WaferConfig.from_env(api_base=fake_url, open_base=fake_url, fake_wechat=True)
+        from ..auth import WaferAuth
+
+        auth = WaferAuth(config)
+        stack.callback(auth.close)
+        app = _examples_module(args.framework).create_app(auth)
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        base = f"http://{host}:{sock.getsockname()[1]}"
+        print(_banner(args.framework, base, config, fake_url), flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            _serve(args.framework, app, sock)
     return 0
+
+
+def _fake_for_demo(env: Mapping[str, str], port: int) -> Any:
+    from ..fakewechat import FakeWeChat
+
+    apps = {DEMO_APPID: DEMO_APP_SECRET}
+    if env.get("WAFER_OAUTH_APPID"):  # the official account, if another
+        apps[env["WAFER_OAUTH_APPID"]] = env.get("WAFER_OAUTH_APP_SECRET") or DEMO_APP_SECRET
+    try:
+        return FakeWeChat(apps=apps).serve(port=port)  # on 127.0.0.1
+    except OSError as exc:
+        raise port_failed(exc, "127.0.0.1", port, "--fake-port") from None
+
+
+def _banner(framework: str, base: str, config: WaferConfig, fake_url: str | None) -> str:
+    return "\n".join(
+        [
+            f"wafer_py demo ({framework}) on {base}",
+            f"  login:          {base}{config.login_path}   (X-WX-Code header)",
+            f"  protected:      {base}/weapp/user   (X-WX-Skey, or X-WX-Id + X-WX-Skey)",
+            f"  web page:       {base}/web/profile   (open in a browser: WeChat web OAuth)",
+            f"  session store:  {redact_url(config.store_url)}",
+            f"  WeChat API:     {config.api_base}" + ("   (the fake WeChat)" if fake_url else ""),
+            f"  AppID:          {config.appid}",
+            _try_it(base, fake_url, config.appid),
+            "  Ctrl-C stops it.",
+        ]
+    )
+
+
+def _serve(framework: str, app: Any, sock: socket.socket) -> None:
+    """Serve ``app`` on the listening ``sock`` until Ctrl-C."""
+    if framework == "flask":
+        from werkzeug.serving import make_server
+
+        host, port = sock.getsockname()[:2]
+        server = make_server(host, port, app, threaded=True, fd=sock.fileno())
+        server.serve_forever()
+    else:
+        import uvicorn
+
+        uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -164,7 +191,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     appid = args.appid or os.environ.get("WAFER_APPID") or DEMO_APPID
     secret = args.secret or os.environ.get("WAFER_APP_SECRET") or DEMO_APP_SECRET
     fake = FakeWeChat(apps={appid: secret})
-    server = fake.serve(host=args.host, port=args.port)
+    try:
+        server = fake.serve(host=args.host, port=args.port)
+    except OSError as exc:
+        raise port_failed(exc, args.host, args.port, "--port") from None
     shown = secret if secret == DEMO_APP_SECRET else "<the secret you gave>"
     print(
         "\n".join(
@@ -200,11 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="serve an example app with the fake WeChat")
-    demo.add_argument("--framework", choices=("starlette", "flask", "django"), default="starlette")
+    demo.add_argument(
+        "--framework",
+        choices=("starlette", "flask", "django"),
+        default="starlette",
+        help="the example served (default: starlette)",
+    )
     demo.add_argument(
         "--host", default="127.0.0.1", help="the app's address (its fake WeChat: 127.0.0.1)"
     )
-    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument(
+        "--port", type=int, default=8000, help="the app's port (default 8000; 0: any free port)"
+    )
     demo.add_argument(
         "--fake-port", type=int, default=0, help="port of the fake WeChat (default: any free port)"
     )
@@ -216,14 +253,23 @@ def build_parser() -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="a loopback address (127.0.0.1, ::1): the fake is never served to the network",
     )
-    sandbox.add_argument("--port", type=int, default=8900)
-    sandbox.add_argument("--appid", default=None)
-    sandbox.add_argument("--secret", default=None)
+    sandbox.add_argument("--port", type=int, default=8900, help="default 8900; 0: any free port")
+    sandbox.add_argument(
+        "--appid",
+        default=None,
+        help="the app the fake knows (default: WAFER_APPID, else the demo's)",
+    )
+    sandbox.add_argument(
+        "--secret",
+        default=None,
+        help="its AppSecret (default: WAFER_APP_SECRET, else the demo's)",
+    )
     sandbox.set_defaults(func=cmd_sandbox)
 
     token.add_parser(sub)  # wafer-py token get | refresh
     sessions.add_parser(sub)  # wafer-py sessions list | revoke | purge | stats
     migrate.add_parser(sub)  # wafer-py migrate-wafer
+    check.add_parser(sub)  # wafer-py check
     return parser
 
 
@@ -232,6 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except CommandFailed as exc:
+        print(f"wafer-py {args.command}: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:  # configuration errors: say what is wrong, no traceback
         print(f"wafer-py: {exc}", file=sys.stderr)
         return 2

@@ -19,8 +19,7 @@ from ..exceptions import WaferError
 from ..logsafe import redact_url
 from ..stores.base import SessionStore
 from .legacy import MigrationError, WaferTable, import_users
-from .progress import Progress
-from .sessions import (
+from .opening import (
     CommandFailed,
     one_line,
     open_cli_store,
@@ -29,6 +28,7 @@ from .sessions import (
     store_failed,
     store_url,
 )
+from .progress import Progress
 
 __all__ = ["add_parser", "cmd_migrate"]
 

@@ -1,4 +1,4 @@
-"""``wafer-py sessions``: a session store from the shell (and how the CLI opens one).
+"""``wafer-py sessions``: a session store from the shell.
 
 On the store ``--store URL`` names, else ``WAFER_STORE_URL``::
 
@@ -8,115 +8,37 @@ On the store ``--store URL`` names, else ``WAFER_STORE_URL``::
     wafer-py sessions purge [--batch 1000]            # delete expired sessions, in batches
     wafer-py sessions stats [--json]                  # users, sessions, entries
 
-Nothing printed is a secret: no skey hash, no sealed session_key. A store that cannot be
-opened or fails is one line on stderr and exit status 2; ``revoke`` that matched nothing
-exits 1.
+Nothing printed is a secret: no skey hash, no sealed session_key. The store must exist
+(:mod:`.opening`: no file or table is created). A store that cannot be opened or fails is
+one line on stderr and exit status 2; ``list`` of an unknown user and ``revoke`` that
+matched nothing exit 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from ..config import DEFAULT_STORE_URL
 from ..exceptions import WaferError
-from ..logsafe import redact_url
 from ..models import Session
 from ..stores.base import SessionStore, call_store
-from .legacy import SQL_EXTRA
+from .opening import (
+    CommandFailed,
+    one_line,
+    open_existing,
+    quiet_store_logs,
+    store_failed,
+    store_url,
+)
 from .progress import Progress
 
-__all__ = [
-    "CommandFailed",
-    "add_actions",
-    "add_parser",
-    "cmd_sessions",
-    "one_line",
-    "open_cli_store",
-    "quiet_store_logs",
-    "wafer_log_level",
-    "sqlite_file",
-    "store_failed",
-    "store_url",
-]
-
-
-class CommandFailed(Exception):
-    """A command cannot go on: one line for stderr, exit status 2."""
-
-
-# -- opening the store ------------------------------------------------------------------
-def store_url(args: argparse.Namespace) -> str:
-    """``--store``, else ``WAFER_STORE_URL``, else the default (no AppID needed here)."""
-    return str(args.store or os.environ.get("WAFER_STORE_URL") or DEFAULT_STORE_URL)
-
-
-def sqlite_file(url: str) -> Path | None:
-    """The file of a ``sqlite://`` URL (as :class:`~wafer_py.stores.SQLiteStore` reads
-    it), ``None`` for other stores and ``:memory:``."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "sqlite":
-        return None
-    path = parts.path[1:] if parts.path.startswith("/") else parts.path
-    return None if path in ("", ":memory:") else Path(path)
-
-
-def open_cli_store(url: str) -> SessionStore:
-    from ..stores import open_store
-
-    try:
-        return open_store(url)
-    except WaferError as exc:
-        detail = " ".join((getattr(exc, "detail", "") or exc.message).split())
-        raise CommandFailed(f"cannot open the session store {redact_url(url)}: {detail}") from None
-    except ImportError as exc:
-        raise CommandFailed(
-            f"cannot open the session store {redact_url(url)}: {one_line(exc)} "
-            "(the redis and sql extras: pip install 'wafer-session[redis]' or "
-            f"{SQL_EXTRA})"
-        ) from None
-    except Exception as exc:  # a bad URL (ValueError), an unwritable path (OSError), a driver
-        raise CommandFailed(
-            f"cannot open the session store {redact_url(url)}: {one_line(exc)}"
-        ) from None
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-def store_failed(exc: WaferError, url: str) -> str:
-    detail = getattr(exc, "detail", "") or exc.message
-    return f"the session store {redact_url(url)} failed: {' '.join(detail.split())}"
-
-
-@contextmanager
-def wafer_log_level(level: int) -> Iterator[None]:
-    """The ``wafer_py`` logger at ``level`` while a command runs, restored after: the
-    Django management commands run these actions in a process that goes on."""
-    logger = logging.getLogger("wafer_py")
-    before = logger.level
-    logger.setLevel(level)
-    try:
-        yield
-    finally:
-        logger.setLevel(before)
-
-
-def quiet_store_logs() -> AbstractContextManager[None]:
-    # The store logs outages for servers ("answering 503"); here the error is the output.
-    return wafer_log_level(logging.CRITICAL)
+__all__ = ["add_actions", "add_parser", "cmd_sessions"]
 
 
 # -- wafer-py sessions -----------------------------------------------------------------
@@ -182,11 +104,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 def _sessions(args: argparse.Namespace) -> int:
     url = store_url(args)
     try:
-        file = sqlite_file(url)
-        if file is not None and not file.exists():
-            # Opening would create an empty store: surely not the one meant.
-            raise CommandFailed(f"no SQLite store at {file} (--store URL or WAFER_STORE_URL)")
-        store = open_cli_store(url)
+        store = open_existing(url)  # never an empty store made by mistake
         try:
             action: Callable[[SessionStore, argparse.Namespace], int] = args.action
             return action(store, args)
@@ -229,10 +147,10 @@ def _list(store: SessionStore, args: argparse.Namespace) -> int:
     known = bool(sessions) or call_store(store.get_user, args.openid) is not None
     if args.json:
         print(json.dumps({"openid": args.openid, "user": known, "sessions": sessions}))
-        return 0
+        return 0 if known else 1
     if not sessions:
         print(f"openid {args.openid}: no sessions" + ("" if known else " (no such user)"))
-        return 0
+        return 0 if known else 1  # an unknown user matched nothing
     active = sum(1 for s in sessions if s["state"] == "active")
     print(
         f"openid {args.openid}: {len(sessions)} session{'s' * (len(sessions) != 1)} "

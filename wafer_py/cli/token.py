@@ -7,22 +7,26 @@ WeChat at ``WAFER_WECHAT_API_BASE``, the app ``WAFER_APPID`` / ``WAFER_APP_SECRE
     TOKEN=$(wafer-py token get --reveal)   # cached; fetched only when missing or due
     wafer-py token refresh                 # fetch now (one process at a time)
 
-The token is masked unless ``--reveal``. When WeChat or the store refuses, one line on
-stderr and exit status 1.
+The token is masked unless ``--reveal``. ``--store URL`` names the store (it must exist:
+nothing is created), ``--json`` prints ``{"key", "token", "masked", "expires_in"}`` (and
+for ``refresh``, ``"changed"`` and ``"reason"``). When WeChat or the store refuses, one
+line on stderr naming the cause, and exit status 2 (as every ``wafer-py`` command).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 from ..config import WaferConfig
-from ..exceptions import WaferError
+from ..exceptions import WaferError, WeChatError
 from ..wechat.tokens import DEFAULT_GAP, AccessTokenCache
-from .sessions import wafer_log_level
+from .opening import CommandFailed, one_line, open_existing, store_failed, wafer_log_level
+from .probes import wechat_failed
 
 __all__ = ["add_actions", "add_parser", "cmd_token", "mask_token"]
 
@@ -57,6 +61,10 @@ def add_actions(actions: Any) -> None:
         default="access_token",
         help="name of the cache entry (the AppID is appended; default: access_token)",
     )
+    common.add_argument(
+        "--store", metavar="URL", help="the store of the token cache (default: WAFER_STORE_URL)"
+    )
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
     common.add_argument("-v", "--verbose", action="store_true", help="log retries and waits")
     get = actions.add_parser(
         "get", parents=[common], help="print a valid token, fetching one only when needed"
@@ -88,19 +96,20 @@ def cmd_token(args: argparse.Namespace, environ: Mapping[str, str] | None = None
 
 
 def _token(args: argparse.Namespace, environ: Mapping[str, str] | None) -> int:
-    from ..stores import entry_store, open_store
+    from ..stores import entry_store
     from ..wechat.client import WeChatClient
 
     config = WaferConfig.from_env(environ)
+    url = getattr(args, "store", None) or config.store_url
     try:
-        store = open_store(config.store_url)
-    except WaferError as exc:
-        return _fail(exc)
+        store = open_existing(url)  # a token is cached in the servers' store, never a new one
+    except CommandFailed as exc:
+        return _fail(one_line(exc))
     try:
         entries = entry_store(store)
     except TypeError as exc:
-        print(f"wafer-py token: {exc}", file=sys.stderr)
-        return 1
+        store.close()
+        return _fail(one_line(exc))
     client = WeChatClient(
         config.appid, config.app_secret, api_base=config.api_base, timeout=config.wechat_timeout
     )
@@ -108,23 +117,57 @@ def _token(args: argparse.Namespace, environ: Mapping[str, str] | None) -> int:
         cache = AccessTokenCache(
             entries, client, key=args.key, gap=args.gap, stable=not args.classic
         )
+        before = cache.peek()
         token = cache.refresh(force=args.force) if args.refresh else cache.get()
         cached = cache.peek()
+    except WeChatError as exc:
+        return _fail(wechat_failed(exc, config))
     except WaferError as exc:
-        return _fail(exc)
+        return _fail(store_failed(exc, url))
     finally:
         client.close()
         store.close()
-    if args.reveal:
+    left = None
+    if cached is not None and cached.access_token == token:
+        left = max(0, int(cached.expires_at - cache.clock()))
+    unchanged = args.refresh and before is not None and before.access_token == token
+    why = _why_unchanged(args) if unchanged else None
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "key": cache.key,
+                    "token": token if args.reveal else mask_token(token),
+                    "masked": not args.reveal,
+                    "expires_in": left,
+                    **({"changed": not unchanged, "reason": why} if args.refresh else {}),
+                }
+            )
+        )
+    elif args.reveal:
         print(token)
     else:
-        left = ""
-        if cached is not None and cached.access_token == token:
-            left = f", expires in {max(0, int(cached.expires_at - cache.clock()))} s"
-        print(f"{mask_token(token)} (cache entry {cache.key}{left}; --reveal prints it)")
+        expires = "" if left is None else f", expires in {left} s"
+        print(f"{mask_token(token)} (cache entry {cache.key}{expires}; --reveal prints it)")
+    if why and not args.json:
+        print(f"wafer-py token: the token did not change: {why}", file=sys.stderr)
     return 0
 
 
-def _fail(exc: WaferError) -> int:
-    print(f"wafer-py token: {exc.message}", file=sys.stderr)
-    return 1
+def _why_unchanged(args: argparse.Namespace) -> str:
+    if args.force and not args.classic:
+        return (
+            "WeChat answers a forced refresh made within 30 s of the previous one with the "
+            "current token (stable_token); run it again in 30 s for a new one"
+        )
+    if args.classic:
+        return "WeChat's /cgi-bin/token handed back the current token"
+    return (
+        "stable_token hands back the current token until 5 minutes before it expires; "
+        "--force asks for a new one (20 a day, retires the current one at once)"
+    )
+
+
+def _fail(line: str) -> int:
+    print(f"wafer-py token: {line}", file=sys.stderr)
+    return 2

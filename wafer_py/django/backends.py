@@ -37,21 +37,12 @@ def wafer_setting(name: str) -> str | None:
 
 
 def wafer_environ() -> dict[str, str]:
-    """The ``WAFER_*`` names :meth:`WaferConfig.from_env <wafer_py.config.WaferConfig.from_env>`
-    reads, each from the Django settings, else the environment."""
-    names = (
-        "WAFER_APPID", "WAFER_APP_SECRET", "WAFER_WECHAT_API_BASE", "WAFER_WECHAT_OPEN_BASE",
-        "WAFER_STORE_URL", "WAFER_SESSION_TTL", "WAFER_SESSION_MAX_AGE", "WAFER_SECRET_KEY",
-        "WAFER_LOGIN_PATH", "WAFER_MAX_CONCURRENT_LOGINS", "WAFER_MAX_QUEUED_LOGINS",
-        "WAFER_LOGIN_TIMEOUT", "WAFER_OAUTH_APPID", "WAFER_OAUTH_APP_SECRET",
-        "WAFER_METRICS",
-    )  # fmt: skip
-    environ = {}
-    for name in names:
-        value = wafer_setting(name)
-        if value is not None:
-            environ[name] = value
-    return environ
+    """The ``WAFER_*`` values :meth:`WaferConfig.from_env <wafer_py.config.WaferConfig.from_env>`
+    reads, each from the Django settings, else the environment (a list of secret keys
+    joined by commas): :func:`wafer_py.django.conf.wafer_settings`."""
+    from .conf import wafer_settings
+
+    return wafer_settings()
 
 
 def _appid(appid: str | None) -> str:

@@ -22,7 +22,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from ..auth import WaferAuth
-from ..config import WaferConfig
+from ..config import WaferConfig, config_sources
 from ..protocol import PathMatcher, path_matcher
 
 __all__ = ["wafer_settings", "wafer_config", "wafer_auth", "wafer_protect"]
@@ -32,18 +32,15 @@ _ADAPTER_SETTINGS = frozenset({"WAFER_AUTH", "WAFER_PROTECT"})
 
 
 def wafer_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The ``WAFER_*`` values as text: the environment's, overridden by ``settings``'."""
-    env = os.environ if environ is None else environ
-    values = {k: v for k, v in env.items() if k.startswith("WAFER_")}
-    for name in dir(settings):
-        if name.startswith("WAFER_") and name not in _ADAPTER_SETTINGS:
-            value = getattr(settings, name)
-            if value is None:
-                continue
-            if isinstance(value, list | tuple):  # WAFER_SECRET_KEY as a list, newest first
-                value = ",".join(str(v) for v in value)
-            values[name] = str(value)
-    return {k: v for k, v in values.items() if k not in _ADAPTER_SETTINGS}
+    """The ``WAFER_*`` values as text: ``settings``', then the environment's for the
+    names the settings leave out (:func:`~wafer_py.config.config_sources`)."""
+    ours = {
+        name: getattr(settings, name)
+        for name in dir(settings)
+        if name.startswith("WAFER_") and name not in _ADAPTER_SETTINGS
+    }
+    found = config_sources(ours, environ, framework_name="settings")
+    return {k: v for k, (v, _) in found.items() if k not in _ADAPTER_SETTINGS}
 
 
 def wafer_config(environ: Mapping[str, str] | None = None) -> WaferConfig:

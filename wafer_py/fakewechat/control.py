@@ -1,8 +1,10 @@
 """The test-control API under ``/_fake/``: drive the fake from any language over HTTP.
 
 Not WeChat's: JSON in, JSON out (``application/json``); a bad body or a missing field is
-HTTP 400 with ``{"error": "..."}``. ``appid`` defaults to the first configured app and
-``user`` to ``"alice"``. Secrets are never shown.
+HTTP 400 with ``{"error": "..."}``, and a key an endpoint does not know is HTTP 400 with
+``{"error", "known_keys"}`` (never ignored: ``{"usr": "bob"}`` would act for alice).
+``appid`` defaults to the first configured app and ``user`` to ``"alice"``. Secrets are
+never shown.
 
 ====================  ==================================================================
 ``POST /_fake/login``     ``{"appid", "user", "rotate"}`` -> ``{"code", "openid"}``
@@ -23,7 +25,9 @@ HTTP 400 with ``{"error": "..."}``. ``appid`` defaults to the first configured a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+import re
+from collections.abc import Callable, Collection
 from typing import Any
 
 from . import miniprogram
@@ -102,8 +106,13 @@ def _integer(body: _JsonBody, name: str, default: int | None = None) -> int:
     return value
 
 
-def _json_endpoint(run: Callable[[_JsonBody], Any]) -> Callable[[Request], Response]:
-    """Wrap ``run(body) -> result``: parse the JSON object body, answer 400 on ValueError."""
+def _json_endpoint(
+    run: Callable[[_JsonBody], Any], keys: Collection[str]
+) -> Callable[[Request], Response]:
+    """Wrap ``run(body) -> result``: parse the JSON object body, answer 400 on ValueError,
+    and 400 listing ``keys`` on a key not among them (``{"usr": "bob"}`` once minted a
+    code for alice, and ``phone_number`` was silently not ``phoneNumber``)."""
+    known = sorted(keys)
 
     def handler(request: Request) -> Response:
         try:
@@ -112,6 +121,11 @@ def _json_endpoint(run: Callable[[_JsonBody], Any]) -> Callable[[Request], Respo
             return _error(400, f"the body is not valid JSON: {exc}")
         if not isinstance(body, dict):
             return _error(400, "the body must be a JSON object")
+        unknown = [name for name in body if name not in keys]
+        if unknown:
+            return Response.json(
+                {"error": _unknown_keys(unknown, known), "known_keys": known}, 400, _JSON
+            )
         try:
             result = run(body)
         except ValueError as exc:
@@ -119,6 +133,17 @@ def _json_endpoint(run: Callable[[_JsonBody], Any]) -> Callable[[Request], Respo
         return Response.json(result, content_type=_JSON)
 
     return handler
+
+
+def _unknown_keys(unknown: list[str], known: list[str]) -> str:
+    """``unknown key 'usr' (did you mean 'user'?); known keys: ...``."""
+    named = []
+    for name in unknown:
+        camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+        close = [camel] if camel in known else difflib.get_close_matches(name, known, n=1)
+        named.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    listed = ", ".join(known) if known else "none: send {}"
+    return f"unknown key{'s' * (len(unknown) > 1)} {', '.join(named)}; known keys: {listed}"
 
 
 def register(router: Router, state: WeChatState) -> None:
@@ -203,15 +228,18 @@ def register(router: Router, state: WeChatState) -> None:
             content_type=_JSON,
         )
 
-    router.add("POST", f"{PREFIX}/login", _json_endpoint(login))
-    router.add("POST", f"{PREFIX}/userinfo", _json_endpoint(userinfo))
-    router.add("POST", f"{PREFIX}/inject", _json_endpoint(inject))
-    router.add("POST", f"{PREFIX}/advance", _json_endpoint(advance))
-    router.add("POST", f"{PREFIX}/latency", _json_endpoint(latency))
+    user = ("appid", "user")
+    router.add("POST", f"{PREFIX}/login", _json_endpoint(login, (*user, "rotate")))
+    userinfo_keys = (*user, "legacy", *miniprogram.PROFILE_FIELDS)
+    router.add("POST", f"{PREFIX}/userinfo", _json_endpoint(userinfo, userinfo_keys))
+    inject_keys = ("path", "errcode", "times", "errmsg")
+    router.add("POST", f"{PREFIX}/inject", _json_endpoint(inject, inject_keys))
+    router.add("POST", f"{PREFIX}/advance", _json_endpoint(advance, ("seconds",)))
+    router.add("POST", f"{PREFIX}/latency", _json_endpoint(latency, ("seconds",)))
     router.add("GET", f"{PREFIX}/latency", current_latency)
-    router.add("POST", f"{PREFIX}/profiles", _json_endpoint(profiles))
+    router.add("POST", f"{PREFIX}/profiles", _json_endpoint(profiles, ("real",)))
     router.add("GET", f"{PREFIX}/profiles", current_profiles)
-    router.add("POST", f"{PREFIX}/reset", _json_endpoint(reset))
+    router.add("POST", f"{PREFIX}/reset", _json_endpoint(reset, ()))
     router.add("GET", f"{PREFIX}/calls", calls)
     router.add("GET", f"{PREFIX}/", index)
     router.add("GET", PREFIX, index)

@@ -269,6 +269,7 @@ def register(router: Router, state: WeChatState) -> ServerAPI:
             raise ValueError("'appid' must be a string")
         return {"ok": True, "expired": api.tokens.expire_all(appid)}
 
-    router.add("POST", f"{PREFIX}/phone_code", _json_endpoint(phone_code))
-    router.add("POST", f"{PREFIX}/expire_tokens", _json_endpoint(expire_tokens))
+    phone_keys = ("appid", "user", "phoneNumber", "countryCode")
+    router.add("POST", f"{PREFIX}/phone_code", _json_endpoint(phone_code, phone_keys))
+    router.add("POST", f"{PREFIX}/expire_tokens", _json_endpoint(expire_tokens, ("appid",)))
     return api

@@ -4,7 +4,7 @@ Why no SQLAlchemy: the store runs a dozen small queries, all fixed, so an ORM or
 builder would add a dependency and a layer for nothing. What differs between the two
 servers is a little SQL (the upsert, the lock, the batched delete, the schema's types),
 kept in one table, :class:`~.sql_dialects.Dialect`. The drivers are psycopg 3
-(PostgreSQL) and PyMySQL (MySQL, MariaDB): ``pip install 'wafer-session[sql]'``; each is
+(PostgreSQL) and PyMySQL (MySQL, MariaDB), the ``sql`` extra; each is
 imported only when a store for its server is opened.
 
 Connections are in autocommit mode: a single statement is its own transaction, and the
@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from ..exceptions import StoreUnavailable
+from ..extras import install_hint
 from ..logsafe import redact_url
 from ..models import Session, User
 from .base import SessionStore, StoreStats
@@ -49,7 +50,9 @@ __all__ = ["SQLStore"]
 
 logger = logging.getLogger("wafer_py")
 
-_INSTALL = "pip install 'wafer-session[sql]'"
+_INSTALL = install_hint("sql")
+#: The store's tables, named with its ``table_prefix``.
+TABLES = ("users", "sessions", "entries", "locks")
 
 
 def _import_driver(name: str) -> Any:
@@ -205,6 +208,24 @@ class SQLStore(SessionStore, EntryStore):
             f"SQLStore({self._url!r}, table_prefix={self.table_prefix!r}, "
             f"max_connections={self._pool.size})"
         )
+
+    def missing_tables(self) -> list[str]:
+        """The names of this store's tables that do not exist. A read-only probe (nothing
+        is created) for a store opened with ``create_tables=False``: the ``wafer-py``
+        commands that only read tell a mistyped ``table_prefix`` from an empty store."""
+        names = [f"{self.table_prefix}{table}" for table in TABLES]
+        schema = (
+            "ANY (current_schemas(false))" if self.dialect.name == "PostgreSQL" else "DATABASE()"
+        )
+        wanted = ", ".join(f"%(t{i})s" for i in range(len(names)))
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables "
+                f"WHERE table_schema = {schema} AND table_name IN ({wanted})",
+                {f"t{i}": name for i, name in enumerate(names)},
+            )
+            found = {str(row[0]) for row in cur.fetchall()}
+        return [name for name in names if name not in found]
 
     # -- connections ------------------------------------------------------------
     def _create_tables(self) -> None:
