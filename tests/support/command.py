@@ -44,13 +44,13 @@ class _Output(io.StringIO):
     """A command's stdout or stderr: what the threads that ran before the command (the
     test's servers) write while it runs goes to the stream it replaces instead."""
 
-    def __init__(self, before: set[int | None], elsewhere: TextIO) -> None:
+    def __init__(self, before: set[threading.Thread], elsewhere: TextIO) -> None:
         super().__init__()
         self._before = before
         self._elsewhere = elsewhere
 
     def write(self, text: str) -> int:
-        if threading.get_ident() in self._before:
+        if threading.current_thread() in self._before:  # a Thread, not its reusable ident
             return self._elsewhere.write(text)
         return super().write(text)
 
@@ -88,7 +88,7 @@ def run_command(
     """``wafer-py <args>`` in this process with ``env`` as its whole environment (this
     one's when ``None``); its exit status and output, as :func:`subprocess.run` gives them.
     An exception the command lets out is raised here (a child would print a traceback)."""
-    before = {t.ident for t in threading.enumerate() if t is not threading.current_thread()}
+    before = set(threading.enumerate()) - {threading.current_thread()}
     out, err = _Output(before, sys.stdout), _Output(before, sys.stderr)
     with (
         _environment(dict(os.environ) if env is None else env),
