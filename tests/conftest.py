@@ -61,6 +61,13 @@ def _servers() -> Iterator[tuple[FakeSwitch, FakeWeChatServer]]:
         yield switch, server
 
 
+@pytest.fixture(scope="session")
+def fake_server_url(_servers: tuple[FakeSwitch, FakeWeChatServer]) -> str:
+    """The run's fake WeChat server's URL, for an app a module shares; the fake of a
+    test answers only when the test asks for ``fake_server``."""
+    return _servers[1].url
+
+
 @pytest.fixture
 def fake_server(
     fake: FakeWeChat, _servers: tuple[FakeSwitch, FakeWeChatServer]

@@ -9,7 +9,6 @@ servers a deployment uses, and that both hand the middleware what it needs.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +22,14 @@ from wafer_py.protocol import MAGIC_ID
 TIMEOUT = 10
 
 
-@pytest.fixture
-def apps(fake_server: Any, tmp_path: Path) -> Iterator[tuple[AppProcess, AppProcess]]:
+@pytest.fixture(scope="module")
+def apps(
+    fake_server_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[AppProcess, AppProcess]]:
+    """Both servers, started once for the module (each start takes seconds)."""
+    tmp_path = tmp_path_factory.mktemp("django-processes")
     store_url = f"sqlite:///{tmp_path}/shared.db"
-    options = {"store_url": store_url, "api_base": fake_server.url, "log_dir": tmp_path}
+    options = {"store_url": store_url, "api_base": fake_server_url, "log_dir": tmp_path}
     with (
         app_process("django", **options) as asgi,  # type: ignore[arg-type]
         app_process("django-wsgi", **options) as wsgi,  # type: ignore[arg-type]
@@ -44,7 +47,7 @@ def login(app: AppProcess, fake: FakeWeChat, user: str) -> dict[str, Any]:
 
 
 def test_uvicorn_and_gunicorn_serve_the_protocol_from_one_store(
-    apps: tuple[AppProcess, AppProcess], fake: FakeWeChat
+    apps: tuple[AppProcess, AppProcess], fake: FakeWeChat, fake_server: Any
 ) -> None:
     asgi, wsgi = apps
     for first, second in ((asgi, wsgi), (wsgi, asgi)):

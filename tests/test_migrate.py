@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.support import services
+from tests.support.command import run_command, without_wafer_variables
 from tests.support.services import require
 from wafer_py.cli.legacy import decode_user_info
 from wafer_py.models import User, clean_profile
@@ -235,16 +236,9 @@ def fill_v2(source: Source) -> dict[str, dict[str, Any]]:
     return {ZHANG: zhang, LI: li, WANG: {}}
 
 
-def migrate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAFER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "wafer_py", "migrate-wafer", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=cwd,
-    )
+def migrate(*args: str) -> subprocess.CompletedProcess[str]:
+    """``wafer-py migrate-wafer <args>`` (in this process), configured by its flags alone."""
+    return run_command("migrate-wafer", *args, env=without_wafer_variables())
 
 
 def run_json(source: Source, target: str, *args: str) -> dict[str, Any]:
@@ -325,6 +319,25 @@ def test_v2_table_of_the_node_sdk(source: Source, target: str) -> None:
     zhang = users_of(target, [ZHANG])[ZHANG]
     assert zhang is not None and zhang.userinfo()["unionId"] == "oU9sD0x1ZhangSanUnionId0001"
     assert "watermark" not in zhang.profile and "openId" not in zhang.profile
+
+
+def test_python_m_wafer_py_runs_the_command(source: Source, tmp_path: Path) -> None:
+    """The other tests run the command in the test's process; this one as users do, in
+    an interpreter of its own, and gets the same report."""
+    fill_v2(source)
+    env = without_wafer_variables()
+    target = f"sqlite:///{tmp_path}/sessions.db"
+    args = ["migrate-wafer", "--from", source.url, "--store", target, "--json", "--dry-run"]
+    child = subprocess.run(
+        [sys.executable, "-m", "wafer_py", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stdout) == json.loads(run_command(*args, env=env).stdout)
+    assert json.loads(child.stdout)["imported"] == 3
 
 
 def test_running_twice_imports_nothing_new_and_keeps_present_users(
@@ -445,14 +458,7 @@ def test_a_password_in_the_query_is_masked_too(tmp_path: Path, option: str) -> N
     assert f"{option}=***" in line and "s3cr3t-pw" not in line
     # The store's URL too, in the sessions command's one line.
     store = f"mysql://wafer@127.0.0.1:1/cAuth?{option}=s3cr3t-pw"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAFER_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "wafer_py", "sessions", "stats", "--store", store],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    result = run_command("sessions", "stats", "--store", store, env=without_wafer_variables())
     assert result.returncode == 2, result.stderr
     assert "s3cr3t-pw" not in result.stderr + result.stdout
 

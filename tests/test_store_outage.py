@@ -57,19 +57,34 @@ SERVERS: dict[str, Callable[[Path], AbstractContextManager[Any]]] = {
 }
 
 
-@pytest.fixture(params=sorted(SERVERS))
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    (tmp_path / "server").mkdir()
-    with SERVERS[str(request.param)](tmp_path / "server") as instance:
+@pytest.fixture(scope="module", params=sorted(SERVERS))
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """One server of each kind for the module (``initdb`` alone takes seconds); each test
+    stores under a namespace of its own and finds the server running."""
+    with SERVERS[str(request.param)](tmp_path_factory.mktemp("server")) as instance:
         yield instance
+
+
+def namespaced(url: str, name: str) -> str:
+    """``url`` with keys (Redis) or tables (SQL) of their own, named after ``name``."""
+    option = f"prefix={name}:" if url.startswith("redis") else f"table_prefix={name}_"
+    return f"{url}{'&' if '?' in url else '?'}{option}"
 
 
 @pytest.fixture(params=["starlette", "flask"])
 def app(
     request: pytest.FixtureRequest, server: Any, fake_server: Any, tmp_path: Path
 ) -> Iterator[AppProcess]:
+    if not server.running:  # a test that failed during its outage left it stopped
+        server.start()
+    framework = str(request.param)
     with app_process(
-        str(request.param), store_url=server.url, api_base=fake_server.url, log_dir=tmp_path
+        framework,
+        store_url=namespaced(server.url, framework),
+        api_base=fake_server.url,
+        log_dir=tmp_path,
     ) as process:
         yield process
 

@@ -11,8 +11,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import pytest
+import redis
 import requests
+import urllib3
 
 from tests.support.probe import NotReady, exit_status, wait_for_http, wait_until
 
@@ -21,8 +24,20 @@ def test_every_transient_error_is_not_yet() -> None:
     errors: list[BaseException] = [
         requests.ConnectionError("refused"),
         requests.ReadTimeout("a worker still booting"),
+        requests.exceptions.ChunkedEncodingError("an answer cut short"),
+        urllib3.exceptions.ProtocolError("a raw read cut short"),
+        urllib3.exceptions.IncompleteRead(3, 10),
         http.client.RemoteDisconnected("closed mid-answer"),
+        http.client.BadStatusLine("garbage"),
         ConnectionResetError("reset"),
+        ConnectionRefusedError("refused"),
+        TimeoutError("a raw socket's timeout"),
+        httpx.ConnectError("refused"),
+        httpx.ReadTimeout("a worker still booting"),
+        httpx.RemoteProtocolError("closed mid-answer"),
+        redis.exceptions.BusyLoadingError("LOADING Redis is loading the dataset in memory"),
+        redis.exceptions.ConnectionError("refused"),
+        redis.exceptions.TimeoutError("timed out"),
     ]
 
     def check() -> str:

@@ -27,6 +27,7 @@ import pytest
 
 from tests import token_worker
 from tests.support import services
+from tests.support.command import run_command
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat
 from wafer_py.stores import open_store
@@ -182,14 +183,9 @@ def test_token_get_commands_share_one_refresh(
 
 
 def _token_command(env: dict[str, str], command: str) -> subprocess.CompletedProcess[str]:
-    """``wafer-py token <command>`` in a child process with ``env``; what it printed."""
-    return subprocess.run(
-        [sys.executable, "-m", "wafer_py", "token", command],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """``wafer-py token <command>`` with ``env`` (in this process: the commands started
+    side by side above are the processes); what it printed."""
+    return run_command("token", command, env=env)
 
 
 def test_token_command_errors_are_one_line(

@@ -15,14 +15,38 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
+import urllib3
 
 T = TypeVar("T")
+
+
+def _client_errors() -> tuple[type[BaseException], ...]:
+    """The transport errors of the clients a check may use, those installed here: httpx's
+    (an ASGI or HTTP client), redis-py's (a server still loading its data answers
+    ``LOADING``: a ``BusyLoadingError``)."""
+    errors: list[type[BaseException]] = []
+    try:
+        import httpx
+    except ImportError:
+        pass
+    else:
+        errors.append(httpx.TransportError)  # ConnectError, ReadTimeout, RemoteProtocolError
+    try:
+        import redis
+    except ImportError:
+        pass
+    else:
+        errors += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
+    return tuple(errors)
+
 
 #: What a server that is still starting may do to a probe.
 TRANSIENT: tuple[type[BaseException], ...] = (
     requests.RequestException,  # ConnectionError, ReadTimeout, ChunkedEncodingError, ...
+    urllib3.exceptions.HTTPError,  # what requests leaves unwrapped (ProtocolError on a read)
     http.client.HTTPException,  # a half-written answer (RemoteDisconnected, BadStatusLine)
-    OSError,  # a raw socket's refusal or reset
+    OSError,  # a raw socket's refusal, reset or timeout (ConnectionError, TimeoutError)
+    *_client_errors(),
 )
 #: Seconds a server may take to be ready, by default.
 READY_TIMEOUT = 30.0
