@@ -44,6 +44,7 @@ def wafer_environ() -> dict[str, str]:
         "WAFER_STORE_URL", "WAFER_SESSION_TTL", "WAFER_SESSION_MAX_AGE", "WAFER_SECRET_KEY",
         "WAFER_LOGIN_PATH", "WAFER_MAX_CONCURRENT_LOGINS", "WAFER_MAX_QUEUED_LOGINS",
         "WAFER_LOGIN_TIMEOUT", "WAFER_OAUTH_APPID", "WAFER_OAUTH_APP_SECRET",
+        "WAFER_SUPERSEDED_TTL",
     )  # fmt: skip
     environ = {}
     for name in names:
