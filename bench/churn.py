@@ -38,6 +38,7 @@ from typing import Any
 from bench import common
 from wafer_py import WaferAuth, WaferConfig
 from wafer_py.auth import Credentials
+from wafer_py.config import DEMO_APPID
 from wafer_py.models import Session
 from wafer_py.stores import SessionStore
 from wafer_py.wechat.client import Code2Session
@@ -88,8 +89,8 @@ def simulate(store: SessionStore, pattern: str, superseded_ttl: int, smoke: bool
     start = 1_800_000_000.0
     clock = Clock(start)
     config = WaferConfig(
-        appid=common.DEMO_APPID,
-        app_secret="bench",  # noqa: S106 - never sent: logins skip WeChat
+        appid=DEMO_APPID,
+        app_secret="bench",
         secret_keys=(common.SECRET,),
         superseded_ttl=superseded_ttl,
     )
@@ -111,9 +112,9 @@ def simulate(store: SessionStore, pattern: str, superseded_ttl: int, smoke: bool
     store.purge_expired(clock.now)
     left = [s for s in store.list_sessions(openid) if not s.is_expired(clock.now)]
     mean = area / (clock.now - start)
-    total, alone = user_bytes(store, openid, left), user_bytes(store, openid, [])
-    per_session = (total - alone) / max(len(left), 1)
-    return Day(len(left), total, peak, mean, int(alone + mean * per_session))
+    alone, sessions = user_bytes(store, openid, left)
+    per_session = sessions / max(len(left), 1)
+    return Day(len(left), alone + sessions, peak, mean, int(alone + mean * per_session))
 
 
 def _live_seconds(sessions: list[Session], since: float, until: float) -> float:
@@ -124,16 +125,17 @@ def _live_seconds(sessions: list[Session], since: float, until: float) -> float:
 # ------------------------------------------------------------------------ sizes
 
 
-def user_bytes(store: SessionStore, openid: str, sessions: list[Session]) -> int:
+def user_bytes(store: SessionStore, openid: str, sessions: list[Session]) -> tuple[int, int]:
+    """Bytes of the user's record, and of its ``sessions`` (their indexes included)."""
     kind = type(store).__name__
     if kind == "MemoryStore":
         user = store.get_user(openid)
-        return _deep_size(user, set()) + sum(_deep_size(s, set()) for s in sessions)
+        return _deep_size(user, set()), sum(_deep_size(s, set()) for s in sessions)
     if kind == "SQLiteStore":
         return _sql_bytes(store, openid, _sqlite_query)
     if kind == "RedisStore":
         return _redis_bytes(store, openid, sessions)
-    if getattr(store, "dialect", None) is not None and store.dialect.name == "postgresql":  # type: ignore[attr-defined]
+    if store.dialect.name == "postgresql":  # type: ignore[attr-defined]
         return _sql_bytes(store, openid, _pg_query)
     return _sql_bytes(store, openid, _mysql_query)
 
@@ -194,39 +196,37 @@ def _pg_query(prefix: str) -> tuple[str, str]:
     )
 
 
-def _sql_bytes(store: Any, openid: str, queries: Callable[[str], tuple[str, str]]) -> int:
-    total = 0
+def _sql_bytes(
+    store: Any, openid: str, queries: Callable[[str], tuple[str, str]]
+) -> tuple[int, int]:
+    """(the user's row, its sessions' rows), with their index keys."""
     if type(store).__name__ == "SQLiteStore":
         conn = store._conn()
-        for sql in queries(""):
-            total += int(conn.execute(sql, (openid,)).fetchone()[0])
-        return total
+        sessions, user = (int(conn.execute(q, (openid,)).fetchone()[0]) for q in queries(""))
+        return user, sessions
+    found = []
     with store._cursor() as cur:
         for sql in queries(store.table_prefix):
             cur.execute(sql, (openid,))
-            total += int(cur.fetchone()[0])
-    return total
+            found.append(int(cur.fetchone()[0]))
+    return found[1], found[0]
 
 
 #: Bytes a member of a shared index costs at scale (skiplist-encoded), by index kind.
 _INDEX_COST: dict[str, float] = {}
 
 
-def _redis_bytes(store: Any, openid: str, sessions: list[Session]) -> int:
+def _redis_bytes(store: Any, openid: str, sessions: list[Session]) -> tuple[int, int]:
     client = store._client
     base = store._base(openid)
-    keys = [base + ":user", base + ":sessions"]
+    keys = [base + ":sessions"]  # the user's index of sessions: theirs
     for s in sessions:
-        keys += [
-            f"{base}:s:{s.id}",
-            store._id_pointer(s.id),
-            store._skey_pointer(s.skey_hash),
-        ]
-    own = sum(client.memory_usage(k, samples=0) or 0 for k in keys)
+        keys += [f"{base}:s:{s.id}", store._id_pointer(s.id), store._skey_pointer(s.skey_hash)]
     if not _INDEX_COST:
         _measure_index_costs(store, f"{base}:s:{'0' * 32}", openid)
-    shared = _INDEX_COST["zset"] * len(sessions) + _INDEX_COST["set"]
-    return int(own + shared)
+    user = (client.memory_usage(base + ":user", samples=0) or 0) + _INDEX_COST["set"]
+    own = sum(client.memory_usage(k, samples=0) or 0 for k in keys)
+    return int(user), int(own + _INDEX_COST["zset"] * len(sessions))
 
 
 def _measure_index_costs(store: Any, member: str, openid: str) -> None:
@@ -341,7 +341,7 @@ def main() -> None:
                 ok_all = ok_all and (ok or not checked)
                 rows.append(
                     [
-                        f"{name}: {label}",
+                        f"{name} {label}",
                         day.sessions,
                         day.bytes,
                         f"{day.bytes / v1.bytes:.2f}x",
@@ -355,7 +355,7 @@ def main() -> None:
     common.show(
         f"Login churn: one user's day (superseded_ttl {ttl} s; 'off': 0)",
         [
-            "store: user",
+            "store, user",
             "sessions at end",
             "bytes at end",
             "vs v1",

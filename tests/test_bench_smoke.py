@@ -27,9 +27,11 @@ TITLES = {
     "http_load": "Over HTTP: starlette on uvicorn",
     "logins": "Logins under load",
     "stores": "Validation latency",
+    "churn": "Login churn",
 }
 LOCAL = {"overhead": "memory,sqlite", "http_load": "memory,sqlite", "logins": "memory,sqlite"}
 LOCAL["stores"] = "sqlite"
+LOCAL["churn"] = "memory,sqlite"
 
 
 def run(*args: str, timeout: float = 120) -> str:
