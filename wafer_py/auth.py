@@ -351,7 +351,8 @@ class WaferAuth:
         ``superseded_ttl`` from now (none when it is 0): the caller lowers their expiry
         to that once the new session exists. One left behind by a v2 client (it logs in
         before every ``login: true`` request) then ends soon; one that another device
-        still uses renews itself at its next touch, which comes sooner.
+        still uses renews itself at its next touch (``superseded_ttl`` is at least twice
+        ``touch_interval``).
         """
         listed = yield StoreCall(self.store, "list_sessions", (openid,))
         sessions: list[Session] = sorted(listed, key=lambda s: (s.created_at, s.id))
