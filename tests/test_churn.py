@@ -78,3 +78,29 @@ def test_superseded_ttl_setting() -> None:
     with pytest.raises(ValueError, match="at least twice touch_interval"):
         WaferConfig(**base, touch_interval=600)  # the default 300 is too short for it
     assert WaferConfig(**base, touch_interval=600, superseded_ttl=0).superseded_ttl == 0
+
+
+def test_redis_forgets_a_superseded_session_by_itself(tmp_path: Path) -> None:
+    """Redis's own expiry of the record and its pointers is shortened too, so memory
+    comes back without a purge."""
+    from wafer_py.stores.redis import GRACE, RedisStore
+    from wafer_py.testing import make_session
+
+    with fresh_store_url("redis", tmp_path) as url:
+        store = RedisStore.from_url(url)
+        try:
+            session, _ = make_session("o-churn-redis", now=1000.0, ttl=7 * 86400.0)
+            store.create_session(session)
+            assert store.supersede_sessions(
+                session.openid, [session.id], expires_at=1300.0, now=1000.0
+            )
+            client = store._client
+            keys = [
+                f"{store._base(session.openid)}:s:{session.id}",
+                store._id_pointer(session.id),
+                store._skey_pointer(session.skey_hash),
+            ]
+            for key in keys:
+                assert 0 < client.pttl(key) <= (300 + GRACE) * 1000
+        finally:
+            store.close()
