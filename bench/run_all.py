@@ -24,7 +24,7 @@ from bench import common
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The benchmarks, in the order of the issue.
-BENCHMARKS = ("overhead", "http_load", "logins", "stores")
+BENCHMARKS = ("overhead", "http_load", "logins", "stores", "churn")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -28,10 +28,12 @@ TITLES = {
     "logins": "Logins under load",
     "stores": "Validation latency",
     "metrics_cost": "Metrics on the validation path",
+    "churn": "Login churn",
 }
 LOCAL = {"overhead": "memory,sqlite", "http_load": "memory,sqlite", "logins": "memory,sqlite"}
 LOCAL["stores"] = "sqlite"
 LOCAL["metrics_cost"] = "memory,sqlite"
+LOCAL["churn"] = "memory,sqlite"
 
 
 def run(*args: str, timeout: float = 120) -> str:

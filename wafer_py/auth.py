@@ -332,7 +332,7 @@ class WaferAuth:
             user = updated or user
 
         skey = new_skey()
-        created_at = yield from self._prune(wx.openid, now)
+        created_at, superseded = yield from self._prune(wx.openid, now)
         session = Session(
             id=new_session_id(),
             openid=wx.openid,
@@ -343,10 +343,15 @@ class WaferAuth:
             expires_at=now + min(self.config.session_ttl, self.config.session_max_age),
         )
         yield StoreCall(self.store, "create_session", (session,))
+        if superseded:  # after the new session exists: a failed login shortens nothing
+            cut = now + self.config.superseded_ttl
+            kwargs = {"expires_at": cut, "now": now}
+            yield StoreCall(self.store, "supersede_sessions", (wx.openid, superseded), kwargs)
         return LoginResult(user, session, skey, created)
 
-    def _prune(self, openid: str, now: float) -> Plan[float]:
-        """Make room for a new session of ``openid``; return its creation time.
+    def _prune(self, openid: str, now: float) -> Plan[tuple[float, list[str]]]:
+        """Make room for a new session of ``openid``; return its creation time and the
+        sessions it supersedes.
 
         v2 clients log in before every ``login: true`` request, so sessions pile up;
         this keeps each user's count bounded without a cron job. It drops the user's
@@ -358,6 +363,13 @@ class WaferAuth:
         is not earlier (a clock that stood still, or stepped back under a second): one
         user's sessions get increasing creation times in login order, so "the oldest"
         is the first logged in even when logins share a timestamp.
+
+        The sessions superseded are the live ones kept that would outlive
+        ``superseded_ttl`` from now (none when it is 0): the caller lowers their expiry
+        to that once the new session exists. One left behind by a v2 client (it logs in
+        before every ``login: true`` request) then ends soon; one that another device
+        still uses renews itself at its next touch (``superseded_ttl`` is at least twice
+        ``touch_interval``).
         """
         listed = yield StoreCall(self.store, "list_sessions", (openid,))
         sessions: list[Session] = sorted(listed, key=lambda s: (s.created_at, s.id))
@@ -366,14 +378,17 @@ class WaferAuth:
         excess = len(live) - (self.config.max_sessions_per_user - 1)
         if excess > 0:
             doomed.extend(live[:excess])
+            live = live[excess:]
         for session in doomed:
             yield StoreCall(self.store, "revoke_session", (session.id,))
+        ttl = self.config.superseded_ttl
+        superseded = [s.id for s in live if ttl and s.expires_at > now + ttl]
         if not sessions:
-            return now
+            return now, superseded
         newest = sessions[-1].created_at
         if not now <= newest < now + 1.0:
-            return now
-        return max(newest + 1e-6, math.nextafter(newest, math.inf))
+            return now, superseded
+        return max(newest + 1e-6, math.nextafter(newest, math.inf)), superseded
 
     # -- validation -------------------------------------------------------------
     def validate(self, credentials: Credentials) -> Authenticated:

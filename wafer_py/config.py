@@ -44,6 +44,7 @@ KNOWN_VARIABLES = frozenset(
         "WAFER_STORE_URL",
         "WAFER_SESSION_TTL",
         "WAFER_SESSION_MAX_AGE",
+        "WAFER_SUPERSEDED_TTL",
         "WAFER_SECRET_KEY",
         "WAFER_LOGIN_PATH",
         "WAFER_MAX_CONCURRENT_LOGINS",
@@ -124,6 +125,12 @@ class WaferConfig:
     touch_interval: int = 60
     #: Live sessions kept per user; a login beyond it ends the oldest.
     max_sessions_per_user: int = 50
+    #: Seconds a session lives on once a newer login of its user supersedes it, unless
+    #: it is used (a touch renews it): v2 clients log in before every ``login: true``
+    #: request and drop the old skey. 0 keeps superseded sessions for ``session_ttl``.
+    #: At least twice ``touch_interval``: a device still in use touches its session in
+    #: time (docs/operators.md, "Capacity").
+    superseded_ttl: int = 300
     login_path: str = "/weapp/login"
     default_nickname: str = DEFAULT_NICKNAME
     default_avatar: str = DEFAULT_AVATAR
@@ -179,6 +186,12 @@ class WaferConfig:
             raise ValueError("session_ttl and session_max_age must be positive")
         if self.max_sessions_per_user < 1:
             raise ValueError("max_sessions_per_user must be at least 1")
+        if self.superseded_ttl != 0 and self.superseded_ttl < 2 * max(self.touch_interval, 1):
+            raise ValueError(
+                "superseded_ttl (WAFER_SUPERSEDED_TTL) must be 0 (off) or at least twice "
+                f"touch_interval ({2 * max(self.touch_interval, 1)} s): a session still in "
+                "use must be touched before its shortened life ends"
+            )
         if self.max_concurrent_logins < 1:
             raise ValueError("max_concurrent_logins must be at least 1")
         if self.max_queued_logins < 0:
@@ -209,7 +222,8 @@ class WaferConfig:
 
         ``WAFER_APPID``, ``WAFER_APP_SECRET``, ``WAFER_WECHAT_API_BASE``,
         ``WAFER_WECHAT_OPEN_BASE``, ``WAFER_STORE_URL``, ``WAFER_SESSION_TTL``,
-        ``WAFER_SESSION_MAX_AGE``, ``WAFER_SECRET_KEY`` (several keys separated by
+        ``WAFER_SESSION_MAX_AGE``, ``WAFER_SUPERSEDED_TTL`` (0: off),
+        ``WAFER_SECRET_KEY`` (several keys separated by
         commas, newest first), ``WAFER_LOGIN_PATH``, ``WAFER_MAX_CONCURRENT_LOGINS``,
         ``WAFER_MAX_QUEUED_LOGINS``, ``WAFER_LOGIN_TIMEOUT`` (seconds, a decimal),
         ``WAFER_OAUTH_APPID``, ``WAFER_OAUTH_APP_SECRET``, ``WAFER_CHECK_NICKNAMES``
@@ -242,6 +256,7 @@ class WaferConfig:
         for name, attr, kind, what in (
             ("WAFER_SESSION_TTL", "session_ttl", int, "a whole number of seconds"),
             ("WAFER_SESSION_MAX_AGE", "session_max_age", int, "a whole number of seconds"),
+            ("WAFER_SUPERSEDED_TTL", "superseded_ttl", int, "a whole number of seconds"),
             ("WAFER_MAX_CONCURRENT_LOGINS", "max_concurrent_logins", int, "a whole number"),
             ("WAFER_MAX_QUEUED_LOGINS", "max_queued_logins", int, "a whole number"),
             ("WAFER_LOGIN_TIMEOUT", "login_timeout", float, "a number of seconds"),

@@ -254,6 +254,27 @@ class SessionStore(ABC):
     def touch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         """Record a use of the session and move its sliding expiry."""
 
+    def supersede_sessions(
+        self, openid: str, session_ids: Sequence[str], *, expires_at: float, now: float
+    ) -> int:
+        """Sessions of ``openid`` that a newer login superseded: lower the expiry of each
+        one expiring after ``expires_at`` to ``expires_at``; return how many changed.
+
+        Nothing else of a session changes: one still in use renews itself at its next
+        touch. An id of no session, or of another user's, is skipped. Like a revocation,
+        it is a change a per-process session cache must hear of. ``now`` is the caller's
+        time (a store with its own expiry, Redis, shortens that too). This default lists
+        and touches, so a touch racing it may be undone (the session's next validation
+        touches it again); the bundled stores do it in one write.
+        """
+        wanted = set(session_ids)
+        changed = 0
+        for session in self.list_sessions(openid):
+            if session.id in wanted and session.expires_at > expires_at:
+                self.touch_session(session.id, last_seen=session.last_seen, expires_at=expires_at)
+                changed += 1
+        return changed
+
     @abstractmethod
     def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
         """Replace the sealed ``session_key`` of session ``session_id`` of user ``openid``

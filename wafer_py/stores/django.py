@@ -239,6 +239,17 @@ class DjangoStore(SessionStore, EntryStore):
         self._sessions().filter(pk=session_id).update(last_seen=last_seen, expires_at=expires_at)
 
     @_healing
+    def supersede_sessions(
+        self, openid: str, session_ids: Sequence[str], *, expires_at: float, now: float
+    ) -> int:
+        if not session_ids:
+            return 0
+        shortened = self._sessions().filter(
+            openid=openid, pk__in=list(session_ids), expires_at__gt=expires_at
+        )
+        return int(shortened.update(expires_at=expires_at))
+
+    @_healing
     def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
         done = self._sessions().filter(pk=session_id, openid=openid)
         return bool(done.update(sealed_session_key=sealed_session_key))

@@ -123,6 +123,22 @@ class MemoryStore(SessionStore, EntryStore):
                     session, last_seen=last_seen, expires_at=expires_at
                 )
 
+    def supersede_sessions(
+        self, openid: str, session_ids: Sequence[str], *, expires_at: float, now: float
+    ) -> int:
+        changed = 0
+        with self._lock:
+            for session_id in session_ids:
+                session = self._sessions.get(session_id)
+                if (
+                    session is not None
+                    and session.openid == openid
+                    and session.expires_at > expires_at
+                ):
+                    self._sessions[session_id] = replace(session, expires_at=expires_at)
+                    changed += 1
+        return changed
+
     def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
         with self._lock:
             session = self._sessions.get(session_id)

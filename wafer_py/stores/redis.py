@@ -512,6 +512,31 @@ class RedisStore(SessionStore, EntryStore):
     def touch_session(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         self._run(self._touch(session_id, last_seen, expires_at))
 
+    def supersede_sessions(
+        self, openid: str, session_ids: Sequence[str], *, expires_at: float, now: float
+    ) -> int:
+        """One script on the user's records (all in its hash tag); on a cluster or behind
+        a proxy the pointers and the expiry index, in other slots, follow."""
+        if not session_ids:
+            return 0
+        base = self._base(openid)
+        records = [f"{base}:s:{session_id}" for session_id in session_ids]
+        ttl = _ttl_ms(expires_at - now + GRACE)
+        full = "0" if self._cluster else "1"
+        args = (expires_at, ttl, self.prefix, full, self._sessions)
+        (reply,) = self._do(_script(lua.SUPERSEDE, records, *args))
+        changed = [_text(x) for x in reply or []]
+        if self._cluster and changed:
+            follow: list[_Call] = []
+            for session_id, skey_hash in zip(changed[::2], changed[1::2], strict=True):
+                follow += [
+                    _cmd("PEXPIRE", self._id_pointer(session_id), ttl),
+                    _cmd("PEXPIRE", self._skey_pointer(skey_hash), ttl),
+                    _cmd("ZADD", self._sessions, expires_at, f"{base}:s:{session_id}"),
+                ]
+            self._do(*follow)
+        return len(changed) // 2
+
     def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
         record = f"{self._base(openid)}:s:{session_id}"
         (done,) = self._do(_script(lua.RESEAL, [record], sealed_session_key))

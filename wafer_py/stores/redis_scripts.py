@@ -23,6 +23,7 @@ __all__ = [
     "LOOKUP",
     "CREATE",
     "TOUCH",
+    "SUPERSEDE",
     "RESEAL",
     "DROP",
     "REVOKE_USER",
@@ -161,6 +162,33 @@ if full then
   redis.call('ZADD', KEYS[2], ARGV[2], r)
 end
 return s.skey_hash
+"""
+)
+
+SUPERSEDE = Script(
+    "#!lua\n"
+    + """
+-- Lower the expiry of the session records KEYS (one user's) to ARGV[1] where it is later,
+-- with Redis's own expiry: ARGV[2] ms. With ARGV[4] == '1', the pointers (prefix ARGV[3])
+-- and the expiry index (ARGV[5]) follow. Returns {id, skey_hash, ...} of those changed.
+local full = ARGV[4] == '1'
+local out = {}
+for _, r in ipairs(KEYS) do
+  local text = redis.call('GET', r)
+  local s = text and cjson.decode(text)
+  if s and tonumber(s.expires_at) > tonumber(ARGV[1]) then
+    s.expires_at = ARGV[1]
+    redis.call('SET', r, cjson.encode(s), 'PX', ARGV[2])
+    if full then
+      redis.call('PEXPIRE', ARGV[3] .. '{i:' .. s.id .. '}', ARGV[2])
+      redis.call('PEXPIRE', ARGV[3] .. '{k:' .. s.skey_hash .. '}', ARGV[2])
+      redis.call('ZADD', ARGV[5], ARGV[1], r)
+    end
+    out[#out + 1] = s.id
+    out[#out + 1] = s.skey_hash
+  end
+end
+return out
 """
 )
 

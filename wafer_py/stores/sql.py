@@ -518,6 +518,18 @@ class SQLStore(SessionStore, EntryStore):
             "touch_session", {"id": session_id, "last_seen": last_seen, "expires_at": expires_at}
         )
 
+    def supersede_sessions(
+        self, openid: str, session_ids: Sequence[str], *, expires_at: float, now: float
+    ) -> int:
+        if not session_ids:
+            return 0
+        ids = {f"i{n}": session_id for n, session_id in enumerate(session_ids)}
+        marks = ", ".join(f"%({name})s" for name in ids)
+        sql = self._q["supersede"].replace("%(ids)s", marks)
+        with self._cursor() as cur:
+            cur.execute(sql, {"openid": openid, "expires_at": expires_at, **ids})
+            return int(cur.rowcount)
+
     def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
         args = {"id": session_id, "openid": openid, "sealed": sealed_session_key}
         return self._count("reseal_session", args) > 0

@@ -50,6 +50,8 @@ QUERIES = {
     "login_by_id": _LOGIN + "s.id = %(id)s",
     "touch_session": "UPDATE {p}sessions SET last_seen = %(last_seen)s, "
     "expires_at = %(expires_at)s WHERE id = %(id)s",
+    "supersede": "UPDATE {p}sessions SET expires_at = %(expires_at)s "
+    "WHERE openid = %(openid)s AND id IN (%(ids)s) AND expires_at > %(expires_at)s",
     "reseal_session": "UPDATE {p}sessions SET sealed_session_key = %(sealed)s "
     "WHERE id = %(id)s AND openid = %(openid)s",
     "revoke_session": "DELETE FROM {p}sessions WHERE id = %(id)s",

@@ -389,6 +389,20 @@ class SQLiteStore(SessionStore, EntryStore):
                 (last_seen, expires_at, session_id),
             )
 
+    def supersede_sessions(
+        self, openid: str, session_ids: Sequence[str], *, expires_at: float, now: float
+    ) -> int:
+        if not session_ids:
+            return 0
+        marks = ", ".join("?" for _ in session_ids)
+        with self._write() as db:
+            done = db.execute(
+                "UPDATE wafer_sessions SET expires_at = ? WHERE openid = ? "
+                f"AND id IN ({marks}) AND expires_at > ?",
+                (expires_at, openid, *session_ids, expires_at),
+            )
+            return done.rowcount
+
     def reseal_session(self, session_id: str, sealed_session_key: str, *, openid: str) -> bool:
         with self._write() as db:
             done = db.execute(

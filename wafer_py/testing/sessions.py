@@ -10,13 +10,15 @@ from ..exceptions import InvalidSession
 from ..models import Session, User
 from ..stores.base import SessionStore
 from ..wechat.client import Code2Session
-from .common import BOX, SESSION_KEY, Contract, contract_auth, make_session, run_threads
+from .churn import SupersedeContract
+from .common import BOX, SESSION_KEY, contract_auth, make_session, run_threads
 
 __all__ = ["SessionStoreContract"]
 
 
-class SessionStoreContract(Contract):
-    """The behaviour every :class:`~wafer_py.stores.SessionStore` must have."""
+class SessionStoreContract(SupersedeContract):
+    """The behaviour every :class:`~wafer_py.stores.SessionStore` must have (superseded
+    sessions: :class:`~wafer_py.testing.churn.SupersedeContract`)."""
 
     def make_store(self) -> SessionStore:
         """A store to test."""
