@@ -270,11 +270,12 @@ def test_threads_racing_revocations_never_keep_a_revoked_session() -> None:
     def validate_all() -> None:
         while not stop.is_set():
             for v2, _, session_id in sessions:
+                done = session_id in revoked  # revoked before this validation began
                 try:
                     auth.validate(v2)
                 except InvalidSession:
                     continue
-                if session_id in revoked:  # accepted after its revocation returned
+                if done:
                     errors.append(session_id)
 
     threads = [threading.Thread(target=validate_all) for _ in range(4)]
@@ -288,12 +289,10 @@ def test_threads_racing_revocations_never_keep_a_revoked_session() -> None:
         stop.set()
         for thread in threads:
             thread.join()
-    # A validation that began before a revocation may finish after it; one that
-    # starts afterwards never accepts it:
+    assert errors == []  # a validation that began after a revocation never accepts it
     for v2, _, _ in sessions:
         with pytest.raises(InvalidSession):
             auth.validate(v2)
-    assert len(errors) <= 4 * len(sessions)  # in-flight only; never afterwards
 
 
 def test_run_of_a_hit_plan_is_the_validation() -> None:

@@ -26,6 +26,8 @@ class ManualChannel:
         self.on_state: Callable[[bool], None] | None = None
         self.starts = 0
         self.closed = False
+        #: Whether changes get through: a channel that is down misses them.
+        self.live = False
 
     def start(
         self, on_change: Callable[[Invalidation], None], on_state: Callable[[bool], None]
@@ -34,7 +36,7 @@ class ManualChannel:
         self.on_change = on_change
         self.on_state = on_state
         if self.live_on_start:
-            on_state(True)
+            self.up()
 
     def close(self) -> None:
         self.closed = True
@@ -46,15 +48,19 @@ class ManualChannel:
         return self.on_change is not None
 
     def up(self) -> None:
+        """Live again (and current: what it missed is the cache's to forget)."""
         assert self.on_state is not None, "the channel was not started"
+        self.live = True
         self.on_state(True)
 
     def down(self) -> None:
+        """Down: changes are missed until :meth:`up`."""
         assert self.on_state is not None, "the channel was not started"
+        self.live = False
         self.on_state(False)
 
     def send(self, change: Invalidation) -> None:
-        if self.on_change is not None and not self.closed:
+        if self.on_change is not None and self.live and not self.closed:
             self.on_change(change)
 
 
