@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.channel import ChannelStore
+from tests.support.channel import ChannelStore, PolledChannel, PolledStore
 from tests.support.clock import Clock
 from tests.support.constants import DEMO_ENV, TEST_SECRET
 from wafer_py import Credentials, InvalidSession, WaferAuth, WaferConfig
@@ -318,3 +318,22 @@ def test_for_store_does_not_start_anything() -> None:
     cache = SessionCache.for_store(store, 10)
     assert cache is not None and not cache.live and store.channels[0].starts == 0
     assert SessionCache.for_store(store, 0) is None
+
+
+def test_a_failed_poll_bypasses_the_cache() -> None:
+    store = PolledStore()
+    auth = make(store)
+    v2, _, _ = login(auth)
+    auth.validate(v2)
+    channel = store.channels[0]
+    assert isinstance(channel, PolledChannel) and channel.polls == 1
+    reads = store.reads
+    auth.validate(v2)
+    assert store.reads == reads  # polled, then a hit
+    channel.ok = False
+    auth.validate(v2)
+    auth.validate(v2)
+    assert store.reads == reads + 2  # the store answers while the poll fails
+    channel.ok = True
+    auth.validate(v2)
+    assert store.reads == reads + 2

@@ -398,7 +398,7 @@ class WaferAuth:
         # Taken before the lookup and the store read: a fill is dropped if an
         # invalidation of the session or its user arrived since.
         token = cache.token()
-        hit = cache.lookup(key)
+        hit = None if token is None else cache.lookup(key)
         if hit is not None:
             session, user = hit
             now = self.clock()

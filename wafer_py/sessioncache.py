@@ -29,6 +29,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from .stores.invalidation import ALL, Invalidation
@@ -64,6 +65,7 @@ class SessionCache:
         self.max_entries = max_entries
         self._store = store
         self._channel: InvalidationChannel | None = channel
+        self._poll: Callable[[], bool] | None = None
         self._started = False
         self._closed = False
         self._live = False
@@ -118,11 +120,17 @@ class SessionCache:
             return found
 
     def token(self) -> int | None:
-        """Take before a lookup and the store read whose answer may be cached (``None``:
-        do not cache). The first call starts the channel."""
+        """Take before a lookup and the store read whose answer may be cached; ``None``:
+        neither look up nor cache. The first call starts the channel; a channel that is
+        polled (SQLite's) applies what changed since its last poll first."""
         if not self._started:
             self._start()
-        return self._seq if self._live else None
+        if not self._live:
+            return None
+        poll = self._poll
+        if poll is not None and not poll():
+            return None
+        return self._seq
 
     def fill(self, token: int | None, key: CacheKey, session: Session, user: User) -> bool:
         """Keep the store's answer under ``key`` unless the session, its user or
@@ -219,6 +227,7 @@ class SessionCache:
                 return
             self._started = True
             channel = self._channel
+        self._poll = getattr(channel, "poll", None)
         ref = weakref.ref(self)  # the channel must not keep a dropped cache alive
 
         def on_change(change: Invalidation) -> None:
@@ -243,6 +252,7 @@ class SessionCache:
         self._start_lock = threading.Lock()
         self._live = False
         self._started = False
+        self._poll = None
         self._entries.clear()
         self._by_session.clear()
         self._by_user.clear()

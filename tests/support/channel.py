@@ -151,3 +151,26 @@ class ChannelStore(MemoryStore):
         if count:
             self.changed(ALL)
         return count
+
+
+class PolledChannel(ManualChannel):
+    """A :class:`ManualChannel` that is polled before each lookup (as SQLite's is):
+    :attr:`ok` says whether the poll succeeds; :attr:`polls` counts them."""
+
+    def __init__(self, store: ChannelStore | None = None) -> None:
+        super().__init__(store)
+        self.ok = True
+        self.polls = 0
+
+    def poll(self) -> bool:
+        self.polls += 1
+        return self.ok
+
+
+class PolledStore(ChannelStore):
+    """A :class:`ChannelStore` whose channels are :class:`PolledChannel` s."""
+
+    def invalidation_channel(self) -> PolledChannel:
+        channel = PolledChannel(self)
+        self.channels.append(channel)
+        return channel

@@ -13,6 +13,11 @@ The channel's contract, which the cache relies on:
   change (connection lost, server restarted, failover, heartbeat overdue), and
   ``on_state(True)`` once it is live and current again; the cache is not used while the
   channel is not live, and is emptied on every return to live.
+
+A channel may also have a ``poll() -> bool`` method (optional; SQLite's has one): the
+cache calls it before every lookup, and it must report through ``on_change``, before it
+returns, every change committed before it was called; ``False`` means it could not
+(that lookup then goes to the store).
 """
 
 from __future__ import annotations
