@@ -21,6 +21,7 @@ import base64
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -74,6 +75,19 @@ def make_auth(store: SessionStore, api_base: str | None = None, **options: Any) 
     if api_base is not None:
         config = config.replace(api_base=api_base)
     return WaferAuth(config, store=store)
+
+
+def cache_live(auth: WaferAuth, timeout: float = 10.0) -> bool:
+    """Start the auth's session cache and wait until its channel is live."""
+    cache = auth.session_cache
+    if cache is None:
+        return False
+    deadline = time.monotonic() + timeout
+    while cache.token() is None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 # -------------------------------------------------------------------- Starlette
@@ -238,6 +252,10 @@ def build_suite(
                 auth = make_auth(store, session_cache=CACHE_SIZE)
                 if auth.session_cache is None:
                     note(f"note: leaving out {name}: {type(store).__name__} offers no channel")
+                    continue
+                if not cache_live(auth):
+                    note(f"note: leaving out {name}: its channel did not become live")
+                    auth.session_cache.close()
                     continue
             else:
                 auth = make_auth(store)

@@ -39,9 +39,10 @@ STORES = ("memory", "sqlite", "redis", "postgres")
 SERVER_STORES = ("redis", "postgres")
 #: The same stores validated through wafer_py's per-process session cache (issue #17):
 #: "redis+cache" shares the "redis" store's data. A store measured so must offer an
-#: invalidation channel; "memory+cache" is a memory store driven by the tests' channel
-#: (no server: it measures the cache's hit path alone).
-CACHED_STORES = ("memory+cache", "redis+cache", "postgres+cache")
+#: invalidation channel (SQLite's is its change log, polled before each lookup);
+#: "memory+cache" is a memory store driven by the tests' channel (no server: it measures
+#: the cache's hit path alone).
+CACHED_STORES = ("memory+cache", "sqlite+cache", "redis+cache", "postgres+cache")
 #: Entries of the cached variants' caches (``session_cache``).
 CACHE_SIZE = 10_000
 DEFAULT_URLS = {
