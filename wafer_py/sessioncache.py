@@ -72,8 +72,10 @@ class SessionCache:
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._entries: OrderedDict[CacheKey, tuple[Session, User]] = OrderedDict()
-        self._by_session: dict[str, set[CacheKey]] = {}
-        self._by_user: dict[str, set[CacheKey]] = {}
+        # Lists, not sets: a session has one key or two, a user a few (and a list of one
+        # takes a third of a set's memory).
+        self._by_session: dict[str, list[CacheKey]] = {}
+        self._by_user: dict[str, list[CacheKey]] = {}
         #: Invalidations so far, and the latest ones (sequence number, change) for fills.
         self._seq = 0
         self._recent: deque[tuple[int, Invalidation]] = deque(maxlen=HISTORY)
@@ -142,8 +144,8 @@ class SessionCache:
                 return False
             self._drop(key)
             self._entries[key] = (session, user)
-            self._by_session.setdefault(session.id, set()).add(key)
-            self._by_user.setdefault(session.openid, set()).add(key)
+            self._by_session.setdefault(session.id, []).append(key)
+            self._by_user.setdefault(session.openid, []).append(key)
             while len(self._entries) > self.max_entries:
                 self._drop(next(iter(self._entries)))
             return True
@@ -215,8 +217,8 @@ class SessionCache:
         session = found[0]
         for index, name in ((self._by_session, session.id), (self._by_user, session.openid)):
             keys = index.get(name)
-            if keys is not None:
-                keys.discard(key)
+            if keys is not None and key in keys:
+                keys.remove(key)
                 if not keys:
                     del index[name]
 
