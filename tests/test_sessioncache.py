@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -337,3 +338,28 @@ def test_a_failed_poll_bypasses_the_cache() -> None:
     channel.ok = True
     auth.validate(v2)
     assert store.reads == reads + 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_opens_a_channel_of_its_own() -> None:
+    store = ChannelStore()
+    auth = make(store)
+    v2, _, _ = login(auth)
+    auth.validate(v2)
+    parent = store.channels[0]
+    assert auth.session_cache is not None and len(auth.session_cache) == 1
+    pid = os.fork()
+    if pid == 0:  # the child: nothing of the parent's cache or channel is used
+        code = 1
+        try:
+            cache = auth.session_cache
+            fresh = not cache.live and len(cache) == 0 and len(store.channels) == 2
+            reads = store.reads
+            auth.validate(v2)  # starts the child's own channel
+            auth.validate(v2)
+            own = store.channels[1].started and parent.starts == 1
+            code = 0 if fresh and own and store.reads == reads + 1 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
