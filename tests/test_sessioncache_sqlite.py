@@ -5,7 +5,10 @@ Two stores on one file stand for two processes (each has its own connections).
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,3 +135,21 @@ def test_a_gap_in_the_log_forgets_everything(db: Path, auths: list[WaferAuth]) -
 
 def test_cache_off(db: Path, auths: list[WaferAuth]) -> None:
     assert make(db, auths, session_cache=0).session_cache is None
+
+
+def test_the_cli_revoking_is_seen_at_once(db: Path, auths: list[WaferAuth]) -> None:
+    here = make(db, auths)
+    v2, _, session_id = login(here)
+    live(here, v2)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WAFER_")}
+    env["WAFER_STORE_URL"] = f"sqlite:///{db}"
+    done = subprocess.run(
+        [sys.executable, "-m", "wafer_py", "sessions", "revoke", "--session", session_id],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(InvalidSession):
+        here.validate(v2)
