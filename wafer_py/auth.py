@@ -337,6 +337,9 @@ class WaferAuth:
             expires_at=now + min(self.config.session_ttl, self.config.session_max_age),
         )
         yield StoreCall(self.store, "create_session", (session,))
+        # A login may change the user's other sessions (their expiry cut short once
+        # superseded): this process forgets them after the last write of the login.
+        self._forget("user", wx.openid)
         return LoginResult(user, session, skey, created)
 
     def _prune(self, openid: str, now: float) -> Plan[float]:
