@@ -29,8 +29,8 @@ TITLES = {
     "stores": "Validation latency",
 }
 LOCAL = {
-    "overhead": "memory,memory+cache,sqlite",
-    "http_load": "memory,memory+cache,sqlite",
+    "overhead": "memory,memory+cache,sqlite,sqlite+cache",
+    "http_load": "memory,memory+cache,sqlite,sqlite+cache",
     "logins": "memory,sqlite",
 }
 LOCAL["stores"] = "sqlite"
@@ -88,6 +88,13 @@ def test_smoke_server_stores(script: str, tmp_path: Path) -> None:
     assert TITLES[script] in printed
     assert "wafer redis" in printed or "redis " in printed
     assert "note: leaving out" not in printed
+
+
+def test_smoke_sqlite_cache(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    printed = run("bench.sqlite_cache", "--smoke", "--json", str(out))
+    assert "validate() sqlite+cache v2" in printed
+    assert json.loads(out.read_text())["medians_s"]
 
 
 def cacheable_server_stores() -> list[str]:
