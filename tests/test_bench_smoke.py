@@ -104,7 +104,7 @@ def cacheable_server_stores() -> list[str]:
     from wafer_py.stores.sql import SQLStore
 
     default = SessionStore.invalidation_channel
-    found = {"redis": RedisStore, "postgres": SQLStore}
+    found: dict[str, type[SessionStore]] = {"redis": RedisStore, "postgres": SQLStore}
     return [name for name, cls in found.items() if cls.invalidation_channel is not default]
 
 
