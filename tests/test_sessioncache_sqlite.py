@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,3 +154,39 @@ def test_the_cli_revoking_is_seen_at_once(db: Path, auths: list[WaferAuth]) -> N
     assert done.returncode == 0, done.stderr
     with pytest.raises(InvalidSession):
         here.validate(v2)
+
+
+def test_threads_never_accept_a_session_revoked_before_they_began(
+    db: Path, auths: list[WaferAuth]
+) -> None:
+    here, other = make(db, auths), make(db, auths)
+    sessions = [login(here, f"o-t{n}") for n in range(12)]
+    live(here, sessions[0][0])
+    revoked: set[str] = set()
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def validate_all() -> None:
+        while not stop.is_set():
+            for v2, _, session_id in sessions:
+                done = session_id in revoked
+                try:
+                    here.validate(v2)
+                except InvalidSession:
+                    continue
+                if done:
+                    errors.append(session_id)
+
+    threads = [threading.Thread(target=validate_all) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _, _, session_id in sessions:
+            other.revoke(session_id)
+            revoked.add(session_id)
+            time.sleep(0.005)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert errors == []

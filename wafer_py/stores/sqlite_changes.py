@@ -95,7 +95,7 @@ class SQLiteChanges:
             finally:
                 conn.close()
         except sqlite3.Error as exc:
-            logger.error("wafer_py: no session cache for %r: %s", self._store, exc)
+            logger.warning("wafer_py: no session cache for %r: %s", self._store, exc)
             return
         with self._lock:
             if self._closed:
