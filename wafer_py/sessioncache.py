@@ -55,8 +55,8 @@ class SessionCache:
     """Validated ``(Session, User)`` pairs of one process, at most ``max_entries`` (LRU).
 
     Made by :meth:`for_store`, which gives ``None`` for a store without an invalidation
-    channel (the memory store, SQLite, MySQL) or a size of 0: such a store is never
-    cached. Lookups give ``None`` (a miss) while the channel is not live.
+    channel (the memory store, MySQL) or a size of 0: such a store is never cached.
+    Lookups give ``None`` (a miss) while the channel is not live.
     """
 
     def __init__(self, store: SessionStore, channel: InvalidationChannel, max_entries: int) -> None:
