@@ -21,12 +21,22 @@ import base64
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import SECRET, Probe, drop_bench_store, fill, open_bench_store
+from bench.common import (
+    CACHE_SIZE,
+    SECRET,
+    Probe,
+    base_store,
+    drop_bench_store,
+    fill,
+    note,
+    open_bench_store,
+)
 from wafer_py import WaferAuth, WaferConfig
 from wafer_py.config import DEMO_APP_SECRET, DEMO_APPID
 from wafer_py.stores import SessionStore
@@ -55,13 +65,29 @@ class Variant:
 
 def make_auth(store: SessionStore, api_base: str | None = None, **options: Any) -> WaferAuth:
     """An auth for ``store`` with the benchmark's secret key (and the fake WeChat's URL);
-    ``options`` are :class:`~wafer_py.WaferConfig` fields."""
+    ``options`` are :class:`~wafer_py.WaferConfig` fields. Without a ``session_cache``
+    option, no session cache: every validation asks the store (the "+cache" variants
+    ask for one)."""
+    options.setdefault("session_cache", 0)
     options.setdefault("appid", DEMO_APPID)  # the fake WeChat's app, named explicitly
     options.setdefault("app_secret", DEMO_APP_SECRET)
     config = WaferConfig(secret_keys=(SECRET,), **options)
     if api_base is not None:
         config = config.replace(api_base=api_base)
     return WaferAuth(config, store=store)
+
+
+def cache_live(auth: WaferAuth, timeout: float = 10.0) -> bool:
+    """Start the auth's session cache and wait until its channel is live."""
+    cache = auth.session_cache
+    if cache is None:
+        return False
+    deadline = time.monotonic() + timeout
+    while cache.token() is None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 # -------------------------------------------------------------------- Starlette
@@ -168,7 +194,11 @@ class Suite:
     auths: dict[str, WaferAuth]
 
     def close(self) -> None:
-        """Delete the stores' data (keys, tables) and close them."""
+        """Stop the session caches' channels; delete the stores' data (keys, tables) and
+        close them."""
+        for auth in self.auths.values():
+            if auth.session_cache is not None:
+                auth.session_cache.close()
         for store in self.stores.values():
             drop_bench_store(store)
 
@@ -207,13 +237,28 @@ def build_suite(
         ),
     ]
     opened: dict[str, SessionStore] = {}
+    filled: dict[str, list[Probe]] = {}  # by base store: "redis+cache" shares "redis"'s
     auths: dict[str, WaferAuth] = {}
     try:
         for name in stores:
-            store = open_bench_store(name, f"{tag}_{framework}_{name}", workdir, urls)
-            opened[name] = store
-            known: list[Probe] = fill(store, sessions, probes=probes)
-            auth = make_auth(store)
+            # memory+cache is a store of its own (one with the tests' channel)
+            base = name if name == "memory+cache" else base_store(name)
+            if base not in opened:
+                store = open_bench_store(base, f"{tag}_{framework}_{base}", workdir, urls)
+                opened[base] = store
+                filled[base] = fill(store, sessions, probes=probes)
+            store, known = opened[base], filled[base]
+            if name.endswith("+cache"):
+                auth = make_auth(store, session_cache=CACHE_SIZE)
+                if auth.session_cache is None:
+                    note(f"note: leaving out {name}: {type(store).__name__} offers no channel")
+                    continue
+                if not cache_live(auth):
+                    note(f"note: leaving out {name}: its channel did not become live")
+                    auth.session_cache.close()
+                    continue
+            else:
+                auth = make_auth(store)
             auths[name] = auth
             apps[name] = make_stack(name, auth)
             for generation in ("v1", "v2"):

@@ -37,6 +37,14 @@ BOX = SecretBox([SECRET], scope=DEMO_APPID)
 #: Every store the scripts know, in the order tables list them.
 STORES = ("memory", "sqlite", "redis", "postgres")
 SERVER_STORES = ("redis", "postgres")
+#: The same stores validated through wafer_py's per-process session cache (issue #17):
+#: "redis+cache" shares the "redis" store's data. A store measured so must offer an
+#: invalidation channel (SQLite's is its change log, polled before each lookup);
+#: "memory+cache" is a memory store driven by the tests' channel (no server: it measures
+#: the cache's hit path alone).
+CACHED_STORES = ("memory+cache", "sqlite+cache", "redis+cache", "postgres+cache")
+#: Entries of the cached variants' caches (``session_cache``).
+CACHE_SIZE = 10_000
 DEFAULT_URLS = {
     "redis": "redis://127.0.0.1:6379/0",
     "postgres": "postgresql://postgres@127.0.0.1:5432/test",
@@ -53,18 +61,25 @@ _FILLER_SEAL = BOX.seal("c2Vzc2lvbmtleTEyMzQ1Ng==", context="o" + "0" * 27)
 # ----------------------------------------------------------------------- options
 
 
-def parser(description: str | None) -> argparse.ArgumentParser:
-    """The options every script takes: ``--smoke``, ``--json``, ``--stores`` and URLs."""
+def base_store(name: str) -> str:
+    """The store a variant name measures: ``redis+cache`` -> ``redis``."""
+    return name.removesuffix("+cache")
+
+
+def parser(description: str | None, *, cached: bool = False) -> argparse.ArgumentParser:
+    """The options every script takes: ``--smoke``, ``--json``, ``--stores`` and URLs
+    (``cached``: the stores default to the cached variants too)."""
     doc = (description or "").strip().splitlines()
     parser = argparse.ArgumentParser(description=doc[0] if doc else None)
     parser.add_argument(
         "--smoke", action="store_true", help="tiny sizes, a few seconds: does every path run?"
     )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    default = ",".join(_ordered(STORES + CACHED_STORES) if cached else STORES)
     parser.add_argument(
         "--stores",
-        default=",".join(STORES),
-        help=f"comma-separated stores to measure (default: {','.join(STORES)}); a server "
+        default=default,
+        help=f"comma-separated stores to measure (default: {default}); a server "
         "store whose server does not answer is left out with a note",
     )
     for kind, url in DEFAULT_URLS.items():
@@ -102,20 +117,26 @@ def uvicorn_label(kind: str) -> str:
 def chosen_stores(args: argparse.Namespace) -> list[str]:
     """The stores of ``--stores`` that can be measured here (a note for those left out)."""
     wanted = [s.strip() for s in args.stores.split(",") if s.strip()]
-    unknown = [s for s in wanted if s not in STORES]
+    known = _ordered(STORES + CACHED_STORES)
+    unknown = [s for s in wanted if s not in known]
     if unknown:
-        raise SystemExit(f"unknown store(s) {unknown}; choose from {', '.join(STORES)}")
+        raise SystemExit(f"unknown store(s) {unknown}; choose from {', '.join(known)}")
     chosen = []
-    for name in STORES:
+    for name in known:
         if name not in wanted:
             continue
-        if name in SERVER_STORES:
-            problem = server_problem(store_url(args, name))
+        if base_store(name) in SERVER_STORES:
+            problem = server_problem(store_url(args, base_store(name)))
             if problem is not None:
                 print(f"note: leaving out {name}: {problem}", flush=True)
                 continue
         chosen.append(name)
     return chosen
+
+
+def _ordered(names: Iterable[str]) -> list[str]:
+    """Each store followed by its cached variant."""
+    return sorted(names, key=lambda n: (STORES.index(base_store(n)), n != base_store(n)))
 
 
 def store_url(args: argparse.Namespace, name: str) -> str:
@@ -228,6 +249,10 @@ def open_bench_store(
     same tag finds the same data."""
     if name == "memory":
         return open_store("memory://")
+    if name == "memory+cache":
+        from tests.support.channel import ChannelStore  # the tests' channel, no server
+
+        return ChannelStore()
     if name == "sqlite":
         path = workdir / f"{tag}.db"
         for leftover in workdir.glob(f"{tag}.db*") if fresh else ():

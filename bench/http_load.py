@@ -210,7 +210,7 @@ def _drop(
 ) -> None:
     """Delete the keys and tables the server process made (it cannot: it was killed)."""
     urls = common.store_urls(args)
-    for name in stores:
+    for name in {common.base_store(s) for s in stores}:
         if name in common.SERVER_STORES:
             store = common.open_bench_store(
                 name, f"{tag}_{framework}_{name}", workdir, urls, fresh=False
@@ -265,7 +265,7 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = common.parser(__doc__)
+    parser = common.parser(__doc__, cached=True)
     parser.add_argument("--connections", type=int, default=16, help="wrk's connections")
     common.add_uvicorn_option(parser)
     parser.add_argument(

@@ -12,11 +12,14 @@ Drives each app directly (ASGI: a scope and two callables; WSGI: an environ and
 Overhead is a variant's time per request minus the bare app's. Targets: wafer_py's
 overhead with the memory and SQLite stores at most half the signed cookie's; with Redis
 and PostgreSQL at most one loopback round trip (measured here with the same driver) plus
-the memory store's overhead. A second table splits wafer_py's cost into its parts:
-``WaferAuth.validate`` alone, the hop to a worker thread (the ASGI middleware's way to
-call a blocking store) and one round trip to each server.
+the memory store's overhead; with the session cache (issue #17), "sqlite+cache" at most
+half the cookie's and "redis+cache", "postgres+cache" at most twice the memory store's
+("memory+cache" is the cache's hit path alone, on a memory store driven by the tests'
+channel). A second table splits wafer_py's cost into its parts: ``WaferAuth.validate``
+alone, the hop to a worker thread (the ASGI middleware's way to call a blocking store)
+and one round trip to each server.
 
-    python -m bench.overhead [--smoke] [--stores memory,sqlite,redis,postgres]
+    python -m bench.overhead [--smoke] [--stores memory,sqlite,redis,redis+cache,...]
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from wafer_py.auth import Credentials
 
 #: Targets: the overhead ratio to the signed cookie's, for these stores.
 LOCAL_TARGET = 0.5
+#: With the session cache: the overhead ratio to the memory store's.
+CACHE_TARGET = 2.0
 
 
 def sizes(smoke: bool) -> dict[str, int]:
@@ -258,11 +263,17 @@ def report(
         overhead = medians[variant.name] - bare
         target = verdict = ""
         ok: bool | None = None
-        if variant.store in ("memory", "sqlite"):
+        memory = medians.get(f"wafer memory {variant.generation}")
+        if variant.store in ("memory", "sqlite", "sqlite+cache"):
             target = f"<= {LOCAL_TARGET:.2f}"
             ok = overhead <= LOCAL_TARGET * cookie
-        elif variant.store is not None:
-            memory = medians.get(f"wafer memory {variant.generation}")
+        elif variant.store in ("redis+cache", "postgres+cache"):
+            if memory is not None:
+                target = (
+                    f"<= {CACHE_TARGET:.0f}x mem ({common.us(CACHE_TARGET * (memory - bare))} us)"
+                )
+                ok = overhead <= CACHE_TARGET * (memory - bare)
+        elif variant.store is not None and variant.store != "memory+cache":
             trip = round_trips.get(variant.store)
             if memory is not None and trip is not None:
                 limit = trip + (memory - bare)
@@ -314,7 +325,7 @@ def measure_framework(
         urls=common.store_urls(args),
     )
     loop = asyncio.new_event_loop()
-    trips = RoundTrips(stores, common.store_urls(args))
+    trips = RoundTrips([common.base_store(s) for s in stores], common.store_urls(args))
     try:
         count, reps = size["requests"], size["repetitions"]
         runs: dict[str, Callable[[], float]] = {}
@@ -341,7 +352,7 @@ def measure_framework(
                 runs[f"round trip {name}"] = _bind(run, count)
         measured = common.interleaved(runs, reps)
         medians = {name: common.median(values) for name, values in measured.items()}
-        round_trips = {name: medians[f"round trip {name}"] for name in trips.runs if name in stores}
+        round_trips = {name: medians[f"round trip {name}"] for name in trips.runs}
         figures = report(framework, medians, suite.variants, round_trips)
         return {"variants": figures, "round_trips_s": round_trips, "samples": measured}
     finally:
@@ -364,7 +375,7 @@ def measure_parts(
         urls=common.store_urls(args),
     )
     loop = asyncio.new_event_loop()
-    trips = RoundTrips(stores, common.store_urls(args))
+    trips = RoundTrips([common.base_store(s) for s in stores], common.store_urls(args))
     try:
         count, reps = size["requests"], size["repetitions"]
         runs: dict[str, Callable[[], float]] = {}
@@ -417,7 +428,7 @@ def _bind_validate(suite: Suite, variant: Variant, count: int) -> Callable[[], f
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = common.parser(__doc__).parse_args(argv)
+    args = common.parser(__doc__, cached=True).parse_args(argv)
     stores = common.chosen_stores(args)
     size = sizes(args.smoke)
     tag = common.run_tag()

@@ -30,7 +30,11 @@ TITLES = {
     "metrics_cost": "Metrics on the validation path",
     "churn": "Login churn",
 }
-LOCAL = {"overhead": "memory,sqlite", "http_load": "memory,sqlite", "logins": "memory,sqlite"}
+LOCAL = {
+    "overhead": "memory,memory+cache,sqlite,sqlite+cache",
+    "http_load": "memory,memory+cache,sqlite,sqlite+cache",
+    "logins": "memory,sqlite",
+}
 LOCAL["stores"] = "sqlite"
 LOCAL["metrics_cost"] = "memory,sqlite"
 LOCAL["churn"] = "memory,sqlite"
@@ -62,6 +66,8 @@ def test_smoke_local_stores(script: str, tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     printed = run(f"bench.{script}", "--smoke", "--stores", LOCAL[script], "--json", str(out))
     assert TITLES[script] in printed
+    if "memory+cache" in LOCAL[script]:
+        assert "wafer memory+cache v2" in printed
     assert json.loads(out.read_text())
 
 
@@ -70,11 +76,14 @@ def test_smoke_server_stores(script: str, tmp_path: Path) -> None:
     needs_wrk(script)
     redis_url = services.require("redis")
     postgres_url = services.require("postgres")
+    stores = ["redis", "postgres"]
+    if script in LOCAL and "memory+cache" in LOCAL[script]:
+        stores += [f"{name}+cache" for name in cacheable_server_stores()]
     printed = run(
         f"bench.{script}",
         "--smoke",
         "--stores",
-        "redis,postgres",
+        ",".join(stores),
         "--redis-url",
         redis_url,
         "--postgres-url",
@@ -83,6 +92,24 @@ def test_smoke_server_stores(script: str, tmp_path: Path) -> None:
     assert TITLES[script] in printed
     assert "wafer redis" in printed or "redis " in printed
     assert "note: leaving out" not in printed
+
+
+def test_smoke_sqlite_cache(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    printed = run("bench.sqlite_cache", "--smoke", "--json", str(out))
+    assert "validate() sqlite+cache v2" in printed
+    assert json.loads(out.read_text())["medians_s"]
+
+
+def cacheable_server_stores() -> list[str]:
+    """The server stores that offer an invalidation channel (a session cache)."""
+    from wafer_py.stores.base import SessionStore
+    from wafer_py.stores.redis import RedisStore
+    from wafer_py.stores.sql import SQLStore
+
+    default = SessionStore.invalidation_channel
+    found: dict[str, type[SessionStore]] = {"redis": RedisStore, "postgres": SQLStore}
+    return [name for name, cls in found.items() if cls.invalidation_channel is not default]
 
 
 def test_run_all_then_plot(tmp_path: Path) -> None:

@@ -13,6 +13,20 @@ The channel's contract, which the cache relies on:
   change (connection lost, server restarted, failover, heartbeat overdue), and
   ``on_state(True)`` once it is live and current again; the cache is not used while the
   channel is not live, and is emptied on every return to live.
+
+How the cache drives a channel: ``SessionStore.invalidation_channel()`` is called once
+per :class:`~wafer_py.auth.WaferAuth` when it is made (and again in a forked child), so
+it must not do I/O and must return a new channel; ``start`` is called on the first
+validation, maybe on an event loop, so it must return at once (connect in the
+background, then report ``on_state(True)``); ``close`` may be called without ``start``.
+The cache forgets a session itself after its own process's writes through
+:class:`~wafer_py.auth.WaferAuth`; touches (``last_seen`` and a later ``expires_at``)
+need not be reported.
+
+A channel may also have a ``poll() -> bool`` method (optional; SQLite's has one): the
+cache calls it before every lookup, and it must report through ``on_change``, before it
+returns, every change committed before it was called; ``False`` means it could not
+(that lookup then goes to the store).
 """
 
 from __future__ import annotations

@@ -18,13 +18,16 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..exceptions import StoreUnavailable
 from ..models import Session, User
 from .base import SessionStore, StoreStats
 from .entries import EntryStore
+
+if TYPE_CHECKING:
+    from .sqlite_changes import SQLiteChanges
 
 __all__ = ["SQLiteStore"]
 
@@ -519,6 +522,12 @@ class SQLiteStore(SessionStore, EntryStore):
                 ).rowcount
                 > 0
             )
+
+    def invalidation_channel(self) -> SQLiteChanges:
+        """The change log that keeps a per-process session cache exact (issue #17)."""
+        from .sqlite_changes import SQLiteChanges
+
+        return SQLiteChanges(self)
 
     def close(self) -> None:
         with self._all_lock:
