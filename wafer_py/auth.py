@@ -7,6 +7,7 @@ together. It knows nothing of HTTP frameworks; the adapters call it.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import math
 import threading
@@ -38,7 +39,9 @@ from .models import (
 )
 from .plans import Plan, StoreCall, WeChatLogin, arun, run
 from .serverkeys import server_secret_keys
+from .sessioncache import CacheKey, SessionCache
 from .stores import SessionStore, open_store
+from .stores.invalidation import Invalidation
 from .wechat.phone import PhoneNumber
 
 if TYPE_CHECKING:
@@ -153,6 +156,9 @@ class WaferAuth:
         # sessions apart.
         self.secrets = SecretBox(self._keys, scope=config.appid)
         self.clock = clock
+        #: Validated sessions kept in this process (``config.session_cache``), or
+        #: ``None``: the store offers no invalidation channel, or the cache is off.
+        self.session_cache = SessionCache.for_store(self.store, config.session_cache)
         self._tokens = tokens
         self._wechat_api: WeChatAPI | None = None
         self._lazy = threading.Lock()
@@ -166,6 +172,8 @@ class WaferAuth:
         return f"WaferAuth(appid={self.config.appid!r}, store={self.store!r})"
 
     def close(self) -> None:
+        if self.session_cache is not None:
+            self.session_cache.close()
         self.store.close()
         self.wechat.close()
 
@@ -305,6 +313,8 @@ class WaferAuth:
             {"unionid": unionid, "profile": {**defaults, **(profile or {})}, "now": now},
         )
         created = user.created_at == now
+        if not created and user.updated_at == now:  # its unionid was filled in
+            self._forget("user", wx.openid)
         if profile and not created:
             updated = yield StoreCall(
                 self.store,
@@ -312,6 +322,7 @@ class WaferAuth:
                 (wx.openid, profile),
                 {"now": now, "unionid": unionid},
             )
+            self._forget("user", wx.openid)
             user = updated or user
 
         skey = new_skey()
@@ -350,7 +361,10 @@ class WaferAuth:
         if excess > 0:
             doomed.extend(live[:excess])
         for session in doomed:
-            yield StoreCall(self.store, "revoke_session", (session.id,))
+            try:
+                yield StoreCall(self.store, "revoke_session", (session.id,))
+            finally:
+                self._forget("session", session.id)
         if not sessions:
             return now
         newest = sessions[-1].created_at
@@ -368,12 +382,59 @@ class WaferAuth:
         return await arun(self.validation(credentials))
 
     def validation(self, credentials: Credentials) -> Plan[Authenticated]:
-        """:meth:`validate` as a plan (:mod:`wafer_py.plans`)."""
+        """:meth:`validate` as a plan (:mod:`wafer_py.plans`). With a session cache, a
+        hit yields no step unless its touch is due."""
+        cache = self.session_cache
+        if cache is None:
+            found = yield StoreCall(self.store, "find_login", (), self._lookup(credentials))
+            who, touch = self._check(credentials, found)
+            if touch is not None:
+                yield StoreCall(self.store, "touch_session", (who.session.id,), touch)
+            return who
+        if credentials.session_id is not None:
+            key: CacheKey = ("v1", credentials.session_id)
+        else:
+            key = ("v2", self.secrets.hash_skey(credentials.skey))
+        # Taken before the lookup and the store read: a fill is dropped if an
+        # invalidation of the session or its user arrived since.
+        token = cache.token()
+        hit = cache.lookup(key)
+        if hit is not None:
+            session, user = hit
+            now = self.clock()
+            cap = session.created_at + self.config.session_max_age
+            if now < session.expires_at and now < cap:
+                # v1: the id is not a secret; the skey is checked on every hit.
+                if credentials.session_id is not None and not self.secrets.check_skey(
+                    credentials.skey, session.skey_hash
+                ):
+                    raise InvalidSession()
+                if now - session.last_seen < self.config.touch_interval:
+                    return Authenticated(user, session, credentials.generation)
+                expires_at = min(now + self.config.session_ttl, cap)
+                touch = {"last_seen": now, "expires_at": expires_at}
+                yield StoreCall(self.store, "touch_session", (session.id,), touch)
+                session = replace(session, last_seen=now, expires_at=expires_at)
+                cache.fill(token, key, session, user)
+                return Authenticated(user, session, credentials.generation)
+            # Past the expiry this process saw (another may have renewed it): ask the store.
+            cache.discard(key)
         found = yield StoreCall(self.store, "find_login", (), self._lookup(credentials))
         who, touch = self._check(credentials, found)
         if touch is not None:
             yield StoreCall(self.store, "touch_session", (who.session.id,), touch)
+        session = who.session
+        # v2: cached only under the hash it was found by, so that a hit is exact (a
+        # session stored under an older secret key is always looked up in the store).
+        if key[0] == "v1" or hmac.compare_digest(session.skey_hash, key[1]):
+            cache.fill(token, key, session, who.user)
         return who
+
+    def _forget(self, kind: Literal["session", "user", "all"], key: str = "") -> None:
+        """After a write of this process: its own cache forgets at once (other processes'
+        hear of it through the store's channel)."""
+        if self.session_cache is not None:
+            self.session_cache.invalidate(Invalidation(kind, key))
 
     def _lookup(self, credentials: Credentials) -> dict[str, Any]:
         if credentials.session_id is not None:
@@ -473,6 +534,7 @@ class WaferAuth:
             (who.openid, profile),
             {"now": self.clock(), "unionid": unionid},
         )
+        self._forget("user", who.openid)
         if user is None:
             raise InvalidSession()
         return Authenticated(user, who.session, who.generation)
@@ -512,6 +574,7 @@ class WaferAuth:
             raise ContentRejected()
         now = self.clock()
         user = run(StoreCall.plan(self.store, "update_profile", who.openid, profile, now=now))
+        self._forget("user", who.openid)
         if user is None:
             raise InvalidSession()
         return Authenticated(user, who.session, who.generation)
@@ -569,6 +632,7 @@ class WaferAuth:
                 now=self.clock(),
             )
         )
+        self._forget("user", who.openid)
         if user is None:
             raise InvalidSession()
         return Authenticated(user, who.session, who.generation)
@@ -606,6 +670,7 @@ class WaferAuth:
             plan = StoreCall.plan(self.store, "reseal_session", live.id, sealed, openid=who.openid)
             if run(plan) and live.id == session.id:
                 session = replace(session, sealed_session_key=sealed)
+        self._forget("user", who.openid)
         return Authenticated(who.user, session, who.generation)
 
     def _session_key(self, who: Authenticated) -> str:
@@ -618,16 +683,28 @@ class WaferAuth:
     # -- revocation -------------------------------------------------------------
     def revoke(self, session_id: str) -> bool:
         """Revoke one session; ``True`` if it existed."""
-        return bool(run(StoreCall.plan(self.store, "revoke_session", session_id)))
+        try:  # forgotten here even if the answer was lost: the write may have been made
+            return bool(run(StoreCall.plan(self.store, "revoke_session", session_id)))
+        finally:
+            self._forget("session", session_id)
 
     async def arevoke(self, session_id: str) -> bool:
         """:meth:`revoke` for async callers."""
-        return bool(await arun(StoreCall.plan(self.store, "revoke_session", session_id)))
+        try:
+            return bool(await arun(StoreCall.plan(self.store, "revoke_session", session_id)))
+        finally:
+            self._forget("session", session_id)
 
     def revoke_user(self, openid: str) -> int:
         """Revoke every session of a user; return how many."""
-        return int(run(StoreCall.plan(self.store, "revoke_user", openid)))
+        try:
+            return int(run(StoreCall.plan(self.store, "revoke_user", openid)))
+        finally:
+            self._forget("user", openid)
 
     def purge_expired(self) -> int:
         """Delete expired sessions; return how many."""
-        return int(run(StoreCall.plan(self.store, "purge_expired", self.clock())))
+        count = int(run(StoreCall.plan(self.store, "purge_expired", self.clock())))
+        if count:
+            self._forget("all")
+        return count

@@ -38,6 +38,7 @@ KNOWN_VARIABLES = frozenset(
         "WAFER_STORE_URL",
         "WAFER_SESSION_TTL",
         "WAFER_SESSION_MAX_AGE",
+        "WAFER_SESSION_CACHE",
         "WAFER_SECRET_KEY",
         "WAFER_LOGIN_PATH",
         "WAFER_MAX_CONCURRENT_LOGINS",
@@ -96,6 +97,9 @@ class WaferConfig:
     session_ttl: int = 7 * 24 * 3600
     session_max_age: int = 30 * 24 * 3600
     touch_interval: int = 60
+    #: Validated sessions each process keeps in memory (LRU) when the store reports
+    #: changes (an invalidation channel: Redis, PostgreSQL); 0 turns the cache off.
+    session_cache: int = 10_000
     #: Live sessions kept per user; a login beyond it ends the oldest.
     max_sessions_per_user: int = 50
     login_path: str = "/weapp/login"
@@ -148,6 +152,10 @@ class WaferConfig:
         check_secret_keys(self.secret_keys)
         if self.session_ttl <= 0 or self.session_max_age <= 0:
             raise ValueError("session_ttl and session_max_age must be positive")
+        if self.session_cache < 0:
+            raise ValueError(
+                "session_cache (WAFER_SESSION_CACHE) must be 0 (off) or a number of sessions"
+            )
         if self.max_sessions_per_user < 1:
             raise ValueError("max_sessions_per_user must be at least 1")
         if self.max_concurrent_logins < 1:
@@ -175,8 +183,9 @@ class WaferConfig:
 
         ``WAFER_APPID``, ``WAFER_APP_SECRET``, ``WAFER_WECHAT_API_BASE``,
         ``WAFER_WECHAT_OPEN_BASE``, ``WAFER_STORE_URL``, ``WAFER_SESSION_TTL``,
-        ``WAFER_SESSION_MAX_AGE``, ``WAFER_SECRET_KEY`` (several keys separated by
-        commas, newest first), ``WAFER_LOGIN_PATH``, ``WAFER_MAX_CONCURRENT_LOGINS``,
+        ``WAFER_SESSION_MAX_AGE``, ``WAFER_SESSION_CACHE`` (sessions; 0: off),
+        ``WAFER_SECRET_KEY`` (several keys separated by commas, newest first),
+        ``WAFER_LOGIN_PATH``, ``WAFER_MAX_CONCURRENT_LOGINS``,
         ``WAFER_MAX_QUEUED_LOGINS``, ``WAFER_LOGIN_TIMEOUT`` (seconds, a decimal),
         ``WAFER_OAUTH_APPID``, ``WAFER_OAUTH_APP_SECRET`` and ``WAFER_CHECK_NICKNAMES``
         (``true``/``false``).
@@ -207,6 +216,7 @@ class WaferConfig:
         for name, attr, kind, what in (
             ("WAFER_SESSION_TTL", "session_ttl", int, "a whole number of seconds"),
             ("WAFER_SESSION_MAX_AGE", "session_max_age", int, "a whole number of seconds"),
+            ("WAFER_SESSION_CACHE", "session_cache", int, "a whole number of sessions (0: off)"),
             ("WAFER_MAX_CONCURRENT_LOGINS", "max_concurrent_logins", int, "a whole number"),
             ("WAFER_MAX_QUEUED_LOGINS", "max_queued_logins", int, "a whole number"),
             ("WAFER_LOGIN_TIMEOUT", "login_timeout", float, "a number of seconds"),
