@@ -29,7 +29,7 @@ the cache stays off: give the store a direct URL to PostgreSQL to cache.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .heartbeat import Beat, HeartbeatChannel
@@ -217,15 +217,14 @@ class PostgresNotifyChannel(HeartbeatChannel):
             "to PostgreSQL to use the session cache"
         )
 
-    def _read(self, timeout: float) -> Iterable[Invalidation | Beat]:
-        events: list[Invalidation | Beat] = []
+    def _read(self, timeout: float) -> Iterator[Invalidation | Beat]:
+        # A generator: each notification is handled as it arrives, not at the timeout.
         for note in self._conn.notifies(timeout=timeout):
             payload: str = note.payload
             if payload.startswith("h"):
-                events.append(Beat(payload[1:]))
+                yield Beat(payload[1:])
             else:
-                events += parse_payload(payload)
-        return events
+                yield from parse_payload(payload)
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
