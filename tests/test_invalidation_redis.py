@@ -17,6 +17,7 @@ import redis
 
 from tests.support.channels import Recorder, check_every_change
 from tests.support.redis_instance import RedisInstance, require_redis_server
+from tests.support.sentinel_cluster import SERVICE, SentinelCluster, require_redis_sentinel
 from tests.support.services import require
 from wafer_py.stores import open_store
 from wafer_py.stores.invalidation import ALL, Invalidation
@@ -138,6 +139,42 @@ def test_overdue_heartbeat_then_a_killed_connection_then_a_restart(tmp_path: Pat
             seen = recorder.wait_state(True, after=seen)
 
             # And it hears changes again.
+            writer.ensure_user("o1", unionid=None, profile={}, now=1.0)
+            writer.update_profile("o1", {"a": 1}, now=2.0)
+            recorder.wait_for(Invalidation("user", "o1"))
+        finally:
+            channel.close()
+            store.close()
+            writer.close()
+
+
+def test_a_sentinel_failover_moves_the_channel_to_the_new_master(tmp_path: Path) -> None:
+    """``SENTINEL FAILOVER`` with an old master that stays a master (pinned): nothing
+    closes the channel's connection to it, but the heartbeat, written where the store
+    writes, goes to the new master and is not heard: the channel goes down, reconnects
+    through the sentinels to the new master, and is live there."""
+    require_redis_sentinel()
+    with SentinelCluster(tmp_path / "sentinel", pinned_master=True) as cluster:
+        store = open_store(cluster.url("prefix=fo:"))
+        writer = open_store(cluster.url("prefix=fo:"))
+        assert isinstance(store, RedisStore) and isinstance(writer, RedisStore)
+        channel, recorder = _watch(store)
+        try:
+            recorder.wait_live()
+            seen = len(recorder.states)
+            cluster.wait_replicated()
+            old = cluster.master_port()
+            with cluster.sentinels[0].client() as sentinel:
+                assert sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
+            new = cluster.wait_for_failover(old)
+            seen = recorder.wait_state(False, after=seen)
+            recorder.wait_state(True, after=seen, timeout=60)
+
+            def on(port: int) -> bool:
+                with redis.Redis(port=port, decode_responses=True) as admin:
+                    return any(c["name"] == channel.connection_name for c in admin.client_list())
+
+            assert on(new) and not on(old)
             writer.ensure_user("o1", unionid=None, profile={}, now=1.0)
             writer.update_profile("o1", {"a": 1}, now=2.0)
             recorder.wait_for(Invalidation("user", "o1"))

@@ -196,6 +196,7 @@ class HeartbeatChannel(ABC):
             if fatal is not None:
                 self._disconnect()
                 logger.error("wafer_py: session cache off: %s", fatal)
+                self._stop.set()  # the heartbeat too: nothing to beat for
                 return
             if failing:
                 logger.warning("wafer_py: session cache: the %s channel is back", self.kind)
@@ -237,7 +238,9 @@ class HeartbeatChannel(ABC):
                 )
 
     def _heart(self) -> None:
-        while not self._stop.wait(self.interval if self._answered else _TICK):
+        # Steady beats while live; quick checks otherwise, so that a new connection
+        # gets its first beat (and the cache back) at once.
+        while not self._stop.wait(self.interval if self._connected and self._answered else _TICK):
             with self._lock:
                 if not self._connected or self._pending is not None:
                     continue

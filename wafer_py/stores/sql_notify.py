@@ -17,8 +17,9 @@ The store's write methods are unchanged: the database does the telling. A touch
 notifies nobody (the trigger's ``WHEN`` is evaluated without calling the function).
 
 A dedicated psycopg connection per process (autocommit) LISTENs on the channel; the
-heartbeat is a ``pg_notify`` through the store's pool, so its return proves that what
-was committed before it has been heard (PostgreSQL delivers in commit order).
+heartbeat is a ``pg_notify`` on a second one, opened as the pool's are (so to where the
+store writes), and its return proves that what was committed before it has been heard
+(PostgreSQL delivers in commit order).
 
 LISTEN needs a session of its own on the server: behind PgBouncer in transaction mode
 it would be lost with the server connection it ran on. A channel whose connection goes
@@ -161,8 +162,8 @@ def parse_payload(payload: str) -> list[Invalidation]:
 
 class PostgresNotifyChannel(HeartbeatChannel):
     """Invalidations from the triggers' notifications, for one PostgreSQL
-    :class:`~.sql.SQLStore` (its ``connect`` makes the listening connection, its pool
-    sends the heartbeat). Heartbeat timing: see :class:`~.heartbeat.HeartbeatChannel`."""
+    :class:`~.sql.SQLStore` (whose ``connect`` makes the listening connection and the
+    heartbeat's). Heartbeat timing: see :class:`~.heartbeat.HeartbeatChannel`."""
 
     kind = "PostgreSQL"
 
@@ -174,6 +175,7 @@ class PostgresNotifyChannel(HeartbeatChannel):
         self._conn: Any = None
         self._pooler: str | None = None
         self._missing: list[str] = []
+        self._beater: Any = None
 
     def _connect(self) -> None:
         from psycopg import sql
@@ -187,6 +189,8 @@ class PostgresNotifyChannel(HeartbeatChannel):
             return
         # A name an operator recognises in pg_stat_activity (and a test can terminate).
         conn.execute("SELECT set_config('application_name', %(n)s, false)", {"n": self.name})
+        if conn.info.server_version >= 140000:  # a listener is idle by design
+            conn.execute("SET idle_session_timeout = 0")
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
         # Without its triggers (tables made with create_tables=False, a trigger
         # disabled) the channel would hear heartbeats and no change: refuse.
@@ -233,8 +237,26 @@ class PostgresNotifyChannel(HeartbeatChannel):
                 conn.close()
 
     def _beat(self, token: str) -> None:
-        with self._store._cursor() as cur:
-            cur.execute("SELECT pg_notify(%(c)s, %(p)s)", {"c": self.channel, "p": "h" + token})
+        # A connection of its own, opened like the pool's (so to the same server): a
+        # pool busy with requests must not hold the heartbeat up and turn the cache off.
+        if self._beater is None:
+            self._beater = self._store._connect()
+        try:
+            self._beater.execute(
+                "SELECT pg_notify(%(c)s, %(p)s)", {"c": self.channel, "p": "h" + token}
+            )
+        except BaseException:
+            beater, self._beater = self._beater, None
+            with contextlib.suppress(Exception):
+                beater.close()
+            raise
+
+    def close(self) -> None:
+        super().close()
+        beater, self._beater = self._beater, None
+        if beater is not None:
+            with contextlib.suppress(Exception):
+                beater.close()
 
     def _redact(self, text: str) -> str:
         password = self._store._password
