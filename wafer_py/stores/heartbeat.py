@@ -240,16 +240,22 @@ class HeartbeatChannel(ABC):
     def _heart(self) -> None:
         # Steady beats while live; quick checks otherwise, so that a new connection
         # gets its first beat (and the cache back) at once.
+        failed = False
         while not self._stop.wait(self.interval if self._connected and self._answered else _TICK):
             with self._lock:
-                if not self._connected or self._pending is not None:
+                if not self._connected or (self._pending is not None and not failed):
                     continue
                 self._seq += 1
                 token = f"{self.channel_id}.{self._generation}.{self._seq}"
-                self._pending = (token, time.monotonic())
+                # A beat that failed to go out is sent again, still owed since the first
+                # try: the reader reports down once that is more than ``bound`` ago.
+                since = self._pending[1] if self._pending is not None else time.monotonic()
+                self._pending = (token, since)
             try:
                 self._beat(token)
-            except Exception as exc:  # the reader sees it overdue and reports down
+                failed = False
+            except Exception as exc:
+                failed = True
                 logger.debug(
                     "wafer_py: session cache: heartbeat failed: %s", self._redact(_describe(exc))
                 )
