@@ -102,11 +102,17 @@ def test_a_flush_invalidates_everything(tmp_path: Path) -> None:
             store.close()
 
 
-def test_cluster_and_proxy_stores_offer_no_channel(redis_url: str) -> None:
+def test_cluster_and_proxy_stores_offer_no_channel(redis_url: str, tmp_path: Path) -> None:
     proxy = open_store(f"{redis_url}?cluster=proxy&prefix={RUN_PREFIX}p:")
     assert isinstance(proxy, RedisStore)
     assert proxy.invalidation_channel() is None
     proxy.close()
+    require_redis_server()
+    with RedisInstance(tmp_path, cluster=True) as server:
+        cluster = open_store(f"{server.url}?cluster=true")
+        assert isinstance(cluster, RedisStore)
+        assert cluster.invalidation_channel() is None
+        cluster.close()
 
 
 def test_overdue_heartbeat_then_a_killed_connection_then_a_restart(tmp_path: Path) -> None:

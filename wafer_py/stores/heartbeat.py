@@ -6,9 +6,10 @@ read what changed and send a heartbeat; :class:`HeartbeatChannel` runs it. The c
 is live only while
 
 * its listening connection is up (a lost one is reopened, with backoff), and
-* its last heartbeat came back: a heartbeat is written *through the store's own
-  connections* (where revocations are written), so its return proves that every change
-  written before it has reached this process (the server delivers in order). One still
+* its last heartbeat came back: a heartbeat is written where the store writes its
+  revocations (through its pool, or a connection opened as the pool's are), so its
+  return proves that every change written before it has reached this process (the
+  server delivers in order). One still
   out after ``bound`` seconds turns the channel down at once; after ``reconnect_after``
   seconds the listening connection is dropped and opened again.
 
@@ -58,7 +59,7 @@ class HeartbeatChannel(ABC):
     """An :class:`~.invalidation.InvalidationChannel` over one listening connection.
 
     Subclasses implement :meth:`_connect`, :meth:`_read`, :meth:`_disconnect` (the
-    reader thread's connection) and :meth:`_beat` (a heartbeat through the store).
+    reader thread's connection) and :meth:`_beat` (a heartbeat where the store writes).
     """
 
     #: Names the channel in log lines and thread names.
@@ -105,7 +106,7 @@ class HeartbeatChannel(ABC):
 
     @abstractmethod
     def _beat(self, token: str) -> None:
-        """Write heartbeat ``token`` through the store's connections; raise on failure."""
+        """Write heartbeat ``token`` where the store writes; raise on failure."""
 
     def _redact(self, text: str) -> str:
         """``text`` (an error's) without secrets the connection holds."""

@@ -43,6 +43,8 @@ from .invalidation import ALL, Invalidation
 
 __all__ = ["RedisTrackingChannel", "invalidation_for"]
 
+#: Messages read at most before they are handed on.
+_BATCH = 64
 #: Seconds the heartbeat key outlives the last heartbeat (then Redis drops it).
 _HEARTBEAT_TTL_MS = 60_000
 
@@ -131,7 +133,9 @@ class RedisTrackingChannel(HeartbeatChannel):
     def _read(self, timeout: float) -> Iterable[Invalidation | Beat]:
         conn = self._conn
         if conn.can_read(timeout):
-            while True:
+            # At most a batch: under a steady stream of pushes the heartbeat is still
+            # checked, and what was read is handed on without waiting for a pause.
+            for _ in range(_BATCH):
                 reply = conn.read_response(push_request=True)
                 if isinstance(reply, Exception):
                     raise reply
