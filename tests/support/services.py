@@ -92,6 +92,8 @@ def drop_namespace(store_url: str) -> None:
             with psycopg.connect(base, autocommit=True) as conn:
                 for table in TABLES:
                     conn.execute(f"DROP TABLE IF EXISTS {prefix}{table}")
+                # The invalidation triggers' function (the triggers went with the tables).
+                conn.execute(f"DROP FUNCTION IF EXISTS {prefix}notify_change()")
         else:
             import pymysql
 

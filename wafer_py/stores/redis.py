@@ -69,6 +69,7 @@ from . import redis_proxy
 from . import redis_scripts as lua
 from .base import SessionStore, StoreStats
 from .entries import EntryStore
+from .invalidation import InvalidationChannel
 from .loops import PerLoop
 from .redis_clients import SENTINEL_SCHEMES, AnyAsyncClient, AnyClient, clients_from_url, describe
 from .redis_scripts import Call as _Call
@@ -712,6 +713,15 @@ class RedisStore(SessionStore, EntryStore):
         return int(released) == 1
 
     # -- lifecycle --------------------------------------------------------------
+    def invalidation_channel(self) -> InvalidationChannel | None:
+        """Client tracking on a dedicated connection (:mod:`.redis_tracking`), on a
+        standalone server or a Sentinel master; none on Redis Cluster or a proxy."""
+        if self._cluster:
+            return None
+        from .redis_tracking import RedisTrackingChannel
+
+        return RedisTrackingChannel(cast(redis.Redis, self._client), self.prefix)
+
     def close(self) -> None:
         """Close the clients the store made; a client passed in stays open."""
         if self._async_clients is not None:

@@ -39,6 +39,7 @@ from ..logsafe import redact_url
 from ..models import Session, User
 from .base import SessionStore, StoreStats
 from .entries import EntryStore
+from .invalidation import InvalidationChannel
 from .loops import PerLoop
 from .sql_async import AsyncPool
 from .sql_async import socket_poller as _poller
@@ -228,9 +229,22 @@ class SQLStore(SessionStore, EntryStore):
         return [name for name in names if name not in found]
 
     # -- connections ------------------------------------------------------------
+    def invalidation_channel(self) -> InvalidationChannel | None:
+        """PostgreSQL: LISTEN on what the tables' triggers NOTIFY (:mod:`.sql_notify`).
+        MySQL: none."""
+        if self.dialect.name != "PostgreSQL":
+            return None
+        from .sql_notify import PostgresNotifyChannel
+
+        return PostgresNotifyChannel(self)
+
     def _create_tables(self) -> None:
         fill = {"p": self.table_prefix}
         statements = [sql.format(**fill) for sql in self.dialect.schema]
+        if self.dialect.name == "PostgreSQL":  # the triggers of the invalidation channel
+            from .sql_notify import notify_schema
+
+            statements += notify_schema(self.table_prefix)
         if self.dialect.schema_lock is None:
             with self._cursor() as cur:
                 for sql in statements:
