@@ -188,7 +188,9 @@ def test_expiry_and_cap_are_never_passed() -> None:
 
 def test_the_cap_holds_on_a_hit() -> None:
     clock = Clock()
-    auth = make(clock=clock, session_ttl=100, session_max_age=150, touch_interval=1000)
+    auth = make(
+        clock=clock, session_ttl=100, session_max_age=150, touch_interval=1000, superseded_ttl=0
+    )
     v2, _, _ = login(auth)
     clock.advance(90)
     auth.validate(v2)
