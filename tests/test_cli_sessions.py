@@ -1,7 +1,11 @@
-"""``wafer-py sessions``, run as an operator runs it: real processes on a real store.
+"""``wafer-py sessions``, run as an operator runs it, on a real store.
 
 The store comes from ``STORES``: each entry makes the URL of an empty store of one kind
 and cleans up after it. SQLite, and the shared Redis, PostgreSQL and MariaDB servers.
+The commands run in the test's process (:func:`tests.support.command.run_command`: the
+same output and exit status, without an interpreter's start-up); a real
+``python -m wafer_py`` runs where the process is the point: the exit status of each
+command as a shell sees it, and the progress bar drawn on a terminal.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import services
+from tests.support.command import run_command, without_wafer_variables
 from wafer_py.models import Session
 from wafer_py.stores import open_store
 from wafer_py.testing import make_session
@@ -91,17 +96,29 @@ def filled(store_url: str) -> Filled:
     return filled
 
 
-def wafer(url: str | None, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m wafer_py ARGS`` with ``WAFER_STORE_URL=url`` (and no other WAFER_*)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAFER_")}
+def environment(url: str | None) -> dict[str, str]:
+    """This environment with ``WAFER_STORE_URL=url`` and no other ``WAFER_*``."""
+    env = without_wafer_variables()
     if url is not None:
         env["WAFER_STORE_URL"] = url
+    return env
+
+
+def wafer(url: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+    """``wafer-py ARGS`` in this process with ``WAFER_STORE_URL=url`` (no other WAFER_*)."""
+    return run_command(*args, env=environment(url))
+
+
+def wafer_process(
+    url: str | None, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m wafer_py ARGS`` in a process of its own, environment as :func:`wafer`."""
     return subprocess.run(
         [sys.executable, "-m", "wafer_py", *args],
         capture_output=True,
         text=True,
         timeout=120,
-        env=env,
+        env=environment(url),
         cwd=cwd,
     )
 
@@ -215,7 +232,6 @@ def test_purge_deletes_expired_sessions_in_batches(filled: Filled) -> None:
 
 def test_purge_draws_a_bar_on_a_terminal(filled: Filled) -> None:
     leader, follower = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAFER_")}
     try:
         result = subprocess.run(
             [sys.executable, "-m", "wafer_py", "sessions", "purge", "--batch", "5"],
@@ -223,7 +239,7 @@ def test_purge_draws_a_bar_on_a_terminal(filled: Filled) -> None:
             stderr=follower,
             text=True,
             timeout=120,
-            env={**env, "WAFER_STORE_URL": filled.url},
+            env=environment(filled.url),
         )
         os.close(follower)
         drawn = b""
@@ -293,8 +309,9 @@ def one_line_failure(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_a_bad_store_url_is_one_line(tmp_path: Path) -> None:
-    line = one_line_failure(wafer("nosuch://somewhere", "sessions", "stats", cwd=tmp_path))
+def test_a_bad_store_url_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    line = one_line_failure(wafer("nosuch://somewhere", "sessions", "stats"))
     assert "unknown session store URL scheme 'nosuch'" in line
 
 
@@ -370,3 +387,33 @@ def test_commands_run_in_process_leave_the_log_level_as_it_was(tmp_path: Path) -
         assert logger.level == logging.WARNING
     finally:
         logger.setLevel(before)
+
+
+# -- as a shell runs them --------------------------------------------------------------
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("args", "status", "stdout"),
+    [
+        (("list", "--openid", "o-nobody"), 1, "openid o-nobody: no sessions (no such user)\n"),
+        (("revoke", "--openid", ALICE), 0, f"revoked 3 sessions of {ALICE}\n"),
+        (("purge", "--quiet"), 0, f"purged {CAROL_EXPIRED + 1} expired sessions\n"),
+        (("stats", "--json"), 0, None),  # None: what the command prints in process
+        (("revoke",), 2, ""),  # a usage error
+    ],
+    ids=["list", "revoke", "purge", "stats", "usage"],
+)
+def test_each_command_exits_as_a_process(
+    filled: Filled, args: tuple[str, ...], status: int, stdout: str | None
+) -> None:
+    """``python -m wafer_py sessions ...`` ends with the status a shell script tests."""
+    result = wafer_process(filled.url, "sessions", *args)
+    assert result.returncode == status, result.stderr
+    if stdout is None:
+        stdout = wafer(filled.url, "sessions", *args).stdout
+    assert result.stdout == stdout
+    assert_no_secret(filled, result)
+
+
+def test_a_store_failure_exits_2_as_a_process(tmp_path: Path) -> None:
+    line = one_line_failure(wafer_process("nosuch://somewhere", "sessions", "stats", cwd=tmp_path))
+    assert "unknown session store URL scheme 'nosuch'" in line

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.app_process import AppProcess, app_process
+from tests.support.app_process import AppProcess, app_processes
 from wafer_py.config import DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat
 from wafer_py.protocol import MAGIC_ID
@@ -26,14 +26,15 @@ TIMEOUT = 10
 def apps(
     fake_server_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[AppProcess, AppProcess]]:
-    """Both servers, started once for the module (each start takes seconds)."""
+    """Both servers, started once for the module and side by side (each start takes
+    seconds)."""
     tmp_path = tmp_path_factory.mktemp("django-processes")
-    store_url = f"sqlite:///{tmp_path}/shared.db"
-    options = {"store_url": store_url, "api_base": fake_server_url, "log_dir": tmp_path}
-    with (
-        app_process("django", **options) as asgi,  # type: ignore[arg-type]
-        app_process("django-wsgi", **options) as wsgi,  # type: ignore[arg-type]
-    ):
+    with app_processes(
+        ["django", "django-wsgi"],
+        store_url=f"sqlite:///{tmp_path}/shared.db",
+        api_base=fake_server_url,
+        log_dir=tmp_path,
+    ) as (asgi, wsgi):
         yield asgi, wsgi
 
 

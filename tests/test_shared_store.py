@@ -6,6 +6,10 @@ app under gunicorn, configured only by ``WAFER_*`` variables and sharing one sto
 validates on the other, a logout on one is refused by the other on the very next request,
 and so is a revoke of all the user's sessions by ``wafer-py sessions revoke`` from a third
 process.
+
+The store and both processes start once per store kind (a start takes seconds), so each
+test logs in as WeChat users of its own (:func:`handle`): the fake derives an openid from
+the user's handle, and a test's users are nobody else's.
 """
 
 from __future__ import annotations
@@ -13,24 +17,27 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
 
 from tests.support import services
-from tests.support.app_process import ROOT, SECRET, AppProcess, app_process
+from tests.support.app_process import ROOT, SECRET, AppProcess, app_processes
 from tests.support.twemproxy import Twemproxy
 from wafer_py.config import DEMO_APPID
 from wafer_py.fakewechat import FakeWeChat
 
 
-@pytest.fixture(params=[*services.STORE_KINDS, "redis-proxy"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty store of each kind in turn, in a namespace of its own; "redis-proxy" is
-    Redis through twemproxy in front of two private servers (``?cluster=proxy``)."""
+@pytest.fixture(scope="module", params=[*services.STORE_KINDS, "redis-proxy"])
+def store_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A store of each kind in turn, in a namespace of its own, for the module's tests of
+    that kind; "redis-proxy" is Redis through twemproxy in front of two private servers
+    (``?cluster=proxy``)."""
+    tmp_path = tmp_path_factory.mktemp(f"shared-{request.param}")
     if request.param == "redis-proxy":
         with Twemproxy(tmp_path / "twemproxy") as proxy:
             yield f"{proxy.url}?cluster=proxy"
@@ -39,17 +46,28 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def apps(
-    store_url: str, fake_server: Any, tmp_path: Path
+    store_url: str, fake_server_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[AppProcess, AppProcess]]:
-    with (
-        app_process(
-            "starlette", store_url=store_url, api_base=fake_server.url, log_dir=tmp_path
-        ) as a,
-        app_process("flask", store_url=store_url, api_base=fake_server.url, log_dir=tmp_path) as b,
-    ):
+    """Both app processes on ``store_url``, started side by side, asking the run's fake
+    WeChat server (which answers with the fake of the test that asks for ``fake_server``)."""
+    log_dir = tmp_path_factory.mktemp("shared-apps")
+    with app_processes(
+        ["starlette", "flask"], store_url=store_url, api_base=fake_server_url, log_dir=log_dir
+    ) as (a, b):
         yield a, b
+
+
+@pytest.fixture
+def handle(request: pytest.FixtureRequest, fake_server: Any) -> Callable[[str], str]:
+    """``handle(name)``: the WeChat user ``name`` of this test alone (the apps share a
+    store across the module's tests); the fake WeChat server answers with this test's fake."""
+
+    def of_this_test(name: str) -> str:
+        return f"{request.node.name}-{name}"
+
+    return of_this_test
 
 
 def login(app: AppProcess, fake: FakeWeChat, user: str) -> dict[str, Any]:
@@ -68,11 +86,11 @@ def user_status(app: AppProcess, skey: str) -> int:
 
 
 def test_a_login_on_one_process_validates_on_the_other(
-    apps: tuple[AppProcess, AppProcess], fake: FakeWeChat
+    apps: tuple[AppProcess, AppProcess], fake: FakeWeChat, handle: Callable[[str], str]
 ) -> None:
     a, b = apps
     for first, second in ((a, b), (b, a)):
-        data = login(first, fake, "alice")
+        data = login(first, fake, handle("alice"))
         response = requests.get(
             f"{second.url}/weapp/user", headers={"X-WX-Skey": data["skey"]}, timeout=10
         )
@@ -81,10 +99,10 @@ def test_a_login_on_one_process_validates_on_the_other(
 
 
 def test_a_logout_on_one_process_is_refused_on_the_other_at_once(
-    apps: tuple[AppProcess, AppProcess], fake: FakeWeChat
+    apps: tuple[AppProcess, AppProcess], fake: FakeWeChat, handle: Callable[[str], str]
 ) -> None:
     a, b = apps
-    skey = login(a, fake, "bob")["skey"]
+    skey = login(a, fake, handle("bob"))["skey"]
     assert user_status(b, skey) == 200
     response = requests.post(f"{b.url}/weapp/logout", headers={"X-WX-Skey": skey}, timeout=10)
     assert response.json() == {"code": 0, "data": {"revoked": True}}
@@ -93,12 +111,15 @@ def test_a_logout_on_one_process_is_refused_on_the_other_at_once(
 
 
 def test_revoking_a_user_from_the_command_line(
-    apps: tuple[AppProcess, AppProcess], fake: FakeWeChat, store_url: str
+    apps: tuple[AppProcess, AppProcess],
+    fake: FakeWeChat,
+    store_url: str,
+    handle: Callable[[str], str],
 ) -> None:
     a, b = apps
-    sessions = [login(app, fake, "carol") for app in (a, b, a)]
+    sessions = [login(app, fake, handle("carol")) for app in (a, b, a)]
     openid = sessions[0]["userinfo"]["openId"]
-    other = login(b, fake, "dan")["skey"]
+    other = login(b, fake, handle("dan"))["skey"]
     assert all(user_status(app, s["skey"]) == 200 for s in sessions for app in apps)
     result = subprocess.run(
         [sys.executable, "-m", "wafer_py", "sessions", "revoke", "--openid", openid],
@@ -109,6 +130,6 @@ def test_revoking_a_user_from_the_command_line(
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "3" in result.stdout
+    assert result.stdout == f"revoked 3 sessions of {openid}\n"
     assert all(user_status(app, s["skey"]) == 401 for s in sessions for app in apps)
     assert user_status(a, other) == 200 and user_status(b, other) == 200

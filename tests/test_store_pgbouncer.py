@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from tests.support import services
-from tests.support.app_process import AppProcess, app_process
+from tests.support.app_process import AppProcess, app_processes
 from tests.support.pgbouncer import PgBouncer, require_pgbouncer
 from wafer_py.config import DEMO_APPID
 from wafer_py.exceptions import StoreUnavailable
@@ -248,10 +248,9 @@ def apps(
 ) -> Iterator[tuple[AppProcess, AppProcess]]:
     query = "&".join(q for q in (request.param, f"table_prefix={new_prefix()}") if q)
     url = bouncer.url(query)
-    with (
-        app_process("starlette", store_url=url, api_base=fake_server.url, log_dir=tmp_path) as a,
-        app_process("flask", store_url=url, api_base=fake_server.url, log_dir=tmp_path) as b,
-    ):
+    with app_processes(
+        ["starlette", "flask"], store_url=url, api_base=fake_server.url, log_dir=tmp_path
+    ) as (a, b):
         yield a, b
 
 

@@ -22,7 +22,7 @@ import redis.asyncio.sentinel
 import redis.sentinel
 import requests
 
-from tests.support.app_process import AppProcess, app_process
+from tests.support.app_process import AppProcess, app_processes
 from tests.support.redis_instance import free_port
 from tests.support.sentinel_cluster import SERVICE, SentinelCluster, tls_sentinel
 from wafer_py.config import DEMO_APPID
@@ -307,10 +307,9 @@ def test_two_apps_keep_their_sessions_through_a_failover(
     own_cluster: SentinelCluster, fake_server: Any, fake: FakeWeChat, tmp_path: Path
 ) -> None:
     url = own_cluster.url("prefix=apps:")
-    with (
-        app_process("starlette", store_url=url, api_base=fake_server.url, log_dir=tmp_path) as a,
-        app_process("flask", store_url=url, api_base=fake_server.url, log_dir=tmp_path) as b,
-    ):
+    with app_processes(
+        ["starlette", "flask"], store_url=url, api_base=fake_server.url, log_dir=tmp_path
+    ) as (a, b):
         apps = (a, b)
         skeys = []
         for app, user in ((a, "alice"), (b, "bob")):

@@ -84,11 +84,25 @@ def _stop(process: subprocess.Popen[bytes] | None) -> None:
         process.wait()
 
 
-def _remove(running: list[subprocess.Popen[bytes]], root: Path) -> None:
+def _remove(running: list[subprocess.Popen[bytes]], *directories: Path) -> None:
     """Stop the server and delete its files (also at interpreter exit)."""
     for process in running:
         _stop(process)
-    shutil.rmtree(root, ignore_errors=True)
+    for directory in directories:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+#: The longest path a Unix socket may have (``sun_path`` less its NUL).
+_SOCKET_PATH_MAX = 107
+
+
+def _socket_path(root: Path) -> Path:
+    """``mariadb.sock`` in ``root``, or in a short directory of its own when ``root`` is
+    too deep for a socket (pytest-xdist's ``popen-gwN/``, a long test name)."""
+    path = root / "mariadb.sock"
+    if len(os.fsencode(path)) <= _SOCKET_PATH_MAX:
+        return path
+    return Path(tempfile.mkdtemp(prefix="wafer-mariadb-sock-")) / "mariadb.sock"
 
 
 class MariaDBInstance:
@@ -107,11 +121,13 @@ class MariaDBInstance:
         self.port = _free_port()
         self.root = Path(tempfile.mkdtemp(prefix="wafer-mariadb-", dir=base))
         self.data = self.root / "data"
-        self.socket = self.root / "mariadb.sock"
+        self.socket = _socket_path(self.root)
         self.log = self.root / "server.log"
         self.tls, self.require_tls = tls, require_tls
         self._running: list[subprocess.Popen[bytes]] = []  # the server, while it runs
-        self._finalizer = weakref.finalize(self, _remove, self._running, self.root)
+        self._finalizer = weakref.finalize(
+            self, _remove, self._running, self.root, self.socket.parent
+        )
         root_user = ["--user=root"] if os.geteuid() == 0 else []
         install = subprocess.run(  # checked below, to report its output
             [
