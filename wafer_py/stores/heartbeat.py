@@ -36,7 +36,7 @@ logger = logging.getLogger("wafer_py")
 #: Seconds between two heartbeats.
 HEARTBEAT_INTERVAL = 0.25
 #: Seconds a heartbeat may take to come back before the channel is reported down.
-HEARTBEAT_BOUND = 0.2
+HEARTBEAT_BOUND = 0.5
 #: Seconds without a heartbeat back before the listening connection is opened again.
 RECONNECT_AFTER = 2.0
 #: The longest wait between two attempts to reconnect.
