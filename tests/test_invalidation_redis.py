@@ -9,7 +9,8 @@ servers (:mod:`tests.support.redis_instance`) for freezing, killing and restarti
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,36 @@ def test_a_sentinel_failover_moves_the_channel_to_the_new_master(tmp_path: Path)
             channel.close()
             store.close()
             writer.close()
+
+
+def test_a_process_that_was_paused_answers_from_the_store_until_a_new_heartbeat(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache asks ``poll()`` before each lookup: after a pause longer than a heartbeat
+    interval plus its bound (SIGSTOP, a frozen VM: the clock jumps, no thread ran), the
+    channel is not current until a heartbeat sent after the pause comes back, whatever
+    its reader thread has reported so far."""
+    import wafer_py.stores.heartbeat as heartbeat
+
+    store = RedisStore.from_url(redis_url, prefix=f"{RUN_PREFIX}{secrets.token_hex(3)}:")
+    channel, recorder = _watch(store)
+    try:
+        recorder.wait_live()
+        assert _eventually(channel.poll)
+        real = time.monotonic
+        monkeypatch.setattr(heartbeat.time, "monotonic", lambda: real() + 5.0)
+        assert not channel.poll()  # the clock moved on 5 s: nothing answered since
+        monkeypatch.setattr(heartbeat.time, "monotonic", real)
+        assert _eventually(channel.poll)
+    finally:
+        channel.close()
+        store.close()
+
+
+def _eventually(check: Callable[[], bool], within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

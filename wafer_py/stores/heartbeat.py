@@ -90,6 +90,8 @@ class HeartbeatChannel(ABC):
         self._answered = False
         self._live = False
         self._seq = 0
+        #: When the newest answered heartbeat was sent (monotonic; read without the lock).
+        self._fresh_at = float("-inf")
 
     # -- what a store's channel provides ------------------------------------------
     @abstractmethod
@@ -145,6 +147,14 @@ class HeartbeatChannel(ABC):
         """Whether the channel is live now (what it last reported)."""
         return self._live
 
+    def poll(self) -> bool:
+        """Asked by the cache before each lookup: whether a heartbeat sent within the
+        last ``interval + bound`` seconds came back. Everything written before that
+        heartbeat has then reached this process, so a process that was paused (SIGSTOP,
+        a frozen VM) answers from the store, not its cache, until its reader has caught
+        up; one clock read, no I/O."""
+        return time.monotonic() - self._fresh_at <= self.interval + self.bound
+
     # -- state ---------------------------------------------------------------------
     def _report(self, live: bool) -> None:
         """Tell the cache of a change of state, once per change."""
@@ -170,6 +180,7 @@ class HeartbeatChannel(ABC):
         with self._lock:
             if self._pending is None or beat.token not in ("", self._pending[0]):
                 return
+            self._fresh_at = self._pending[1]
             self._pending = None
             self._answered = True
 
