@@ -33,10 +33,10 @@ from types import TracebackType
 
 import redis
 
-from tests.support.certificates import make_certificates
 from tests.support.ci import skip_or_fail
 from tests.support.probe import NotReady, wait_until
 from tests.support.redis_instance import RedisInstance, free_port, send
+from tests.support.tls_certs import CertificateAuthority
 
 __all__ = ["SERVICE", "SentinelCluster", "require_redis_sentinel", "tls_sentinel"]
 
@@ -285,7 +285,8 @@ def tls_sentinel(directory: Path, service: str = SERVICE) -> Iterator[tuple[int,
     other; yields the sentinel's TLS port and the CA file that signed their certificate.
     (Each also keeps a plaintext port, for this helper's own checks.)"""
     require_redis_sentinel()
-    ca, cert, key = make_certificates(directory / "tls")
+    issued = CertificateAuthority("wafer test CA").issue_server(directory / "tls", ("127.0.0.1",))
+    ca, cert, key = issued.ca, issued.cert, issued.key
     options = {
         "tls-cert-file": cert,
         "tls-key-file": key,
