@@ -60,7 +60,9 @@ def test_reset_session_key_reseals_every_live_session(
     make_auth: Callable[..., WaferAuth], fake: FakeWeChat
 ) -> None:
     clock = Clock()
-    auth = make_auth(clock=clock, session_ttl=3600)
+    # superseded_ttl off: each login here must leave the user's older sessions their full
+    # life (this test is about several live sessions, not about superseded ones).
+    auth = make_auth(clock=clock, session_ttl=3600, superseded_ttl=0)
     doomed = log_in(auth, fake, "lin")
     clock.advance(3000)
     mine = log_in(auth, fake, "lin", rotate=False)  # the same key in both
@@ -93,6 +95,7 @@ def test_reset_with_a_stale_key_is_refused(
     auth = make_auth()
     old = log_in(auth, fake, "mo")
     log_in(auth, fake, "mo")  # a newer key: old's is stale at WeChat
+    before = auth.store.get_session(old.session.id)  # (its life shortened: superseded)
     with pytest.raises(StaleSessionKey):
         auth.reset_session_key(old)
-    assert auth.store.get_session(old.session.id) == old.session
+    assert before is not None and auth.store.get_session(old.session.id) == before
