@@ -550,3 +550,30 @@ def test_import_pulls_in_no_web_framework_or_http_client() -> None:
     assert loaded <= _foreign_modules("import wafer_py")
     # ...and never a web framework nor an HTTP client.
     assert loaded == set()
+
+
+def test_a_client_that_hangs_up_before_its_answer_prints_no_traceback(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """An abandoned login leaves the fake writing to a closed socket: a debug line, not
+    a traceback on stderr (socketserver's default)."""
+    import socket
+    import struct
+    import time
+
+    fake = FakeWeChat()
+
+    def slow(request: Any) -> Any:
+        time.sleep(0.2)  # the client is gone by then
+        return fake(request)
+
+    with FakeWeChatServer(slow) as server:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        for _ in range(3):
+            client = socket.create_connection((host, int(port)))
+            client.sendall(b"GET /sns/jscode2session HTTP/1.1\r\nHost: x\r\n\r\n")
+            # Close with a reset (linger 0): the fake's write then fails at once.
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+        time.sleep(0.6)
+    assert "Traceback" not in capfd.readouterr().err

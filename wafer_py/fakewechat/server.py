@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -162,6 +163,14 @@ class _Server(ThreadingHTTPServer):
     # WeChat takes hundreds of connections at once; the standard library's backlog of 5
     # would drop a burst of logins' connections (and clients retry them a second later).
     request_queue_size = 1024
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up before its answer (an abandoned login) is no error of
+        the fake's: a debug line, not a traceback on stderr; anything else as before."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            logger.debug("fake WeChat: %s hung up before its answer", client_address)
+            return
+        super().handle_error(request, client_address)
 
     def __init__(self, address: tuple[str, int], app: Handler) -> None:
         self.app = app
