@@ -23,13 +23,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import weakref
 from pathlib import Path
 from typing import Any
 
+from tests.support.app_process import free_port
 from tests.support.ci import skip_or_fail
 from tests.support.probe import wait_until
 from tests.support.tls_certs import Issued
@@ -63,13 +63,6 @@ def require_mariadb_instance() -> None:
     reason = unavailable_reason()
     if reason is not None:
         skip_or_fail(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _stop(process: subprocess.Popen[bytes] | None) -> None:
@@ -118,7 +111,7 @@ class MariaDBInstance:
         reason = unavailable_reason()
         if reason is not None:
             raise RuntimeError(reason)
-        self.port = _free_port()
+        self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="wafer-mariadb-", dir=base))
         self.data = self.root / "data"
         self.socket = _socket_path(self.root)

@@ -20,12 +20,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import weakref
 from pathlib import Path
 
+from tests.support.app_process import free_port
 from tests.support.ci import skip_or_fail
 
 __all__ = ["PostgresInstance", "require_pg_instance", "unavailable_reason"]
@@ -66,13 +66,6 @@ def require_pg_instance() -> None:
         skip_or_fail(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _command(args: list[str]) -> list[str]:
     if os.geteuid() == 0:
         return ["runuser", "-u", _OS_USER, "--", *args]
@@ -107,7 +100,7 @@ class PostgresInstance:
         assert bin_dir is not None
         self._initdb = bin_dir / "initdb"
         self._pg_ctl = bin_dir / "pg_ctl"
-        self.port = _free_port()
+        self.port = free_port()
         self.root = self._make_root(base)
         self.data = self.root / "data"
         self.log = self.root / "server.log"

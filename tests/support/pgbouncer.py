@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from tests.support import services
+from tests.support.app_process import free_port
 from tests.support.ci import skip_or_fail
 from tests.support.probe import exit_status, wait_until
 
@@ -61,13 +61,6 @@ def require_pgbouncer() -> None:
         skip_or_fail(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _quote(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
@@ -83,7 +76,7 @@ class PgBouncer:
         upstream = urlsplit(services.url("postgres"))
         self.user = unquote(upstream.username or "postgres")
         self.database = unquote(upstream.path.lstrip("/")) or "postgres"
-        self.port = _free_port()
+        self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="wafer-pgbouncer-"))
         self.log = self.root / "pgbouncer.log"
         self._process: subprocess.Popen[bytes] | None = None
