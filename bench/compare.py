@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import inspect
 import io
@@ -84,8 +85,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         old_stores = importlib.import_module("wafer_py_old.stores")
         # The fake WeChat's app named explicitly (a version with the defaults hardening
         # takes it only so; an older one takes it either way).
+        old_options: dict[str, Any] = {}
+        if "session_cache" in {f.name for f in dataclasses.fields(old.WaferConfig)}:
+            old_options["session_cache"] = 0  # as make_auth's: every check asks the store
         old_config = old.WaferConfig(
-            appid=DEMO_APPID, app_secret=DEMO_APP_SECRET, secret_keys=(common.SECRET,)
+            appid=DEMO_APPID,
+            app_secret=DEMO_APP_SECRET,
+            secret_keys=(common.SECRET,),
+            **old_options,
         )
         # Before skey hashes were scoped by AppID, the old auth knows only unscoped ones.
         old_box = common.BOX

@@ -96,10 +96,11 @@ class WaferProtocol:
 
     auth: WaferAuth
     protect: PathMatcher = field(default_factory=lambda: path_matcher(None))
+    #: The auth's login path (its config is frozen), read on every request.
+    login_path: str = field(init=False)
 
-    @property
-    def login_path(self) -> str:
-        return self.auth.config.login_path
+    def __post_init__(self) -> None:
+        self.login_path = self.auth.config.login_path
 
     def route(self, path: str | None, headers: Mapping[str, str]) -> Route:
         """How an async server runs this request (``path=None``: not a login).
@@ -171,11 +172,11 @@ class WaferProtocol:
                 state = (
                     ANONYMOUS
                     if identity is None
-                    else RequestState(identity=identity, generation=identity.generation)
+                    else RequestState(identity, None, identity.generation)
                 )
         except WaferError as exc:
             return error_response(exc)
-        if not state.is_authenticated and self.protect(path):
+        if state.identity is None and self.protect(path):
             return state.challenge()
         return state
 

@@ -26,7 +26,7 @@ from ..models import Session, User
 from ..observe import NO_OBSERVER, Observer
 from .invalidation import InvalidationChannel
 
-__all__ = ["SessionStore", "StoreStats", "call_store"]
+__all__ = ["SessionStore", "StoreStats", "call_store", "store_failure"]
 
 logger = logging.getLogger("wafer_py")
 
@@ -66,7 +66,7 @@ class _Outage:
 OUTAGE = _Outage()
 
 
-def _failure(exc: Exception) -> Exception:
+def store_failure(exc: Exception) -> Exception:
     """What a failed store call raises: a wafer_py error as it is, any other exception
     (a driver's) as ``StoreUnavailable``; an unavailable store is recorded as an outage."""
     if isinstance(exc, StoreUnavailable):
@@ -91,7 +91,7 @@ def call_store(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         result = call(*args, **kwargs)
     except Exception as exc:
-        failure = _failure(exc)
+        failure = store_failure(exc)
         if failure is exc:
             raise
         raise failure from None
@@ -106,7 +106,7 @@ async def acall_store(call: Callable[..., Awaitable[T]], *args: Any, **kwargs: A
     try:
         result = await call(*args, **kwargs)
     except Exception as exc:
-        failure = _failure(exc)
+        failure = store_failure(exc)
         if failure is exc:
             raise
         raise failure from None
