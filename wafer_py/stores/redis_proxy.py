@@ -28,7 +28,7 @@ from . import redis_scripts as lua
 from .redis_scripts import Call, Plan, Script, cmd, script
 
 if TYPE_CHECKING:
-    from .redis import RedisStore
+    from .redis_sessions import RedisSessions
 
 __all__ = ["CLIENT_OPTIONS", "REVOKE_GIVEN", "cluster_mode", "revoke_user", "list_sessions"]
 
@@ -94,7 +94,7 @@ def cluster_mode(value: str) -> Literal["standalone", "cluster", "proxy"]:
     return mode
 
 
-def revoke_user(store: RedisStore, openid: str) -> Plan[int]:
+def revoke_user(store: RedisSessions, openid: str) -> Plan[int]:
     """Delete every session of ``openid``; how many there were.
 
     Each call deletes, in one script on the user's tag, the sessions it names and returns
@@ -119,7 +119,7 @@ def revoke_user(store: RedisStore, openid: str) -> Plan[int]:
     return count
 
 
-def list_sessions(store: RedisStore, openid: str) -> Plan[str]:
+def list_sessions(store: RedisSessions, openid: str) -> Plan[str]:
     """The user's sessions as a JSON array: the index read first, then the records named
     in the script's keys."""
     base = store._base(openid)

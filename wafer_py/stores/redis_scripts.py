@@ -2,7 +2,7 @@
 
 Each script runs by its SHA1 (``EVALSHA``) and is sent whole (``EVAL``) when Redis lacks
 it: no ``SCRIPT LOAD``, which proxies refuse. The key layout they work on is described in
-:mod:`wafer_py.stores.redis`. On a standalone server the lookup, touch, revocation and
+:mod:`wafer_py.stores.redis_keys`. On a standalone server the lookup, touch, revocation and
 listing scripts follow pointers to keys they were not given; on Redis Cluster every
 script touches one slot, and behind a proxy (:mod:`wafer_py.stores.redis_proxy`) only
 the keys it is given, all of one hash tag.

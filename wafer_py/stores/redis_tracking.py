@@ -2,7 +2,7 @@
 
 One dedicated connection per process speaks RESP3 and turns on ``CLIENT TRACKING ON
 BCAST`` for the prefixes of the store's user and session records (``P{u:``, see
-:mod:`.redis`'s key layout) and of this channel's own heartbeat key
+:mod:`.redis_keys`) and of this channel's own heartbeat key
 (``P{x}:heartbeat:<channel id>``). Redis then pushes the name of every key under them
 that any client changes, deletes or expires, and a null for a flush:
 
