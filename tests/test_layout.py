@@ -76,7 +76,6 @@ MODULE_LINES = 350
 #: The modules still longer, each with why it is not split yet. Split one, and take it off.
 TOO_LONG = {
     "auth.py": "WaferAuth: login, validation and the seed flow, sync and async; the async redesign",
-    "stores/sql.py": "SQLStore's operations on the dialects; split with the store rework",
     "cli/legacy.py": "the import from qcloud's MySQL tables; one command, being reworked",
     "wechat/tokens.py": "AccessTokenCache and its refresh lock, sync and async; the async redesign",
     "fakewechat/oauth.py": "the fake's OAuth: authorize page, grants, refresh, userinfo",
@@ -192,6 +191,7 @@ KEPT = {
         "run_threads",
     ],
     "wafer_py.stores.sqlite": ["SQLiteStore", "MMAP_SIZE", "PRIVATE_MODE"],
+    "wafer_py.stores.sql": ["SQLStore", "TABLES", "_poller", "redact_url"],
 }
 
 
