@@ -68,7 +68,6 @@ TOO_LONG = {
     "stores/sql.py": "SQLStore's operations on the dialects; split with the store rework",
     "stores/sqlite.py": "SQLiteStore's operations and its key file; split with the store rework",
     "cli/legacy.py": "the import from qcloud's MySQL tables; one command, being reworked",
-    "wechat/tokens.py": "AccessTokenCache and its refresh lock, sync and async; the async redesign",
     "fakewechat/oauth.py": "the fake's OAuth: authorize page, grants, refresh, userinfo",
 }
 
