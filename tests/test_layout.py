@@ -67,7 +67,6 @@ TOO_LONG = {
     "stores/redis.py": "RedisStore's plans, one per operation; split with the store rework",
     "stores/sql.py": "SQLStore's operations on the dialects; split with the store rework",
     "stores/sqlite.py": "SQLiteStore's operations and its key file; split with the store rework",
-    "fakewechat/oauth.py": "the fake's OAuth: authorize page, grants, refresh, userinfo",
 }
 
 
