@@ -64,7 +64,7 @@ def test_a_url_without_a_password_is_unchanged(url: str) -> None:
 
 def test_the_stores_the_migration_and_the_cli_all_use_it() -> None:
     import wafer_py.cli.check
-    import wafer_py.cli.legacy
+    import wafer_py.cli.legacytable
     import wafer_py.cli.migrate
     import wafer_py.cli.opening
     import wafer_py.stores.redis_clients
@@ -74,7 +74,7 @@ def test_the_stores_the_migration_and_the_cli_all_use_it() -> None:
         wafer_py.cli.migrate,
         wafer_py.cli.opening,  # opens the store of every command (sessions, token, check)
         wafer_py.cli.check,
-        wafer_py.cli.legacy,
+        wafer_py.cli.legacytable,  # reads the old Wafer table (cli.legacy imports its users)
         wafer_py.stores.redis_clients,
         wafer_py.stores.sql,
     ):

@@ -2,9 +2,9 @@
 
     wafer-py migrate-wafer --from mysql://root@127.0.0.1:3306/cAuth [--dry-run]
 
-The reading and the import are :mod:`wafer_py.cli.legacy`'s; this is the command: options,
-a progress bar, and one line on stderr with exit status 2 when something fails (130 when
-interrupted: running it again goes on, imported users are kept).
+The reading is :mod:`wafer_py.cli.legacytable`'s and the import :mod:`wafer_py.cli.legacy`'s;
+this is the command: options, a progress bar, and one line on stderr with exit status 2 when
+something fails (130 when interrupted: running it again goes on, imported users are kept).
 """
 
 from __future__ import annotations

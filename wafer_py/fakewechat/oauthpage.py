@@ -30,7 +30,7 @@ from ..web.texts import PageLang
 from .server import Request, Response, Router
 
 if TYPE_CHECKING:
-    from .oauth import OAuthBook
+    from .oauthbook import OAuthBook
 
 __all__ = ["AUTHORIZE", "CONFIRM", "USER_COOKIE", "register"]
 

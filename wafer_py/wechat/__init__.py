@@ -2,8 +2,8 @@
 
 * :mod:`.client`: ``jscode2session`` and the HTTP plumbing (``requests``; the asyncio path
   through :mod:`.asynchttp`), with :mod:`.aio` its async facade;
-* :mod:`.tokens`: the shared ``access_token`` cache; :mod:`.api` and :mod:`.phone`: the APIs
-  that take a token.
+* :mod:`.tokens`: the shared ``access_token`` cache (its records in :mod:`.tokenrecords`);
+  :mod:`.api` and :mod:`.phone`: the APIs that take a token.
 
 ``from wafer_py.wechat import WeChatClient`` works as before the package existed; the
 client (and ``requests``) is imported on first use, not with the package.

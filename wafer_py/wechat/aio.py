@@ -21,7 +21,7 @@ from ..plans import offload
 from . import Code2Session, WeChatClient
 from .api import WeChatAPI
 from .phone import PhoneNumber
-from .tokens import AccessToken
+from .tokenrecords import AccessToken
 
 __all__ = ["AsyncWeChatClient", "AsyncWeChatAPI"]
 

@@ -24,7 +24,7 @@ from ..logsafe import install_redaction
 from ..observe import NO_OBSERVER, Observer
 from ..plans import offload
 from .asynchttp import AsyncHTTP, HTTPError, proxy_configured
-from .tokens import AccessToken
+from .tokenrecords import AccessToken
 
 __all__ = ["WeChatClient", "Code2Session", "parse_wechat_body"]
 

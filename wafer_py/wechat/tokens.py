@@ -24,7 +24,9 @@ one poller per process.
 JSON ``{"access_token", "expires_at", "refresh_at", "fetched_at"}`` (Unix seconds) and
 expires with the token; the lock is named ``<key>:<appid>:lock``. The token is stored as
 it is (not sealed), so any worker, cron job or other-language service reading the same
-store can use it; it is worthless two hours later.
+store can use it; it is worthless two hours later. These records (and the back-off of
+forced refreshes below) are written in :mod:`.tokenrecords`; their names are importable from
+here too.
 
 By default tokens come from ``POST /cgi-bin/stable_token``, which hands every caller the
 same token until 5 minutes before it expires; ``force_refresh`` (20 a day) is used only
@@ -46,18 +48,24 @@ classic ``GET /cgi-bin/token`` instead.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from ..exceptions import AccessTokenUnavailable, StoreUnavailable, WeChatError
 from ..observe import NO_OBSERVER, Observer
 from ..stores.entries import EntryStore
+from .tokenrecords import FORCE_BACKOFF as FORCE_BACKOFF
+from .tokenrecords import MAX_FORCE_BACKOFF as MAX_FORCE_BACKOFF
+from .tokenrecords import (
+    AccessToken,
+    CachedToken,
+    TokenSource,
+    next_force_at,
+    record_force,
+)
 
 __all__ = ["AccessToken", "AccessTokenCache", "CachedToken", "TokenSource", "DEFAULT_GAP"]
 
@@ -68,68 +76,6 @@ DEFAULT_GAP = 300.0
 
 _FIRST_POLL = 0.005
 _MAX_POLL = 0.1
-#: Seconds after a forced refresh before the next may be forced; doubles with each
-#: force in a streak, up to :data:`MAX_FORCE_BACKOFF`. A day without a force ends it.
-FORCE_BACKOFF = 60.0
-MAX_FORCE_BACKOFF = 7200.0
-_DAY = 86400.0
-
-
-@dataclass(frozen=True)
-class AccessToken:
-    """A token as WeChat hands it out: the token and its lifetime in seconds."""
-
-    access_token: str = field(repr=False)
-    expires_in: float
-
-
-@dataclass(frozen=True)
-class CachedToken:
-    """A token in the cache, with when it expires and when it is due for refresh."""
-
-    access_token: str = field(repr=False)
-    expires_at: float
-    refresh_at: float
-    fetched_at: float
-    #: Until when a refusal of this token is not taken to WeChat again (0: no such
-    #: wait): WeChat handed it back after refusing it, and the next force is not due.
-    retry_at: float = 0.0
-
-    def to_json(self) -> str:
-        data = {
-            "access_token": self.access_token,
-            "expires_at": self.expires_at,
-            "refresh_at": self.refresh_at,
-            "fetched_at": self.fetched_at,
-        }
-        if self.retry_at:
-            data["retry_at"] = self.retry_at
-        return json.dumps(data)
-
-    @classmethod
-    def from_json(cls, text: str) -> CachedToken | None:
-        """Parse a cache entry; ``None`` for anything that is not one (treated as empty)."""
-        try:
-            data = json.loads(text)
-            token = data["access_token"]
-            values = [float(data[k]) for k in ("expires_at", "refresh_at", "fetched_at")]
-            values.append(float(data.get("retry_at", 0.0)))
-        except (ValueError, TypeError, KeyError, AttributeError):
-            return None
-        if not isinstance(token, str) or not token:
-            return None
-        return cls(token, *values)
-
-
-class TokenSource(Protocol):
-    """What fetches tokens from WeChat (:class:`~wafer_py.wechat.WeChatClient` does)."""
-
-    @property
-    def appid(self) -> str: ...
-
-    def fetch_access_token(
-        self, *, stable: bool = True, force_refresh: bool = False
-    ) -> AccessToken: ...
 
 
 class AccessTokenCache:
@@ -314,7 +260,7 @@ class AccessTokenCache:
         if self.stable and not force and rejected is not None and token.access_token == rejected:
             # stable_token handed back the very token WeChat refused: only a forced
             # refresh gives another one, and WeChat allows 20 a day.
-            due = self._next_force_at()
+            due = next_force_at(self.store, self.forced_key, self.clock)
             if started >= due:
                 logger.warning(
                     "wafer_py: WeChat rejected its current stable access_token for %s; "
@@ -347,30 +293,8 @@ class AccessTokenCache:
     def _fetch(self, force: bool) -> AccessToken:
         """Ask WeChat; a forced refresh is recorded (made or not) before it is asked."""
         if force and self.stable:
-            self._record_force()
+            record_force(self.store, self.forced_key, self.clock)
         return self.source.fetch_access_token(stable=self.stable, force_refresh=force)
-
-    def _forces(self) -> tuple[float, int]:
-        """When the last forced refresh was made, and how many in a row (0 if none)."""
-        raw = self.store.get_entry(self.forced_key, now=self.clock())
-        try:
-            data = json.loads(raw) if raw is not None else {}
-            return float(data.get("at", 0.0)), int(data.get("streak", 0))
-        except (ValueError, TypeError, AttributeError):
-            return 0.0, 0
-
-    def _next_force_at(self) -> float:
-        at, streak = self._forces()
-        if streak <= 0:
-            return 0.0
-        return at + min(FORCE_BACKOFF * 2.0 ** (streak - 1), MAX_FORCE_BACKOFF)
-
-    def _record_force(self) -> None:
-        now = self.clock()
-        at, streak = self._forces()
-        streak = streak + 1 if streak and now - at < _DAY else 1
-        entry = json.dumps({"at": now, "streak": streak})
-        self.store.set_entry(self.forced_key, entry, expires_at=now + _DAY)
 
     def _pause(self, delay: float, deadline: float) -> float:
         left = deadline - time.monotonic()
