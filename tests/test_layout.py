@@ -167,6 +167,21 @@ def test_the_auth_value_types_belong_to_wafer_py_auth() -> None:
     assert pickle.loads(data) == ("skey", "id")
 
 
+def test_the_api_page_lists_every_documented_member_of_waferauth() -> None:
+    """WaferAuth's methods are written in its parts (wafer_py._auth), so docs/api/auth.md
+    lists them by name, in reading order: a new one must be added there."""
+    from wafer_py.auth import WaferAuth
+
+    page = Path(__file__).parents[1] / "docs" / "api" / "auth.md"
+    listed = re.findall(r"^ +- (\w+)$", page.read_text(encoding="utf-8"), re.MULTILINE)
+    documented = {
+        name
+        for name in dir(WaferAuth)
+        if not name.startswith("_") and getattr(WaferAuth, name).__doc__
+    }
+    assert set(listed) == documented
+
+
 _IMPORTS_ERRORS = re.compile(r"^\s*(from|import)\s+[\w.]*\b_errors\b", re.MULTILINE)
 
 
