@@ -69,6 +69,85 @@ def wafer_stack(middleware: Any, auth: Any) -> Any:
     )
 
 
+#: One app under measurement: the app, the scopes to send it, the openid it must answer.
+App = tuple[Any, list[dict[str, Any]], str]
+
+
+def build_apps(
+    old_ref: str, stores: list[str], sessions: int, probes: int, tmp: Path
+) -> tuple[dict[str, App], list[Any]]:
+    """The bare app, the signed cookie and, for each store, wafer_py at ``old_ref`` and the
+    working tree validating v2 sessions (stores to close in the second item)."""
+    old = load_old(old_ref, tmp / "old")
+    old_asgi = importlib.import_module("wafer_py_old.asgi")
+    old_stores = importlib.import_module("wafer_py_old.stores")
+    # The fake WeChat's app named explicitly (a version with the defaults hardening
+    # takes it only so; an older one takes it either way).
+    old_options: dict[str, Any] = {}
+    if "session_cache" in {f.name for f in dataclasses.fields(old.WaferConfig)}:
+        old_options["session_cache"] = 0  # as make_auth's: every check asks the store
+    old_config = old.WaferConfig(
+        appid=DEMO_APPID,
+        app_secret=DEMO_APP_SECRET,
+        secret_keys=(common.SECRET,),
+        **old_options,
+    )
+    # Before skey hashes were scoped by AppID, the old auth knows only unscoped ones.
+    old_box = common.BOX
+    old_crypto = importlib.import_module("wafer_py_old.crypto")
+    if "scope" not in inspect.signature(old_crypto.SecretBox).parameters:
+        old_box = SecretBox([common.SECRET])
+    tag = common.run_tag()
+    apps: dict[str, App] = {}
+    bare = [asgi_scope("/bare/hello", BASE_HEADERS)]
+    apps["bare app"] = (starlette_stack("bare", None), bare, "anonymous")
+    closing = []
+    for name in stores:
+        store = common.open_bench_store(name, tag, tmp, {})
+        found = common.fill(store, sessions, probes=probes)
+        if name == "memory":  # as many sessions of its own
+            old_store = old_stores.open_store("memory://")
+            old_found = common.fill(old_store, sessions, probes=probes, box=old_box)
+        else:  # the same file
+            old_store = old_stores.open_store(f"sqlite:///{tmp / (tag + '.db')}")
+            old_found = found
+            if old_box is not common.BOX:  # probes the old auth can validate
+                old_found = common.fill(store, probes, probes=probes, box=old_box)
+        closing += [store, old_store]
+        scopes = [asgi_scope("/w/hello", {**BASE_HEADERS, "X-WX-Skey": p.skey}) for p in found]
+        old_scopes = [
+            asgi_scope("/w/hello", {**BASE_HEADERS, "X-WX-Skey": p.skey}) for p in old_found
+        ]
+        cookies = [
+            asgi_scope(
+                "/cookie/hello",
+                {**BASE_HEADERS, "Cookie": "session=" + starlette_cookie(p.openid)},
+            )
+            for p in found
+        ]
+        apps.setdefault("signed cookie", (starlette_stack("cookie", None), cookies, ""))
+        old_auth = old.WaferAuth(old_config, store=old_store)
+        apps[f"{name} v2, {old_ref}"] = (
+            wafer_stack(old_asgi.WaferMiddleware, old_auth),
+            old_scopes,
+            old_found[-1].openid,
+        )
+        apps[f"{name} v2, working tree"] = (
+            wafer_stack(WaferMiddleware, make_auth(store)),
+            scopes,
+            found[-1].openid,
+        )
+    return apps, closing
+
+
+def check_answers(loop: asyncio.AbstractEventLoop, apps: dict[str, App]) -> None:
+    """Every app answers 200 with the openid it must (a benchmark of errors is worthless)."""
+    for label, (app, scopes, expected) in apps.items():
+        status, body = loop.run_until_complete(asgi_answer(app, scopes[-1]))
+        if status != 200 or (expected and expected.encode() not in body):
+            raise RuntimeError(f"{label}: HTTP {status}: {body[:80]!r}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--old", required=True, help="the git commit to compare with")
@@ -80,76 +159,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     size = sizes(args.smoke)
     count, reps = size["requests"], size["repetitions"]
     with tempfile.TemporaryDirectory(prefix="wafer-compare-") as tmp:
-        old = load_old(args.old, Path(tmp) / "old")
-        old_asgi = importlib.import_module("wafer_py_old.asgi")
-        old_stores = importlib.import_module("wafer_py_old.stores")
-        # The fake WeChat's app named explicitly (a version with the defaults hardening
-        # takes it only so; an older one takes it either way).
-        old_options: dict[str, Any] = {}
-        if "session_cache" in {f.name for f in dataclasses.fields(old.WaferConfig)}:
-            old_options["session_cache"] = 0  # as make_auth's: every check asks the store
-        old_config = old.WaferConfig(
-            appid=DEMO_APPID,
-            app_secret=DEMO_APP_SECRET,
-            secret_keys=(common.SECRET,),
-            **old_options,
-        )
-        # Before skey hashes were scoped by AppID, the old auth knows only unscoped ones.
-        old_box = common.BOX
-        old_crypto = importlib.import_module("wafer_py_old.crypto")
-        if "scope" not in inspect.signature(old_crypto.SecretBox).parameters:
-            old_box = SecretBox([common.SECRET])
-        tag = common.run_tag()
-        apps: dict[str, tuple[Any, list[dict[str, Any]], str]] = {}
-        bare = [asgi_scope("/bare/hello", BASE_HEADERS)]
-        apps["bare app"] = (starlette_stack("bare", None), bare, "anonymous")
-        closing = []
-        for name in stores:
-            store = common.open_bench_store(name, tag, Path(tmp), {})
-            probes = common.fill(store, size["sessions"], probes=size["probes"])
-            if name == "memory":  # as many sessions of its own
-                old_store = old_stores.open_store("memory://")
-                old_probes = common.fill(
-                    old_store, size["sessions"], probes=size["probes"], box=old_box
-                )
-            else:  # the same file
-                old_store = old_stores.open_store(f"sqlite:///{Path(tmp) / (tag + '.db')}")
-                old_probes = probes
-                if old_box is not common.BOX:  # probes the old auth can validate
-                    old_probes = common.fill(
-                        store, size["probes"], probes=size["probes"], box=old_box
-                    )
-            closing += [store, old_store]
-            scopes = [asgi_scope("/w/hello", {**BASE_HEADERS, "X-WX-Skey": p.skey}) for p in probes]
-            old_scopes = [
-                asgi_scope("/w/hello", {**BASE_HEADERS, "X-WX-Skey": p.skey}) for p in old_probes
-            ]
-            cookies = [
-                asgi_scope(
-                    "/cookie/hello",
-                    {**BASE_HEADERS, "Cookie": "session=" + starlette_cookie(p.openid)},
-                )
-                for p in probes
-            ]
-            apps.setdefault("signed cookie", (starlette_stack("cookie", None), cookies, ""))
-            new_auth = make_auth(store)
-            old_auth = old.WaferAuth(old_config, store=old_store)
-            apps[f"{name} v2, {args.old}"] = (
-                wafer_stack(old_asgi.WaferMiddleware, old_auth),
-                old_scopes,
-                old_probes[-1].openid,
-            )
-            apps[f"{name} v2, working tree"] = (
-                wafer_stack(WaferMiddleware, new_auth),
-                scopes,
-                probes[-1].openid,
-            )
+        apps, closing = build_apps(args.old, stores, size["sessions"], size["probes"], Path(tmp))
         loop = asyncio.new_event_loop()
         try:
-            for label, (app, scopes, expected) in apps.items():
-                status, body = loop.run_until_complete(asgi_answer(app, scopes[-1]))
-                if status != 200 or (expected and expected.encode() not in body):
-                    raise RuntimeError(f"{label}: HTTP {status}: {body[:80]!r}")
+            check_answers(loop, apps)
             runs = {
                 label: _asgi_run(loop, app, scopes, count)
                 for label, (app, scopes, _) in apps.items()

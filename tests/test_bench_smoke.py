@@ -137,6 +137,26 @@ def test_compare_with_a_commit(tmp_path: Path) -> None:
     assert {"memory v2, HEAD", "memory v2, working tree", "sqlite v2, HEAD"} <= set(variants)
 
 
+def test_instructions_with_a_commit(tmp_path: Path) -> None:
+    """bench.instructions counts each app's batch alone under callgrind (Debian's
+    valgrind): every batch is counted, and the wafer rows cost more than the bare app."""
+    if shutil.which("valgrind") is None:
+        skip_or_fail("valgrind is not installed (Debian: apt-get install valgrind)")
+    out = tmp_path / "instructions.json"
+    printed = run(
+        "bench.instructions", "--old", "HEAD", "--stores", "memory", "--smoke", "--json", str(out)
+    )
+    assert "instructions per request (callgrind)" in printed
+    variants = json.loads(out.read_text())["variants"]
+    assert set(variants) == {
+        "bare app",
+        "signed cookie",
+        "memory v2, HEAD",
+        "memory v2, working tree",
+    }
+    assert all(variants[name]["overhead"] > 0 for name in variants if name != "bare app")
+
+
 def test_smoke_mysql_async_drivers() -> None:
     """The asyncio MySQL drivers side by side (aiomysql is left out with a note where
     bench/requirements.txt is not installed)."""
