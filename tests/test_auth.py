@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -115,9 +116,7 @@ def test_unsealable_key_is_a_stale_session_key(
     auth = make_auth()
     result = auth.login(fake.login(DEMO_APPID, "seal")["code"])
     who = auth.validate(Credentials(skey=result.skey))
-    broken = who.session.__class__(
-        **{**who.session.__dict__, "sealed_session_key": "g1.deadbeef.AAAA"}
-    )
+    broken = replace(who.session, sealed_session_key="g1.deadbeef.AAAA")
     info = fake.user_info(DEMO_APPID, "seal")
     with pytest.raises(StaleSessionKey):
         auth.update_profile(type(who)(who.user, broken), info["encryptedData"], info["iv"])

@@ -15,7 +15,7 @@ __all__ = ["User", "Session", "PROFILE_FIELDS", "PLACEHOLDER_NICKNAMES", "PLACEH
 PROFILE_FIELDS = ("nickName", "avatarUrl", "gender", "language", "city", "province", "country")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class User:
     """A mini-program user, keyed by ``openid``.
 
@@ -111,7 +111,7 @@ def avatar_key(url: str) -> str:
     return url
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Session:
     """One login of one user.
 
