@@ -190,10 +190,10 @@ def test_store_outage_answers_503_and_recovers(
         response = requests.get(f"{app.url}/weapp/user", headers={"X-WX-Skey": skey}, timeout=10)
         assert response.status_code == 200, response.text
     # One line when an outage starts and one when it ends, not one per request (at least
-    # ten requests were answered 503 in it). A server
-    # shutting down may still answer a query on a connection it has not closed yet (seen
-    # with MariaDB on a loaded machine): the store was then back for that call, and the
-    # log tells of two short outages, each with its end.
+    # ten requests were answered 503 in it). A server shutting down may still answer a
+    # query on a connection it has not closed yet (seen with MariaDB on a loaded
+    # machine): the store was then back for that call, and the log tells of two short
+    # outages, each with its end.
     log = app.log_text()
     outages = log.count("session store unavailable")
     assert 1 <= outages <= 3, log[-3000:]
