@@ -31,6 +31,7 @@ from typing import Any
 
 from tests.support.app_process import free_port
 from tests.support.ci import skip_or_fail
+from tests.support.local_servers import LocalServer, find_executable
 from tests.support.probe import wait_until
 from tests.support.tls_certs import Issued
 
@@ -42,18 +43,10 @@ PASSWORD = "s3cret@pw/x"
 STARTUP_TIMEOUT = 120.0
 
 
-def _binary(name: str) -> str | None:
-    for folder in ("/usr/sbin", "/usr/bin"):
-        path = Path(folder) / name
-        if os.access(path, os.X_OK):
-            return str(path)
-    return shutil.which(name)
-
-
 def unavailable_reason() -> str | None:
     """Why a private server cannot be made here, or ``None`` if it can."""
     for name in ("mariadbd", "mariadb-install-db"):
-        if _binary(name) is None:
+        if find_executable(name) is None:
             return f"{name} is not installed (apt-get install mariadb-server)"
     return None
 
@@ -98,7 +91,7 @@ def _socket_path(root: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix="wafer-mariadb-sock-")) / "mariadb.sock"
 
 
-class MariaDBInstance:
+class MariaDBInstance(LocalServer):
     """A throwaway MariaDB on ``127.0.0.1:<port>``; :attr:`url` reaches it.
 
     ``tls``: the server's certificate, key and CA (TLS off without it). ``require_tls``:
@@ -124,7 +117,7 @@ class MariaDBInstance:
         root_user = ["--user=root"] if os.geteuid() == 0 else []
         install = subprocess.run(  # checked below, to report its output
             [
-                str(_binary("mariadb-install-db")),
+                str(find_executable("mariadb-install-db")),
                 "--no-defaults",
                 f"--datadir={self.data}",
                 "--auth-root-authentication-method=normal",
@@ -154,7 +147,7 @@ class MariaDBInstance:
         """Start the server (on the same port each time, the data kept) and wait until
         it answers; make the database and the account if missing."""
         args = [
-            str(_binary("mariadbd")),
+            str(find_executable("mariadbd")),
             "--no-defaults",
             f"--datadir={self.data}",
             f"--socket={self.socket}",
@@ -235,14 +228,3 @@ class MariaDBInstance:
     def close(self) -> None:
         """Stop the server and delete its files."""
         self._finalizer()
-
-    def __enter__(self) -> MariaDBInstance:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tests.support.app_process import free_port
 from tests.support.ci import skip_or_fail
+from tests.support.local_servers import LocalServer
 
 __all__ = ["PostgresInstance", "require_pg_instance", "unavailable_reason"]
 
@@ -85,7 +86,7 @@ def _remove(root: Path, pg_ctl: Path, data: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-class PostgresInstance:
+class PostgresInstance(LocalServer):
     """A throwaway PostgreSQL cluster on ``127.0.0.1:<port>``; :attr:`url` reaches it.
 
     ``base`` is where to put it when the ``postgres`` user can write there (pytest's
@@ -147,17 +148,6 @@ class PostgresInstance:
     def close(self) -> None:
         """Stop the server and delete its files."""
         self._finalizer()
-
-    def __enter__(self) -> PostgresInstance:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _make_root(self, base: Path | None) -> Path:
         owner = pwd.getpwnam(_OS_USER) if os.geteuid() == 0 else None

@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 from tests.support import services
 from tests.support.app_process import free_port
 from tests.support.ci import skip_or_fail
+from tests.support.local_servers import LocalServer, find_executable
 from tests.support.probe import exit_status, wait_until
 
 __all__ = ["PgBouncer", "require_pgbouncer"]
@@ -34,16 +35,9 @@ __all__ = ["PgBouncer", "require_pgbouncer"]
 _OS_USER = "postgres"
 
 
-def _binary() -> str | None:
-    found = shutil.which("pgbouncer")
-    if found is None and os.access("/usr/sbin/pgbouncer", os.X_OK):
-        found = "/usr/sbin/pgbouncer"
-    return found
-
-
 def unavailable_reason() -> str | None:
     """Why a PgBouncer cannot be started here, or ``None`` if it can."""
-    if _binary() is None:
+    if find_executable("pgbouncer") is None:
         return "pgbouncer is not installed (apt-get install pgbouncer)"
     if os.geteuid() == 0:
         try:
@@ -65,7 +59,7 @@ def _quote(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-class PgBouncer:
+class PgBouncer(LocalServer):
     """PgBouncer on ``127.0.0.1:<port>`` in front of the shared PostgreSQL
     (:func:`tests.support.services.url`), one database: the shared server's."""
 
@@ -105,7 +99,7 @@ class PgBouncer:
 
     def start(self) -> None:
         """Start it and wait until it hands out a working server connection."""
-        binary = _binary()
+        binary = find_executable("pgbouncer")
         assert binary is not None
         as_user = ["-u", _OS_USER] if os.geteuid() == 0 else []
         self._process = subprocess.Popen(
@@ -159,14 +153,3 @@ class PgBouncer:
         """Stop it and delete its files."""
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> PgBouncer:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -26,9 +26,7 @@ calls :func:`require_redis_server` to skip (or under ``CI=true`` fail) without i
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +35,7 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.support.ci import skip_or_fail
+from tests.support.local_servers import find_executable
 from tests.support.probe import NotReady, wait_until
 
 __all__ = ["RedisInstance", "require_redis_server", "send"]
@@ -47,12 +46,7 @@ STARTUP_TIMEOUT = 15.0
 
 def redis_server_path() -> str | None:
     """The ``redis-server`` executable, or ``None``."""
-    configured = os.environ.get("WAFER_TEST_REDIS_SERVER")
-    if configured:
-        return configured
-    if os.access("/usr/bin/redis-server", os.X_OK):
-        return "/usr/bin/redis-server"
-    return shutil.which("redis-server")
+    return find_executable("redis-server", env="WAFER_TEST_REDIS_SERVER")
 
 
 def require_redis_server() -> str:

@@ -23,17 +23,16 @@ failover takes seconds, not minutes. Needs ``redis-server`` and ``redis-sentinel
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 
 import redis
 
 from tests.support.ci import skip_or_fail
+from tests.support.local_servers import LocalServer, find_executable
 from tests.support.probe import NotReady, wait_until
 from tests.support.redis_instance import RedisInstance, free_port, send
 from tests.support.tls_certs import CertificateAuthority
@@ -50,11 +49,12 @@ SETTLE_TIMEOUT = 60.0
 
 def require_redis_sentinel() -> str:
     """The ``redis-sentinel`` path; skip (or under CI=true fail) when it is missing."""
-    configured = os.environ.get("WAFER_TEST_REDIS_SENTINEL")
-    found = configured or shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
-    if not os.access(found, os.X_OK):
+    found = find_executable("redis-sentinel", env="WAFER_TEST_REDIS_SENTINEL")
+    if found is None:
+        configured = os.environ.get("WAFER_TEST_REDIS_SENTINEL")
         where = f"WAFER_TEST_REDIS_SENTINEL={configured}" if configured else "on PATH"
         skip_or_fail(f"redis-sentinel is not installed ({where}); set WAFER_TEST_REDIS_SENTINEL")
+    assert found is not None
     return found
 
 
@@ -137,7 +137,7 @@ class _Sentinel:
                 self.process.wait()
 
 
-class SentinelCluster:
+class SentinelCluster(LocalServer):
     """A master, one replica and three sentinels on loopback (a context manager).
 
     With ``pinned_master``, the first master cannot be demoted (its REPLICAOF command is
@@ -260,22 +260,6 @@ class SentinelCluster:
             sentinel.stop()
         for node in self.nodes:
             node.stop()
-
-    def __enter__(self) -> SentinelCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # ------------------------------------------------------------------------------ TLS

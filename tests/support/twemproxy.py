@@ -20,15 +20,13 @@ Needs ``nutcracker`` (``/usr/sbin/nutcracker`` or ``$WAFER_TEST_NUTCRACKER``) an
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 from contextlib import ExitStack
 from pathlib import Path
-from types import TracebackType
 
 from tests.support.ci import skip_or_fail
+from tests.support.local_servers import LocalServer, find_executable
 from tests.support.probe import NotReady, wait_until
 from tests.support.redis_instance import RedisInstance, free_port, require_redis_server, send
 
@@ -40,12 +38,7 @@ STARTUP_TIMEOUT = 15.0
 
 def nutcracker_path() -> str | None:
     """The ``nutcracker`` executable, or ``None``."""
-    configured = os.environ.get("WAFER_TEST_NUTCRACKER")
-    if configured:
-        return configured if os.access(configured, os.X_OK) else None
-    if os.access("/usr/sbin/nutcracker", os.X_OK):
-        return "/usr/sbin/nutcracker"
-    return shutil.which("nutcracker")
+    return find_executable("nutcracker", env="WAFER_TEST_NUTCRACKER")
 
 
 def require_nutcracker() -> str:
@@ -57,7 +50,7 @@ def require_nutcracker() -> str:
     return path
 
 
-class Twemproxy:
+class Twemproxy(LocalServer):
     """``nutcracker`` on ``127.0.0.1:<port>`` in front of private Redis servers (two by
     default, :attr:`shards`).
 
@@ -179,19 +172,3 @@ class Twemproxy:
                     process.wait()
             self._process = None
         self._stack.close()
-
-    def __enter__(self) -> Twemproxy:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
