@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from starlette.routing import Route
 from tests.support.ci import skip_or_fail
 from tests.support.mariadb_instance import PASSWORD, MariaDBInstance, require_mariadb_instance
 from tests.support.services import drop_namespace, require
+from tests.support.sql_loop import validate_on_the_loop
 from wafer_py import WaferAuth
 from wafer_py.asgi import WaferMiddleware
 from wafer_py.exceptions import StoreUnavailable
@@ -90,37 +90,11 @@ def test_validation_runs_on_the_loop_within_the_pool_size(mysql_url: str) -> Non
     with SQLStore(mysql_url, table_prefix=new_prefix(), max_connections=3) as store:
         assert store.supports_async
         sessions = sessions_in(store, 30)
-        opened = 0
-        aopen = store._aopen
-
-        async def counting_open() -> Any:
-            nonlocal opened
-            opened += 1
-            return await aopen()
-
-        def no_threaded_pool() -> Any:
-            raise AssertionError("the threaded pool was used")
-
-        store._aopen = counting_open  # type: ignore[method-assign]
-        store._cursor = no_threaded_pool  # type: ignore[method-assign]
-
-        async def main() -> list[Any]:
-            found = await asyncio.gather(
-                *(store.afind_login(skey_hashes=[s.skey_hash]) for s in sessions),
-                *(store.afind_login(session_id=s.id) for s in sessions),
-            )
-            await asyncio.gather(
-                *(store.atouch_session(s.id, last_seen=7.0, expires_at=9e9) for s in sessions)
-            )
-            workers = [t.name for t in threading.enumerate() if t.name.startswith("asyncio")]
-            assert workers == []
-            return list(found)
-
-        found = asyncio.run(main())
+        opened, found = validate_on_the_loop(store, sessions)
         assert opened == 3
         assert [f[0].id for f in found] == [s.id for s in sessions] * 2
         assert found[0][1].nickname == "李四 🐱"  # utf8mb4 on this connection too
-        del store._cursor  # the threaded pool again, to read what the touches wrote
+        # The threaded pool again, to read what the touches wrote.
         again = store.find_login(session_id=sessions[-1].id)
         assert again is not None and again[0].last_seen == 7.0
 

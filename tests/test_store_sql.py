@@ -22,6 +22,7 @@ import pytest
 
 from tests.support.pg_instance import PostgresInstance, require_pg_instance
 from tests.support.services import require
+from tests.support.sql_loop import validate_on_the_loop
 from wafer_py.exceptions import StoreUnavailable
 from wafer_py.protocol import error_response
 from wafer_py.stores import open_store, sql_pool
@@ -737,8 +738,6 @@ def test_tables_made_by_an_operator(server: tuple[str, str]) -> None:
 def test_async_validation_runs_on_the_loop_within_the_pool_size(pg_url: str) -> None:
     """30 lookups and touches at once on the loop: no worker thread, no connection of the
     threaded pool, never more than max_connections async connections, right answers."""
-    import asyncio
-
     with SQLStore(pg_url, table_prefix=PREFIX["postgres"], max_connections=3) as store:
         assert store.supports_async
         sessions = []
@@ -748,36 +747,10 @@ def test_async_validation_runs_on_the_loop_within_the_pool_size(pg_url: str) -> 
             session, _ = make_session(openid)
             store.create_session(session)
             sessions.append(session)
-        opened = 0
-        aopen = store._aopen
-
-        async def counting_open() -> Any:
-            nonlocal opened
-            opened += 1
-            return await aopen()
-
-        def no_threaded_pool() -> Any:
-            raise AssertionError("the threaded pool was used")
-
-        store._aopen = counting_open  # type: ignore[method-assign]
-        store._cursor = no_threaded_pool  # type: ignore[method-assign]
-
-        async def main() -> list[Any]:
-            found = await asyncio.gather(
-                *(store.afind_login(skey_hashes=[s.skey_hash]) for s in sessions),
-                *(store.afind_login(session_id=s.id) for s in sessions),
-            )
-            await asyncio.gather(
-                *(store.atouch_session(s.id, last_seen=7.0, expires_at=9e9) for s in sessions)
-            )
-            workers = [t.name for t in threading.enumerate() if t.name.startswith("asyncio")]
-            assert workers == []
-            return list(found)
-
-        found = asyncio.run(main())
+        opened, found = validate_on_the_loop(store, sessions)
         assert opened == 3
         assert [f[0].id for f in found] == [s.id for s in sessions] * 2
-        del store._cursor  # the threaded pool again, to read what the touches wrote
+        # The threaded pool again, to read what the touches wrote.
         again = store.find_login(session_id=sessions[-1].id)
         assert again is not None and again[0].last_seen == 7.0
 
