@@ -32,10 +32,9 @@ import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 from tests.support.ci import skip_or_fail
-from tests.support.local_servers import find_executable
+from tests.support.local_servers import LocalServer, find_executable
 from tests.support.probe import NotReady, wait_until
 
 __all__ = ["RedisInstance", "require_redis_server", "send"]
@@ -91,7 +90,7 @@ def send(port: int, *args: str, timeout: float = 1.0) -> str:
         return "" if size < 0 else reader.read(size).decode(errors="replace")
 
 
-class RedisInstance:
+class RedisInstance(LocalServer):
     """One ``redis-server`` process on ``127.0.0.1:<port>``, files in ``directory``.
 
     A context manager: entering starts it, leaving stops it (the files stay in
@@ -213,15 +212,3 @@ class RedisInstance:
         if self.running:
             assert self._process is not None
             self._process.send_signal(signal.SIGCONT)
-
-    def __enter__(self) -> RedisInstance:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
