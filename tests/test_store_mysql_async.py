@@ -26,7 +26,7 @@ from starlette.routing import Route
 from tests.support.ci import skip_or_fail
 from tests.support.mariadb_instance import PASSWORD, MariaDBInstance, require_mariadb_instance
 from tests.support.services import drop_namespace, require
-from tests.support.sql_loop import validate_on_the_loop
+from tests.support.sql_loop import busy_pool_is_unavailable, validate_on_the_loop
 from wafer_py import WaferAuth
 from wafer_py.asgi import WaferMiddleware
 from wafer_py.exceptions import StoreUnavailable
@@ -126,23 +126,7 @@ def test_all_connections_busy_for_pool_timeout_is_unavailable(mysql_url: str) ->
     with SQLStore(
         mysql_url, table_prefix=new_prefix(), max_connections=1, pool_timeout=0.2
     ) as store:
-
-        async def main() -> None:
-            assert store._async_pools is not None
-            pool = await store._async_pools.get()
-            slow = asyncio.create_task(pool.fetch("SELECT SLEEP(1)", {}))
-            for _ in range(1000):  # until the slow query holds the only connection
-                if pool._slots.locked():
-                    break
-                await asyncio.sleep(0.005)
-            assert pool._slots.locked()
-            with pytest.raises(StoreUnavailable) as caught:
-                await store.afind_login(session_id="nobody")
-            assert "busy" in (caught.value.detail or "")
-            await slow
-            assert await store.afind_login(session_id="nobody") is None
-
-        asyncio.run(main())
+        busy_pool_is_unavailable(store, "SELECT SLEEP(1)", tries=1000)
 
 
 def test_a_server_error_is_unavailable_not_a_crash(mysql_url: str) -> None:

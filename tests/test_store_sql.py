@@ -22,7 +22,7 @@ import pytest
 
 from tests.support.pg_instance import PostgresInstance, require_pg_instance
 from tests.support.services import require
-from tests.support.sql_loop import validate_on_the_loop
+from tests.support.sql_loop import busy_pool_is_unavailable, validate_on_the_loop
 from wafer_py.exceptions import StoreUnavailable
 from wafer_py.protocol import error_response
 from wafer_py.stores import open_store, sql_pool
@@ -785,30 +785,10 @@ def test_async_pool_replaces_connections_the_server_closed(pg_url: str) -> None:
 def test_async_pool_busy_for_pool_timeout_is_unavailable(pg_url: str) -> None:
     """With every async connection busy, a lookup waits pool_timeout, then answers
     StoreUnavailable; the connections come back and serve the next call."""
-    import asyncio
-
     with SQLStore(
         pg_url, table_prefix=PREFIX["postgres"], max_connections=1, pool_timeout=0.2
     ) as store:
-
-        async def main() -> None:
-            assert store._async_pools is not None
-            pool = await store._async_pools.get()
-            slow = asyncio.create_task(pool.fetch("SELECT pg_sleep(1)", {}))
-            # Until the slow query holds the only connection (its slot taken; a loaded
-            # machine may take longer than any fixed sleep to get there).
-            for _ in range(200):
-                if pool._slots.locked():
-                    break
-                await asyncio.sleep(0.005)
-            assert pool._slots.locked()
-            with pytest.raises(StoreUnavailable) as caught:
-                await store.afind_login(session_id="nobody")
-            assert "busy" in (caught.value.detail or "")
-            await slow
-            assert await store.afind_login(session_id="nobody") is None
-
-        asyncio.run(main())
+        busy_pool_is_unavailable(store, "SELECT pg_sleep(1)", tries=200)
 
 
 def test_async_path_after_the_server_stops_and_comes_back(private_pg: PostgresInstance) -> None:

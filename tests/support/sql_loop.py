@@ -6,10 +6,13 @@ import asyncio
 import threading
 from typing import Any
 
+import pytest
+
+from wafer_py.exceptions import StoreUnavailable
 from wafer_py.models import Session
 from wafer_py.stores.sql import SQLStore
 
-__all__ = ["validate_on_the_loop"]
+__all__ = ["validate_on_the_loop", "busy_pool_is_unavailable"]
 
 
 def validate_on_the_loop(store: SQLStore, sessions: list[Session]) -> tuple[int, list[Any]]:
@@ -48,3 +51,28 @@ def validate_on_the_loop(store: SQLStore, sessions: list[Session]) -> tuple[int,
         return opened, found
     finally:
         del store._cursor  # the threaded pool again
+
+
+def busy_pool_is_unavailable(store: SQLStore, slow_query: str, tries: int) -> None:
+    """With the store's one async connection held by ``slow_query`` (a second's sleep),
+    a lookup waits ``pool_timeout`` and answers StoreUnavailable ("busy"); once the slow
+    query is done, the connection serves the next lookup. ``tries``: 5 ms waits for the
+    slow query to take the connection (a loaded machine may take longer than any fixed
+    sleep to get there)."""
+
+    async def main() -> None:
+        assert store._async_pools is not None
+        pool = await store._async_pools.get()
+        slow = asyncio.create_task(pool.fetch(slow_query, {}))
+        for _ in range(tries):
+            if pool._slots.locked():
+                break
+            await asyncio.sleep(0.005)
+        assert pool._slots.locked()
+        with pytest.raises(StoreUnavailable) as caught:
+            await store.afind_login(session_id="nobody")
+        assert "busy" in (caught.value.detail or "")
+        await slow
+        assert await store.afind_login(session_id="nobody") is None
+
+    asyncio.run(main())
